@@ -1,0 +1,303 @@
+"""Integration mechanisms of multi-stream networks: Linear Integration (LI) and Direct Mixing (DM).
+
+Pure PyTorch, no Hugging Face imports: this module is copied next to the modeling code into every
+checkpoint (remote code) and is shared by all model families.
+
+Notation (per integration point ``l``, per token): ``r_s`` is the *raw* output of stream ``s`` at that
+layer, ``z`` the integrated state.
+
+* **Linear Integration** (full projections)::
+
+      z_l = act(norm(W_z z_{l-1} + sum_s W_s r_s + b))
+
+  weights = contribution of each stream at each token, ``||W_s r_s|| / sum_s' ||W_s' r_s'||``.
+
+* **Direct Mixing** (interpretable mixing coefficients, no norm: a "raw membrane potential")::
+
+      z_l = act(gamma * W_z z_{l-1} + sum_s alpha_s * u_s + b),   u_s = rms_normalise(P_s r_s)
+
+  ``P_s`` is a bias-free projection to the integrated width (identity where the widths already agree)
+  and ``rms_normalise`` divides each token vector by its root mean square (no learned scale), so every
+  ``u_s`` has unit RMS and the ``alpha_s`` are comparable across streams. ``alpha`` is ``"scalar"`` (one
+  per stream), ``"channel"`` (one per stream and hidden unit) or ``"token"`` (a gate computed from the
+  normalised streams at each token, softmax over streams). weights = alpha (channel: mean over units).
+
+What "raw" means for a transformer layer: the block's output hidden state, *before* the integrated
+pathway's own bias, normalisation and activation (the "threshold"). Every call has the same signature::
+
+    forward(stream_outputs: dict[str, Tensor (B, T, d_s)], previous: Tensor (B, T, H) | None)
+        -> IntegrationOutput(integrated (B, T, H), weights (B, T, S))
+
+with ``S`` in the order of the ``streams`` given at construction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "identity": nn.Identity,
+}
+
+ALPHA_GRANULARITIES = ("scalar", "channel", "token")
+
+
+@dataclass
+class IntegrationOutput:
+    """Result of one integration step.
+
+    Args:
+        integrated (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
+            the new integrated state ``z_l``.
+        weights (`torch.FloatTensor` of shape `(batch_size, sequence_length, num_streams)`):
+            per-token weight of every stream (DM: alpha; LI: normalised contribution norms).
+    """
+
+    integrated: torch.Tensor
+    weights: torch.Tensor
+
+
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"Unknown integration activation {name!r}; valid: {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def _check_inputs(streams: list[str], stream_outputs: dict[str, torch.Tensor]) -> None:
+    missing = [s for s in streams if s not in stream_outputs]
+    extra = [s for s in stream_outputs if s not in streams]
+    if missing or extra:
+        raise ValueError(
+            f"Integration expects outputs of streams {streams}; missing {missing}, unexpected {extra}"
+        )
+    shapes = {s: tuple(stream_outputs[s].shape[:2]) for s in streams}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"All streams must share (batch, tokens); got {shapes}")
+
+
+def rms_normalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Divide every vector (last dimension) by its root mean square: unit scale, no learned parameters."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+class LinearIntegration(nn.Module):
+    """Linear Integration: ``z = act(norm(W_z z_prev + sum_s W_s r_s + b))``.
+
+    Args:
+        stream_dims: width of every stream, in order (the first stream is the reference stream, usually
+            ``"semantic"``).
+        hidden_size: width of the integrated state.
+        activation: one of `ACTIVATIONS`.
+        layer_norm_eps: epsilon of the normalisation.
+        recurrent: use the previous integrated state (``W_z``); ``False`` drops the term.
+
+    Initialisation: ``W_s`` of the first stream is the identity where widths agree (the integrated pathway
+    starts as a normalised copy of the reference stream); the other ``W_s`` and ``W_z`` are small random.
+    """
+
+    def __init__(
+        self,
+        stream_dims: dict[str, int],
+        hidden_size: int,
+        activation: str = "gelu",
+        layer_norm_eps: float = 1e-12,
+        recurrent: bool = True,
+        init_std: float = 0.02,
+    ) -> None:
+        super().__init__()
+        self.streams = list(stream_dims)
+        self.hidden_size = hidden_size
+        self.init_std = init_std
+        self.stream_proj = nn.ModuleDict(
+            {s: nn.Linear(d, hidden_size, bias=False) for s, d in stream_dims.items()}
+        )
+        self.recurrent_proj = nn.Linear(hidden_size, hidden_size, bias=False) if recurrent else None
+        self.bias = nn.Parameter(torch.zeros(hidden_size))
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.act = _activation(activation)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        for i, (_name, proj) in enumerate(self.stream_proj.items()):
+            if i == 0 and proj.in_features == proj.out_features:
+                proj.weight.copy_(torch.eye(self.hidden_size))
+            else:
+                proj.weight.normal_(0.0, self.init_std)
+        if self.recurrent_proj is not None:
+            self.recurrent_proj.weight.normal_(0.0, self.init_std)
+        self.bias.zero_()
+        self.norm.reset_parameters()
+
+    def forward(
+        self, stream_outputs: dict[str, torch.Tensor], previous: torch.Tensor | None = None
+    ) -> IntegrationOutput:
+        _check_inputs(self.streams, stream_outputs)
+        contributions = [self.stream_proj[s](stream_outputs[s]) for s in self.streams]  # S x (B, T, H)
+        potential = torch.stack(contributions, dim=0).sum(0) + self.bias  # (B, T, H)
+        if previous is not None and self.recurrent_proj is not None:
+            potential = potential + self.recurrent_proj(previous)
+        integrated = self.act(self.norm(potential))  # (B, T, H)
+        norms = torch.stack([c.norm(dim=-1) for c in contributions], dim=-1)  # (B, T, S)
+        weights = norms / norms.sum(-1, keepdim=True).clamp_min(1e-12)
+        return IntegrationOutput(integrated=integrated, weights=weights)
+
+
+class DirectMixing(nn.Module):
+    """Direct Mixing: ``z = act(gamma * W_z z_prev + sum_s alpha_s * u_s + b)``, no normalisation.
+
+    Args:
+        stream_dims: width of every stream, in order (the first is the reference stream).
+        hidden_size: width of the integrated state.
+        alpha_granularity: ``"scalar"``, ``"channel"`` or ``"token"``.
+        activation: one of `ACTIVATIONS`.
+        recurrent: use the previous integrated state (``gamma * W_z z_prev``).
+        alpha_init: initial alpha of the non-reference streams (the reference stream starts at 1).
+            For ``"token"``, the gate's bias starts at ``log`` of these values so that the softmax
+            starts at the same proportions.
+
+    ``W_z`` starts as the identity and ``gamma`` at ``gamma_init`` (a leaky carry of the previous state).
+    """
+
+    def __init__(
+        self,
+        stream_dims: dict[str, int],
+        hidden_size: int,
+        alpha_granularity: str = "scalar",
+        activation: str = "gelu",
+        recurrent: bool = True,
+        alpha_init: float = 0.1,
+        gamma_init: float = 0.5,
+        init_std: float = 0.02,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        if alpha_granularity not in ALPHA_GRANULARITIES:
+            raise ValueError(
+                f"Unknown alpha_granularity {alpha_granularity!r}; valid: {list(ALPHA_GRANULARITIES)}"
+            )
+        self.streams = list(stream_dims)
+        self.hidden_size = hidden_size
+        self.alpha_granularity = alpha_granularity
+        self.alpha_init = alpha_init
+        self.gamma_init = gamma_init
+        self.init_std = init_std
+        self.eps = eps
+        num_streams = len(self.streams)
+        self.stream_proj = nn.ModuleDict(
+            {s: nn.Linear(d, hidden_size, bias=False) for s, d in stream_dims.items() if d != hidden_size}
+        )
+        if alpha_granularity == "scalar":
+            self.alpha = nn.Parameter(torch.empty(num_streams))
+        elif alpha_granularity == "channel":
+            self.alpha = nn.Parameter(torch.empty(num_streams, hidden_size))
+        else:  # token: a small gate on the normalised streams, softmax over streams
+            self.gate = nn.Linear(num_streams * hidden_size, num_streams)
+        self.recurrent_proj = nn.Linear(hidden_size, hidden_size, bias=False) if recurrent else None
+        self.gamma = nn.Parameter(torch.empty(())) if recurrent else None
+        self.bias = nn.Parameter(torch.zeros(hidden_size))
+        self.act = _activation(activation)
+        self.reset_parameters()
+
+    def _initial_alpha(self) -> torch.Tensor:
+        init = torch.full((len(self.streams),), float(self.alpha_init))
+        init[0] = 1.0
+        return init
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        for proj in self.stream_proj.values():
+            nn.init.normal_(proj.weight, 0.0, 1.0 / math.sqrt(proj.in_features))
+        init = self._initial_alpha()
+        if self.alpha_granularity == "scalar":
+            self.alpha.copy_(init)
+        elif self.alpha_granularity == "channel":
+            self.alpha.copy_(init[:, None].expand_as(self.alpha))
+        else:
+            self.gate.weight.normal_(0.0, self.init_std)
+            self.gate.bias.copy_(torch.log(init / init.sum()))
+        if self.recurrent_proj is not None:
+            self.recurrent_proj.weight.copy_(torch.eye(self.hidden_size))
+            self.gamma.fill_(self.gamma_init)
+        self.bias.zero_()
+
+    def normalised_streams(self, stream_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``u_s`` for every stream, stacked: `(num_streams, batch, tokens, hidden_size)`."""
+        units = []
+        for s in self.streams:
+            r = stream_outputs[s]
+            if s in self.stream_proj:
+                r = self.stream_proj[s](r)
+            elif r.shape[-1] != self.hidden_size:
+                raise ValueError(f"Stream {s!r} has width {r.shape[-1]}, expected {self.hidden_size}")
+            units.append(rms_normalise(r, self.eps))
+        return torch.stack(units, dim=0)  # (S, B, T, H)
+
+    def mixing_weights(self, units: torch.Tensor) -> torch.Tensor:
+        """alpha broadcastable against ``units``: `(S, B, T, 1)` or `(S, 1, 1, H)` or `(S, 1, 1, 1)`."""
+        if self.alpha_granularity == "scalar":
+            return self.alpha[:, None, None, None]
+        if self.alpha_granularity == "channel":
+            return self.alpha[:, None, None, :]
+        num_streams, batch, tokens, hidden = units.shape
+        features = units.permute(1, 2, 0, 3).reshape(batch, tokens, num_streams * hidden)
+        return F.softmax(self.gate(features), dim=-1).permute(2, 0, 1)[..., None]  # (S, B, T, 1)
+
+    def forward(
+        self, stream_outputs: dict[str, torch.Tensor], previous: torch.Tensor | None = None
+    ) -> IntegrationOutput:
+        _check_inputs(self.streams, stream_outputs)
+        units = self.normalised_streams(stream_outputs)  # (S, B, T, H)
+        alpha = self.mixing_weights(units)
+        potential = (alpha * units).sum(0) + self.bias  # (B, T, H)
+        if previous is not None and self.recurrent_proj is not None:
+            potential = potential + self.gamma * self.recurrent_proj(previous)
+        integrated = self.act(potential)
+        _, batch, tokens, _ = units.shape
+        weights = alpha.mean(-1).expand(-1, batch, tokens).permute(1, 2, 0)  # (B, T, S)
+        return IntegrationOutput(integrated=integrated, weights=weights)
+
+
+INTEGRATION_CLASSES: dict[str, type[nn.Module]] = {
+    "li": LinearIntegration,
+    "dm": DirectMixing,
+}
+
+
+def build_integration(
+    integration_type: str,
+    stream_dims: dict[str, int],
+    hidden_size: int,
+    *,
+    alpha_granularity: str = "scalar",
+    activation: str = "gelu",
+    recurrent: bool = True,
+    layer_norm_eps: float = 1e-12,
+    alpha_init: float = 0.1,
+    init_std: float = 0.02,
+) -> nn.Module:
+    """Build one integration module by name (``"li"`` or ``"dm"``) with the options that apply to it."""
+    if integration_type == "li":
+        return LinearIntegration(
+            stream_dims, hidden_size, activation, layer_norm_eps, recurrent=recurrent, init_std=init_std
+        )
+    if integration_type == "dm":
+        return DirectMixing(
+            stream_dims,
+            hidden_size,
+            alpha_granularity=alpha_granularity,
+            activation=activation,
+            recurrent=recurrent,
+            alpha_init=alpha_init,
+            init_std=init_std,
+        )
+    raise ValueError(f"Unknown integration_type {integration_type!r}; valid: {sorted(INTEGRATION_CLASSES)}")

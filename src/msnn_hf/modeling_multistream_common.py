@@ -1,0 +1,273 @@
+"""Parts shared by every multi-stream model family: stream tables, slot embeddings and stream layers.
+
+A non-semantic stream (phonetic, morphological) sees one *slot* per semantic token: the ids of that
+token's phonemes ``[B, T, P]`` or morphs ``[B, T, M]``. `SlotEmbedding` turns a slot into one vector per
+token; `StreamLayer` is a narrow pre-LayerNorm transformer block (``x = x + attn(ln(x))``,
+``x = x + mlp(ln(x))``) whose output is the stream's *raw* residual state, handed to the integration.
+
+Only relative imports of siblings and public torch / transformers API: this module is copied into every
+checkpoint as remote code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+SEMANTIC = "semantic"
+STREAM_INPUT_KEYS: dict[str, str] = {"phonetic": "phonetic_ids", "morphological": "morph_ids"}
+TEXT_STREAMS: tuple[str, ...] = (SEMANTIC, *STREAM_INPUT_KEYS)
+
+_STREAM_ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
+
+
+class StreamTables(nn.Module):
+    """Alignment tables (one slot of stream ids per vocabulary entry) as persistent buffers.
+
+    Saved with the model (``stream_tables.phonetic``, ``stream_tables.morphological``), so a checkpoint
+    derives its streams from ``input_ids`` alone. Built empty; `load_tables` copies a processor's tables.
+    """
+
+    def __init__(self, vocab_size: int, slot_sizes: dict[str, int]) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.slot_sizes = dict(slot_sizes)
+        for name, slot in self.slot_sizes.items():
+            self.register_buffer(name, torch.zeros(vocab_size, slot, dtype=torch.long), persistent=True)
+
+    @torch.no_grad()
+    def load_tables(self, tables: dict[str, torch.Tensor]) -> None:
+        for name in self.slot_sizes:
+            if name not in tables:
+                raise ValueError(f"Stream table {name!r} missing; got tables for {sorted(tables)}")
+            table = torch.as_tensor(tables[name], dtype=torch.long)
+            expected = tuple(getattr(self, name).shape)
+            if tuple(table.shape) != expected:
+                raise ValueError(
+                    f"Stream table {name!r} has shape {tuple(table.shape)}, the model expects {expected} "
+                    "(vocab_size x slot size): was the processor built for another tokenizer?"
+                )
+            getattr(self, name).copy_(table)
+
+    def forward(self, input_ids: torch.LongTensor) -> dict[str, torch.LongTensor]:
+        """Stream ids for every stream: ``{name: (batch, tokens, slot)}``."""
+        return {name: F.embedding(input_ids, getattr(self, name)) for name in self.slot_sizes}
+
+
+def resolve_stream_ids(
+    tables: StreamTables | None,
+    input_ids: torch.LongTensor | None,
+    given: dict[str, torch.LongTensor | None],
+    vocab_sizes: dict[str, int],
+) -> dict[str, torch.LongTensor]:
+    """Stream ids to use: explicitly given ids take precedence, the rest are gathered from the tables.
+
+    Validates shape (``(batch, tokens, slot)`` matching ``input_ids``) and range (``[0, vocab)``) with a
+    `ValueError` that names the stream, instead of a broadcast or an index error deep inside torch.
+    """
+    resolved: dict[str, torch.LongTensor] = {}
+    derived = None
+    for name, vocab in vocab_sizes.items():
+        ids = given.get(name)
+        key = STREAM_INPUT_KEYS.get(name, f"{name}_ids")
+        if ids is None:
+            if input_ids is None or tables is None:
+                raise ValueError(f"`{key}` is required when `input_ids` are not given")
+            if derived is None:
+                derived = tables(input_ids)
+            ids = derived[name]
+        slot = tables.slot_sizes[name] if tables is not None else ids.shape[-1]
+        if ids.dim() != 3 or ids.shape[-1] != slot:
+            raise ValueError(f"`{key}` must have shape (batch, tokens, {slot}); got {tuple(ids.shape)}")
+        if input_ids is not None and tuple(ids.shape[:2]) != tuple(input_ids.shape):
+            raise ValueError(
+                f"`{key}` has (batch, tokens) = {tuple(ids.shape[:2])} but `input_ids` has {tuple(input_ids.shape)}"
+            )
+        if ids.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"`{key}` must be an integer tensor; got {ids.dtype}")
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+            raise ValueError(
+                f"`{key}` holds ids in [{int(ids.min())}, {int(ids.max())}], outside the {name} vocabulary [0, {vocab})"
+            )
+        resolved[name] = ids.long()
+    return resolved
+
+
+def check_sequence_length(length: int, max_positions: int) -> None:
+    if length > max_positions:
+        raise ValueError(
+            f"Sequence length {length} exceeds the position table ({max_positions} positions); "
+            "truncate the input (e.g. processor(..., truncation=True, max_length=...))"
+        )
+
+
+class SlotEmbedding(nn.Module):
+    """Embeds a slot of sub-unit ids into one vector per token.
+
+    ``mean_p (E[id_p] + S[p]) + P[t]`` over the non-pad entries of the slot (``E`` the unit embedding,
+    ``S`` the position-in-slot embedding, ``P`` the token position), then LayerNorm and dropout.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        slot_size: int,
+        hidden_size: int,
+        max_position_embeddings: int,
+        layer_norm_eps: float = 1e-12,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.unit_embeddings = nn.Embedding(vocab_size, hidden_size, padding_idx=0)
+        self.slot_position_embeddings = nn.Embedding(slot_size, hidden_size)
+        self.position_embeddings = nn.Embedding(max_position_embeddings, hidden_size)
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def pooled_units(self, ids: torch.LongTensor) -> torch.Tensor:
+        """Mean of the slot's unit + slot-position embeddings over its non-pad entries: (B, T, d)."""
+        present = (ids != 0).unsqueeze(-1).to(self.unit_embeddings.weight.dtype)  # (B, T, P, 1)
+        units = self.unit_embeddings(ids) + self.slot_position_embeddings.weight  # (B, T, P, d)
+        return (units * present).sum(2) / present.sum(2).clamp_min(1.0)  # (B, T, d)
+
+    def forward(self, ids: torch.LongTensor, position_ids: torch.LongTensor) -> torch.Tensor:
+        x = self.pooled_units(ids) + self.position_embeddings(position_ids)  # (B, T, d)
+        return self.dropout(self.norm(x))
+
+
+class StreamSelfAttention(nn.Module):
+    """Multi-head self-attention on PyTorch SDPA; optional KV cache (any `transformers.Cache`)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float, layer_idx: int | None = None) -> None:
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"stream hidden size {hidden_size} is not a multiple of its {num_heads} heads")
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.qkv_proj = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out_proj = nn.Linear(hidden_size, hidden_size)
+        self.dropout = dropout
+        self.layer_idx = layer_idx
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None, cache=None) -> torch.Tensor:
+        batch, tokens, hidden = x.shape
+        q, k, v = self.qkv_proj(x).view(batch, tokens, 3, self.num_heads, self.head_dim).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hd)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attention_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out_proj(y.transpose(1, 2).reshape(batch, tokens, hidden))  # (B, T, d)
+
+
+class StreamMLP(nn.Module):
+    def __init__(self, hidden_size: int, intermediate_size: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        if activation not in _STREAM_ACTIVATIONS:
+            raise ValueError(f"Unknown stream activation {activation!r}; valid: {sorted(_STREAM_ACTIVATIONS)}")
+        self.fc_in = nn.Linear(hidden_size, intermediate_size)
+        self.act = _STREAM_ACTIVATIONS[activation]()
+        self.fc_out = nn.Linear(intermediate_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc_out(self.act(self.fc_in(x))))
+
+
+class StreamLayer(GradientCheckpointingLayer):
+    """Pre-LayerNorm block: ``x = x + attn(ln(x)); x = x + mlp(ln(x))``. Returns the raw residual state."""
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        intermediate_size: int,
+        activation: str = "gelu",
+        dropout: float = 0.1,
+        layer_norm_eps: float = 1e-12,
+        layer_idx: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.attn = StreamSelfAttention(hidden_size, num_heads, dropout, layer_idx)
+        self.mlp_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.mlp = StreamMLP(hidden_size, intermediate_size, activation, dropout)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:
+        x = x + self.resid_dropout(self.attn(self.attn_norm(x), attention_mask, cache=cache))  # (B, T, d)
+        return x + self.mlp(self.mlp_norm(x))  # (B, T, d)
+
+
+class StreamEncoder(nn.Module):
+    """One non-semantic stream: `SlotEmbedding` then ``num_layers`` `StreamLayer`s.
+
+    The model runs the layers one at a time (``stream.layers[l]``) so that it can integrate after each.
+    ``layer_idx_offset`` numbers the layers' KV-cache slots after those of the other streams.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        slot_size: int,
+        hidden_size: int,
+        num_layers: int,
+        num_heads: int,
+        intermediate_size: int,
+        max_position_embeddings: int,
+        activation: str = "gelu",
+        dropout: float = 0.1,
+        layer_norm_eps: float = 1e-12,
+        layer_idx_offset: int = 0,
+    ) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.embeddings = SlotEmbedding(
+            vocab_size, slot_size, hidden_size, max_position_embeddings, layer_norm_eps, dropout
+        )
+        self.layers = nn.ModuleList(
+            StreamLayer(
+                hidden_size,
+                num_heads,
+                intermediate_size,
+                activation,
+                dropout,
+                layer_norm_eps,
+                layer_idx=layer_idx_offset + i,
+            )
+            for i in range(num_layers)
+        )
+
+
+def stream_attention_mask(
+    attention_mask: torch.Tensor | None,
+    query_length: int,
+    key_length: int,
+    causal: bool,
+    device: torch.device,
+) -> torch.Tensor | None:
+    """Boolean SDPA mask `(batch or 1, 1, query_length, key_length)`, ``True`` = may attend.
+
+    ``attention_mask`` is the usual 2-D padding mask over all ``key_length`` positions (past + current).
+    Rows that would attend to nothing (queries at padding positions) attend everywhere instead, which keeps
+    SDPA free of NaNs; those positions are padding and are never read.
+    """
+    mask = None
+    if attention_mask is not None:
+        if attention_mask.shape[-1] != key_length:
+            raise ValueError(
+                f"attention_mask covers {attention_mask.shape[-1]} positions, expected {key_length}"
+            )
+        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, K)
+    if causal:
+        past = key_length - query_length
+        q_pos = torch.arange(past, key_length, device=device)[:, None]
+        causal_mask = (torch.arange(key_length, device=device)[None, :] <= q_pos)[None, None]  # (1,1,Q,K)
+        mask = causal_mask if mask is None else (mask & causal_mask)
+    if mask is None:
+        return None
+    mask = mask.expand(mask.shape[0], 1, query_length, key_length)
+    return mask | ~mask.any(-1, keepdim=True)
