@@ -1,0 +1,341 @@
+"""Correctness tests of the multi-stream GPT-2 family on tiny random configurations (CPU, seconds each)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config
+from msnn_hf.modeling_multistream_gpt2 import (
+    MultiStreamGPT2LMHeadModel,
+    MultiStreamGPT2Model,
+    register,
+)
+
+VOCAB, PAD, BOS, EOS = 60, 0, 1, 2
+VARIANTS = {
+    "none": dict(streams=["semantic"], integration_type="none"),
+    "li-all": dict(integration_type="li", integration_layers="all"),
+    "li-last": dict(integration_type="li", integration_layers="last"),
+    "dm-scalar": dict(integration_type="dm", alpha_granularity="scalar"),
+    "dm-token-last": dict(integration_type="dm", alpha_granularity="token", integration_layers="last"),
+    "dm-channel-phonetic": dict(
+        integration_type="dm", alpha_granularity="channel", streams=["semantic", "phonetic"]
+    ),
+}
+MULTI = [v for v in VARIANTS if v != "none"]
+
+
+def tiny_config(**overrides) -> MultiStreamGPT2Config:
+    values = dict(
+        vocab_size=VOCAB, n_positions=48, n_embd=32, n_layer=2, n_head=2, n_inner=64,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, stream_dropout=0.0,
+        stream_hidden_size=16, stream_num_heads=2, stream_intermediate_size=32,
+        phonetic_vocab_size=20, morph_vocab_size=25, phonetic_slot_size=4, morph_slot_size=3,
+        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD,
+    )  # fmt: skip
+    values.update(overrides)
+    return MultiStreamGPT2Config(**values)
+
+
+def random_tables(config: MultiStreamGPT2Config, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Stream tables as the processor builds them: every real token has >= 1 unit, the pad token none."""
+    g = torch.Generator().manual_seed(seed)
+    tables = {}
+    for name in config.non_semantic_streams:
+        slot, vocab = config.slot_sizes[name], config.stream_vocab_sizes[name]
+        table = torch.randint(9, vocab, (config.vocab_size, slot), generator=g)
+        lengths = torch.randint(1, slot + 1, (config.vocab_size, 1), generator=g)
+        table = table.masked_fill(torch.arange(slot)[None] >= lengths, 0)
+        table[PAD] = 0
+        tables[name] = table
+    return tables
+
+
+def make_model(variant: str = "li-all", seed: int = 0, **overrides) -> MultiStreamGPT2LMHeadModel:
+    torch.manual_seed(seed)
+    config = tiny_config(**{**VARIANTS[variant], **overrides})
+    model = MultiStreamGPT2LMHeadModel(config)
+    if config.non_semantic_streams:
+        model.set_stream_tables(random_tables(config, seed))
+    return model.eval()
+
+
+def ids(batch: int, length: int, seed: int = 0) -> torch.LongTensor:
+    return torch.randint(3, VOCAB, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------------------------- configuration
+def test_config_options_and_validation():
+    assert tiny_config(integration_layers="last").integration_layers == [1]
+    assert tiny_config(integration_layers="all").integration_layers == [0, 1]
+    assert tiny_config(streams=["phonetic", "semantic"]).streams == ["semantic", "phonetic"]
+    for bad in (
+        dict(integration_type="early"),
+        dict(integration_layers=[0]),  # must contain the last block: the head reads the last integrated state
+        dict(streams=["phonetic", "morphological"]),
+        dict(integration_type="none"),  # the plain GPT-2 has streams ["semantic"]
+        dict(streams=["semantic"], integration_type="li"),
+        dict(stream_hidden_size=10, stream_num_heads=4),
+    ):
+        with pytest.raises(ValueError):
+            tiny_config(**bad)
+
+
+def test_config_and_state_dict_keys_snapshot():
+    model = make_model("li-all")
+    keys = {
+        k.split(".")[0] + "." + k.split(".")[1] for k in model.state_dict() if k.startswith("transformer.")
+    }
+    assert keys == {
+        "transformer.semantic", "transformer.streams", "transformer.integration", "transformer.stream_tables",
+    }  # fmt: skip
+    assert "transformer.streams.phonetic.layers.1.attn.qkv_proj.weight" in model.state_dict()
+    assert "transformer.integration.0.stream_proj.semantic.weight" in model.state_dict()
+    saved = model.config.to_dict()
+    for field in ("n_embd", "n_layer", "n_head", "n_positions", "streams", "integration_type", "alpha_granularity",
+                  "integration_layers", "stream_hidden_size", "phonetic_vocab_size", "morph_slot_size"):  # fmt: skip
+        assert field in saved
+    assert saved["model_type"] == "multistream_gpt2"
+
+
+def test_none_variant_is_plain_gpt2():
+    model = make_model("none")
+    plain = GPT2LMHeadModel(GPT2Config(**model.config.semantic_config().to_dict())).eval()
+    plain.transformer.load_state_dict(model.transformer.semantic.state_dict())
+    x = ids(2, 9)
+    torch.testing.assert_close(model(x).logits, plain(x).logits)
+
+
+def test_li_starts_from_semantic_identity():
+    model = make_model("li-all")
+    proj = model.transformer.integration[0].stream_proj["semantic"].weight
+    torch.testing.assert_close(proj, torch.eye(32))
+
+
+# ----------------------------------------------------------------------------------------------- causality / cache
+@pytest.mark.parametrize("variant", ["li-all", "dm-token-last", "dm-scalar"])
+def test_causal_end_to_end(variant):
+    """Logits at positions <= t do not change when any later token changes (streams derived from the tables)."""
+    model = make_model(variant)
+    x = ids(1, 12, seed=1)
+    base = model(x).logits
+    for t in (0, 5, 10):
+        changed = x.clone()
+        changed[0, t + 1 :] = ids(1, 11 - t, seed=t + 7)[0]
+        assert not torch.equal(changed, x)
+        out = model(changed).logits
+        torch.testing.assert_close(out[:, : t + 1], base[:, : t + 1])
+        assert not torch.allclose(out[:, t + 1 :], base[:, t + 1 :])
+
+
+def test_explicit_stream_ids_equal_derived():
+    model = make_model("li-all")
+    x = ids(2, 7)
+    tables = model.transformer.stream_tables(x)
+    explicit = model(x, phonetic_ids=tables["phonetic"], morph_ids=tables["morphological"]).logits
+    torch.testing.assert_close(explicit, model(x).logits)
+    with pytest.raises(ValueError, match="phonetic"):
+        model(x, phonetic_ids=tables["phonetic"][..., :2])
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_generate_with_cache_equals_without(variant):
+    model = make_model(variant)
+    lengths = []
+    hook = model.transformer.register_forward_pre_hook(
+        lambda _m, args, kwargs: lengths.append((args[0] if args else kwargs["input_ids"]).shape[1]),
+        with_kwargs=True,
+    )
+    prompt = ids(2, 5, seed=3)
+    cached = model.generate(prompt, max_new_tokens=8, do_sample=False, min_new_tokens=8)
+    assert lengths[0] == 5 and set(lengths[1:]) == {1}  # the cache was really used
+    hook.remove()
+    uncached = model.generate(prompt, max_new_tokens=8, do_sample=False, min_new_tokens=8, use_cache=False)
+    assert torch.equal(cached, uncached)
+    # the cache covers every stream layer
+    out = model(prompt, use_cache=True)
+    assert len(out.cache.layers) == model.transformer.num_cache_layers
+
+
+def test_cache_incremental_logits_match_full_forward():
+    model = make_model("dm-scalar")
+    x = ids(2, 10, seed=5)
+    full = model(x).logits
+    out = model(x[:, :6], use_cache=True)
+    step = model(x[:, 6:], cache=out.cache, use_cache=True).logits
+    torch.testing.assert_close(step, full[:, 6:], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["li-all", "dm-token-last"])
+def test_batched_left_padded_generation_equals_one_by_one(variant):
+    model = make_model(variant)
+    prompts = [ids(1, 6, seed=11)[0], ids(1, 3, seed=12)[0], ids(1, 5, seed=13)[0]]
+    width = max(len(p) for p in prompts)
+    batch = torch.full((len(prompts), width), PAD)
+    mask = torch.zeros_like(batch)
+    for i, p in enumerate(prompts):
+        batch[i, width - len(p) :] = p
+        mask[i, width - len(p) :] = 1
+    kwargs = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=PAD)
+    batched = model.generate(batch, attention_mask=mask, **kwargs)
+    for i, p in enumerate(prompts):
+        single = model.generate(p[None], attention_mask=torch.ones_like(p[None]), **kwargs)
+        assert torch.equal(batched[i, width:], single[0, len(p) :])
+
+
+def test_beam_search_and_sampling_run():
+    model = make_model("dm-scalar")
+    prompt = ids(2, 4)
+    beams = model.generate(prompt, max_new_tokens=5, num_beams=3, num_return_sequences=2, do_sample=False)
+    assert beams.shape == (4, 9)
+    torch.manual_seed(0)
+    sampled = model.generate(
+        prompt, max_new_tokens=5, min_new_tokens=5, do_sample=True, top_k=10, temperature=0.9
+    )
+    assert sampled.shape == (2, 9)
+
+
+# ----------------------------------------------------------------------------------------------- padding / weights
+@pytest.mark.parametrize("variant", ["li-all", "dm-token-last", "none"])
+def test_padding_invariance(variant):
+    model = make_model(variant)
+    x = ids(1, 6)
+    padded = torch.cat([x, torch.full((1, 3), PAD)], dim=1)
+    mask = torch.tensor([[1] * 6 + [0] * 3])
+    torch.testing.assert_close(model(padded, attention_mask=mask).logits[:, :6], model(x).logits)
+
+
+@pytest.mark.parametrize("variant", MULTI)
+def test_gradient_reaches_every_parameter(variant):
+    model = make_model(variant).train()
+    x = ids(2, 8)
+    model(x, labels=x).loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+    assert model.lm_head.weight is model.transformer.semantic.wte.weight  # tied
+
+
+def test_gradient_checkpointing_equals_normal():
+    model = make_model("li-all").train()
+    x = ids(2, 8)
+    loss = model(x, labels=x).loss
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.activation_checkpointing_enable()
+    loss_ckpt = model(x, labels=x).loss
+    loss_ckpt.backward()
+    torch.testing.assert_close(loss_ckpt, loss)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], msg=n)
+
+
+def test_stream_weights_output():
+    model = make_model("dm-token-last")
+    out = model(ids(2, 5), output_stream_weights=True, output_hidden_states=True)
+    assert out.stream_weights.shape == (1, 2, 5, 3)
+    torch.testing.assert_close(out.stream_weights.sum(-1), torch.ones(1, 2, 5))
+    assert len(out.hidden_states) == 3
+
+
+# ----------------------------------------------------------------------------------------------- save / load / hub
+def test_save_load_round_trip_and_auto_classes(tmp_path):
+    register()
+    register()  # idempotent
+    model = make_model("dm-token-last")
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForCausalLM"].endswith("MultiStreamGPT2LMHeadModel")
+    assert (tmp_path / "model.safetensors").exists()
+    x = ids(2, 6)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, MultiStreamGPT2LMHeadModel)
+    torch.testing.assert_close(loaded(x).logits, model(x).logits)
+    assert torch.equal(loaded.transformer.stream_tables.phonetic, model.transformer.stream_tables.phonetic)
+    assert loaded.lm_head.weight is loaded.transformer.semantic.wte.weight
+    assert isinstance(AutoModel.from_pretrained(tmp_path), MultiStreamGPT2Model)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), MultiStreamGPT2Config)
+
+
+def test_remote_code_loading_without_msnn_hf(tmp_path):
+    register()
+    model = make_model("li-last")
+    ckpt = tmp_path / "ckpt"
+    model.save_pretrained(ckpt)
+    x = ids(2, 6)
+    torch.save({"x": x, "logits": model(x).logits}, tmp_path / "expected.pt")
+    script = textwrap.dedent(
+        f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == "msnn_hf" or name.startswith("msnn_hf."):
+                    raise ImportError("msnn_hf is blocked")
+        sys.meta_path.insert(0, Block())
+        import torch
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained({str(ckpt)!r}, trust_remote_code=True).eval()
+        assert not any(m.startswith("msnn_hf") for m in sys.modules)
+        expected = torch.load({str(tmp_path / "expected.pt")!r})
+        torch.testing.assert_close(model(expected["x"]).logits, expected["logits"])
+        out = model.generate(expected["x"], max_new_tokens=3, do_sample=False)
+        print("OK", type(model).__name__, tuple(out.shape))
+        """
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK MultiStreamGPT2LMHeadModel (2, 9)" in result.stdout
+
+
+def test_from_backbone_loads_gpt2_weights(tmp_path):
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=VOCAB - 2,
+            n_positions=48,
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            bos_token_id=BOS,
+            eos_token_id=EOS,
+        )  # fmt: skip
+    ).eval()
+    gpt2.save_pretrained(tmp_path / "gpt2")
+    x = ids(2, 7) % (VOCAB - 2)
+
+    plain = MultiStreamGPT2LMHeadModel.from_backbone(
+        str(tmp_path / "gpt2"), streams=["semantic"], integration_type="none"
+    ).eval()
+    torch.testing.assert_close(plain(x).logits, gpt2(x).logits)
+
+    class Processor:  # the part of MultiStreamProcessor that from_backbone reads
+        tokenizer = list(range(VOCAB))  # len() = vocabulary incl. added tokens
+        stream_vocab_sizes = {"phonetic": 20, "morphological": 25}
+        slot_sizes = {"phonetic": 4, "morphological": 3}
+        stream_tables = random_tables(tiny_config())
+
+    multi = MultiStreamGPT2LMHeadModel.from_backbone(
+        str(tmp_path / "gpt2"), processor=Processor(), integration_type="li"
+    )
+    assert multi.config.vocab_size == VOCAB and multi.config.integration_type == "li"
+    sem = multi.transformer.semantic
+    torch.testing.assert_close(sem.h[1].mlp.c_fc.weight, gpt2.transformer.h[1].mlp.c_fc.weight)
+    torch.testing.assert_close(sem.wte.weight[: VOCAB - 2], gpt2.transformer.wte.weight)
+    assert torch.equal(
+        multi.transformer.stream_tables.morphological, Processor.stream_tables["morphological"]
+    )
+    assert multi.lm_head.weight is sem.wte.weight
