@@ -1,0 +1,280 @@
+"""Configuration of the multi-stream BERT family (`MultiStreamBertConfig`).
+
+Only relative imports of siblings and public transformers API: this module is copied into every checkpoint
+as remote code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import field
+from typing import Any
+
+from transformers import BertConfig
+
+KNOWN_STREAMS: tuple[str, ...] = ("semantic", "phonetic", "morphological")
+INTEGRATION_TYPES: tuple[str, ...] = ("li", "dm", "none", "early", "concat")
+ALPHA_GRANULARITIES: tuple[str, ...] = ("scalar", "channel", "token")
+INTEGRATION_ACTIVATIONS: tuple[str, ...] = ("gelu", "relu", "tanh", "silu", "identity")
+# model types whose config.json / weights a `BertModel` can read (the semantic stream's backbone)
+BERT_COMPATIBLE_MODEL_TYPES: tuple[str, ...] = ("bert",)
+# fields that belong to the multi-stream wrapper, not to the semantic stream's `BertConfig`
+MULTISTREAM_FIELDS: tuple[str, ...] = (
+    "streams",
+    "integration_type",
+    "alpha_granularity",
+    "integration_layers",
+    "integration_activation",
+    "integration_recurrent",
+    "dm_alpha_init",
+    "stream_hidden_size",
+    "stream_num_heads",
+    "stream_intermediate_size",
+    "stream_dropout",
+    "phonetic_vocab_size",
+    "morph_vocab_size",
+    "phonetic_slot_size",
+    "morph_slot_size",
+)
+
+
+class MultiStreamBertConfig(BertConfig):
+    r"""
+    Configuration of a [`MultiStreamBertModel`]: a BERT backbone (the *semantic* stream) plus narrow phonetic and
+    morphological streams, combined layer by layer by Linear Integration (LI) or Direct Mixing (DM), or by one of the
+    baseline strategies.
+
+    It holds every field of [`~transformers.BertConfig`] (they configure the semantic stream, e.g. `hidden_size`,
+    `num_hidden_layers`, `vocab_size`) plus the fields below. Everything is validated on construction; a `ValueError`
+    names the field and the valid values. Unknown extra keys (e.g. in a `config.json` written by a newer version) are
+    kept as attributes and do not fail.
+
+    Args:
+        streams (`list[str]`, *optional*, defaults to `["semantic", "phonetic", "morphological"]`):
+            The streams of the model, a subset of `"semantic"`, `"phonetic"`, `"morphological"` without repeats.
+            They are reordered so that `"semantic"` (the reference stream of the integration) comes first.
+        integration_type (`str`, *optional*, defaults to `"dm"`):
+            How the streams are combined:
+            - `"li"`: Linear Integration at every layer in `integration_layers`
+              (`z = act(norm(W_z z_prev + sum_s W_s r_s + b))`);
+            - `"dm"`: Direct Mixing (`z = act(gamma W_z z_prev + sum_s alpha_s u_s + b)`);
+            - `"none"`: no integration, a single stream whose output the head reads (the backbone alone with
+              `streams=["semantic"]`, or a phonetic-only / morphological-only model for late fusion);
+            - `"early"`: the non-semantic streams' slot embeddings, projected by zero-initialised bias-free linears,
+              are added to the backbone's input embeddings; only the backbone layers run;
+            - `"concat"`: every stream runs its layers without integration; the head reads
+              `LayerNorm(Linear(concat of the streams' final outputs))`.
+        alpha_granularity (`str`, *optional*, defaults to `"scalar"`):
+            DM only: `"scalar"` (one alpha per stream and layer), `"channel"` (one per stream, layer and hidden unit)
+            or `"token"` (a gate computed from the streams at each token, softmax over streams).
+        integration_layers (`str` or `list[int]`, *optional*, defaults to `"all"`):
+            The 0-based layers after which the streams are integrated (LI / DM): `"all"`, `"last"` or a list of
+            layer indices. Normalised to a sorted list of indices.
+        integration_activation (`str`, *optional*, defaults to `"gelu"`):
+            The integrated pathway's activation ("threshold"): `"gelu"`, `"relu"`, `"tanh"`, `"silu"` or `"identity"`.
+        integration_recurrent (`bool`, *optional*, defaults to `True`):
+            Whether the integrated state of the previous integration point enters the next one (`W_z z_prev`).
+        dm_alpha_init (`float`, *optional*, defaults to 0.1):
+            DM only: initial alpha of the non-semantic streams (the semantic stream starts at 1).
+        stream_hidden_size (`int`, *optional*, defaults to 128):
+            Width of the phonetic and morphological streams.
+        stream_num_heads (`int`, *optional*, defaults to 4):
+            Attention heads of every non-semantic stream layer (must divide `stream_hidden_size`).
+        stream_intermediate_size (`int`, *optional*, defaults to 256):
+            MLP width of every non-semantic stream layer.
+        stream_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout inside the non-semantic streams.
+        phonetic_vocab_size (`int`, *optional*, defaults to 79):
+            Size of the phoneme vocabulary (`processor.stream_vocab_sizes["phonetic"]`).
+        morph_vocab_size (`int`, *optional*, defaults to 2000):
+            Size of the morph vocabulary (`processor.stream_vocab_sizes["morphological"]`).
+        phonetic_slot_size (`int`, *optional*, defaults to 8):
+            Phoneme ids per semantic token (`processor.slot_sizes["phonetic"]`).
+        morph_slot_size (`int`, *optional*, defaults to 4):
+            Morph ids per semantic token (`processor.slot_sizes["morphological"]`).
+
+    Example:
+
+    ```python
+    >>> from msnn_hf import MultiStreamBertConfig, MultiStreamBertModel
+
+    >>> config = MultiStreamBertConfig(
+    ...     vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    ...     integration_type="dm", alpha_granularity="token", integration_layers="last",
+    ...     stream_hidden_size=16, stream_num_heads=2, stream_intermediate_size=32,
+    ... )
+    >>> config.integration_layers
+    [1]
+    >>> model = MultiStreamBertModel(config)
+    ```
+    """
+
+    model_type = "multistream_bert"
+
+    streams: list[str] = field(default_factory=lambda: list(KNOWN_STREAMS))
+    integration_type: str = "dm"
+    alpha_granularity: str = "scalar"
+    integration_layers: str | list[int] = "all"
+    integration_activation: str = "gelu"
+    integration_recurrent: bool = True
+    dm_alpha_init: float = 0.1
+    stream_hidden_size: int = 128
+    stream_num_heads: int = 4
+    stream_intermediate_size: int = 256
+    stream_dropout: float = 0.1
+    phonetic_vocab_size: int = 79
+    morph_vocab_size: int = 2000
+    phonetic_slot_size: int = 8
+    morph_slot_size: int = 4
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        self.streams = _normalise_streams(self.streams)
+        _check_choice("integration_type", self.integration_type, INTEGRATION_TYPES)
+        _check_choice("alpha_granularity", self.alpha_granularity, ALPHA_GRANULARITIES)
+        _check_choice("integration_activation", self.integration_activation, INTEGRATION_ACTIVATIONS)
+        _check_stream_count(self.integration_type, self.streams)
+        self.integration_layers = _normalise_layers(self.integration_layers, self.num_hidden_layers)
+        for name in (
+            "stream_hidden_size",
+            "stream_num_heads",
+            "stream_intermediate_size",
+            "phonetic_vocab_size",
+            "morph_vocab_size",
+            "phonetic_slot_size",
+            "morph_slot_size",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer; got {value!r}")
+        if self.stream_hidden_size % self.stream_num_heads:
+            raise ValueError(
+                f"`stream_hidden_size` ({self.stream_hidden_size}) must be a multiple of `stream_num_heads` "
+                f"({self.stream_num_heads})"
+            )
+        if not 0.0 <= float(self.stream_dropout) < 1.0:
+            raise ValueError(f"`stream_dropout` must be in [0, 1); got {self.stream_dropout!r}")
+        super().__post_init__(**kwargs)
+
+    # ----------------------------------------------------------------------------------------------- derived sizes
+    @property
+    def non_semantic_streams(self) -> list[str]:
+        """The streams that run as `StreamEncoder`s (everything but `"semantic"`)."""
+        return [s for s in self.streams if s != "semantic"]
+
+    @property
+    def stream_vocab_sizes(self) -> dict[str, int]:
+        """``{stream: vocabulary size}`` of the non-semantic streams of this model."""
+        sizes = {"phonetic": self.phonetic_vocab_size, "morphological": self.morph_vocab_size}
+        return {s: sizes[s] for s in self.non_semantic_streams}
+
+    @property
+    def slot_sizes(self) -> dict[str, int]:
+        """``{stream: slot size}`` of the non-semantic streams of this model."""
+        sizes = {"phonetic": self.phonetic_slot_size, "morphological": self.morph_slot_size}
+        return {s: sizes[s] for s in self.non_semantic_streams}
+
+    @property
+    def stream_widths(self) -> dict[str, int]:
+        """``{stream: width of its hidden states}``, in the order of `streams`."""
+        return {s: self.hidden_size if s == "semantic" else self.stream_hidden_size for s in self.streams}
+
+    @property
+    def output_hidden_size(self) -> int:
+        """Width of `last_hidden_state`: `hidden_size`, or the stream width of a single non-semantic stream."""
+        if self.integration_type == "none":
+            return self.stream_widths[self.streams[0]]
+        return self.hidden_size
+
+    def semantic_config(self) -> BertConfig:
+        """The plain `BertConfig` of the semantic stream (the BERT fields of this config)."""
+        own = {k: v for k, v in self.to_dict().items() if k not in MULTISTREAM_FIELDS}
+        for key in ("model_type", "transformers_version", "architectures", "auto_map"):
+            own.pop(key, None)
+        own["attn_implementation"] = self._attn_implementation
+        return BertConfig(**own)
+
+    @classmethod
+    def from_bert_config(cls, bert_config: BertConfig, **overrides: Any) -> MultiStreamBertConfig:
+        """A multi-stream config around an existing BERT config (its fields, plus `overrides`)."""
+        model_type = getattr(bert_config, "model_type", None)
+        if model_type not in BERT_COMPATIBLE_MODEL_TYPES:
+            raise ValueError(
+                f"The backbone is of model_type {model_type!r}; the semantic stream of {cls.__name__} needs one of "
+                f"{list(BERT_COMPATIBLE_MODEL_TYPES)}"
+            )
+        values = bert_config.to_dict()
+        for key in ("model_type", "transformers_version", "architectures", "auto_map", "_name_or_path"):
+            values.pop(key, None)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def get_config_dict(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """As in `PreTrainedConfig`, but a checkpoint of another model type fails clearly instead of warning."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            hint = (
+                f" To start from a {model_type!r} backbone use `from_backbone({str(pretrained_model_name_or_path)!r})`."
+                if model_type in BERT_COMPATIBLE_MODEL_TYPES
+                else ""
+            )
+            raise ValueError(
+                f"{pretrained_model_name_or_path} holds a checkpoint of model_type {model_type!r}, not "
+                f"{cls.model_type!r}.{hint}"
+            )
+        return config_dict, kwargs
+
+
+def _check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"Unknown `{name}` {value!r}; valid values: {list(valid)}")
+
+
+def _normalise_streams(streams: Any) -> list[str]:
+    if isinstance(streams, str) or not isinstance(streams, (list, tuple)) or not streams:
+        raise ValueError(
+            f"`streams` must be a non-empty list of stream names from {list(KNOWN_STREAMS)}; got {streams!r}"
+        )
+    unknown = [s for s in streams if s not in KNOWN_STREAMS]
+    if unknown:
+        raise ValueError(f"Unknown stream name(s) {unknown} in `streams`; valid names: {list(KNOWN_STREAMS)}")
+    if len(set(streams)) != len(streams):
+        raise ValueError(f"`streams` lists a stream twice: {list(streams)}")
+    return sorted(streams, key=lambda s: s != "semantic")  # semantic first, the others keep their order
+
+
+def _check_stream_count(integration_type: str, streams: list[str]) -> None:
+    if integration_type == "none" and len(streams) != 1:
+        raise ValueError(
+            f"integration_type='none' reads a single stream; got `streams`={streams} "
+            "(use e.g. ['semantic'] for the backbone alone)"
+        )
+    if integration_type != "none" and len(streams) < 2:
+        raise ValueError(
+            f"integration_type={integration_type!r} combines streams and needs at least 2 in `streams`; got {streams} "
+            "(use integration_type='none' for a single stream)"
+        )
+    if integration_type == "early" and "semantic" not in streams:
+        raise ValueError(
+            f"integration_type='early' adds streams to the semantic backbone; `streams`={streams}"
+        )
+
+
+def _normalise_layers(layers: Any, num_layers: int) -> list[int]:
+    if layers == "all":
+        return list(range(num_layers))
+    if layers == "last":
+        return [num_layers - 1]
+    valid = f"'all', 'last' or a list of 0-based layer indices in [0, {num_layers})"
+    if isinstance(layers, str) or not isinstance(layers, (list, tuple)) or not layers:
+        raise ValueError(f"`integration_layers` must be {valid}; got {layers!r}")
+    bad = [i for i in layers if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < num_layers]
+    if bad:
+        raise ValueError(f"`integration_layers` holds invalid layer indices {bad}; valid: {valid}")
+    return sorted(set(layers))
+
+
+__all__ = ["MultiStreamBertConfig"]
