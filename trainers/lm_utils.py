@@ -1,0 +1,254 @@
+"""Shared helpers of `run_clm.py` / `run_mlm.py`: text loading, block grouping, word-level perplexity, masking.
+
+Word-level perplexity (causal LM), exactly:
+
+* every line of a split is one sentence; it is tokenized as ``tokenizer(line.strip())`` (no special tokens) and
+  the end-of-sentence token (``tokenizer.eos_token``) is appended, a real token that the model must predict;
+* the lines are concatenated into one stream ``S = [eos] + line_1 + [eos] + line_2 + [eos] + ...``; the leading
+  ``eos`` is context only (it is not scored), every other token is scored exactly once;
+* the stream is cut into consecutive windows of ``block_size`` predictions: window ``k`` feeds
+  ``S[k*B : k*B + B]`` and scores ``S[k*B + 1 : k*B + B + 1]`` (the context of a token is the tokens before it in
+  its window: no overlap, as in the usual non-overlapping evaluation);
+* ``total_nll = sum over all scored tokens of -log p(token | window context)`` (natural log, summed, not averaged);
+* ``words = sum over lines of (len(line.split()) + 1)``: every whitespace-separated word plus one end-of-sentence
+  per line (the PTB / WikiText convention, blank lines count one);
+* ``word_perplexity = exp(total_nll / words)``, ``token_perplexity = exp(total_nll / scored_tokens)``.
+
+With a byte-level BPE every word is one or more tokens, so ``total_nll`` is the NLL of the whole text (all its
+bytes plus the line ends) and the word-level number compares across tokenizers.
+
+Masked LM: ``masked_token_perplexity = exp(sum of NLL over the masked tokens / number of masked tokens)``, masks
+drawn by `FixedSeedMasker` (a function of the seed and the example index only, so every model sees the same masks).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_data_dir() -> Path:
+    """`$MSNN_DATA_DIR`, else `../shared/data` relative to the repository root."""
+    return Path(os.environ.get("MSNN_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+
+
+def read_lines(path: str | os.PathLike, max_lines: int | None = None) -> list[str]:
+    """The lines of a text file (newline stripped, blank lines kept: they count as one end-of-sentence)."""
+    with open(path, encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f]
+    return lines[:max_lines] if max_lines else lines
+
+
+def load_hub_lines(dataset_name: str, config_name: str | None, split: str, column: str = "text") -> list[str]:
+    """Lines of a Hub dataset split (for users with Hub access, e.g. `ptb_text_only`, `wikitext`)."""
+    from datasets import load_dataset
+
+    data = load_dataset(dataset_name, config_name, split=split)
+    if column not in data.column_names:
+        column = data.column_names[0]
+    return [str(t) for t in data[column]]
+
+
+def count_words(lines: Iterable[str]) -> int:
+    """Words of a split, counting one end-of-sentence per line: ``sum(len(line.split()) + 1)``."""
+    return sum(len(line.split()) + 1 for line in lines)
+
+
+def tokenize_lines(tokenizer: Any, lines: Sequence[str], batch_size: int = 1000) -> list[list[int]]:
+    """Token ids of every line (``line.strip()``, no special tokens) followed by the eos id."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("The tokenizer needs an eos token (the end-of-sentence appended to every line)")
+    out: list[list[int]] = []
+    for start in range(0, len(lines), batch_size):
+        chunk = [line.strip() for line in lines[start : start + batch_size]]
+        encoded = tokenizer(chunk, add_special_tokens=False)["input_ids"]
+        out.extend(ids + [eos] for ids in encoded)
+    return out
+
+
+def token_stream(tokenized_lines: Iterable[list[int]], eos_id: int) -> list[int]:
+    """``[eos] + line_1 + line_2 + ...`` (each line already ends with eos)."""
+    stream = [eos_id]
+    for ids in tokenized_lines:
+        stream.extend(ids)
+    return stream
+
+
+def group_blocks(tokenized_lines: Iterable[list[int]], block_size: int) -> list[list[int]]:
+    """Concatenate and cut into training blocks of exactly `block_size` tokens (the remainder is dropped)."""
+    flat = [t for ids in tokenized_lines for t in ids]
+    usable = len(flat) // block_size * block_size
+    return [flat[i : i + block_size] for i in range(0, usable, block_size)]
+
+
+@dataclass
+class PerplexityResult:
+    total_nll: float
+    scored_tokens: int
+    words: int
+
+    @property
+    def word_perplexity(self) -> float:
+        return math.exp(self.total_nll / self.words)
+
+    @property
+    def token_perplexity(self) -> float:
+        return math.exp(self.total_nll / self.scored_tokens)
+
+    def as_dict(self, prefix: str) -> dict[str, float]:
+        return {
+            f"{prefix}_word_perplexity": self.word_perplexity,
+            f"{prefix}_token_perplexity": self.token_perplexity,
+            f"{prefix}_total_nll": self.total_nll,
+            f"{prefix}_scored_tokens": self.scored_tokens,
+            f"{prefix}_words": self.words,
+        }
+
+
+@torch.no_grad()
+def causal_lm_nll(
+    model: torch.nn.Module,
+    stream: Sequence[int],
+    block_size: int,
+    batch_size: int = 8,
+    desc: str = "eval",
+) -> tuple[float, int]:
+    """Summed NLL (nats) of ``stream[1:]`` under non-overlapping windows of `block_size` predictions.
+
+    Returns `(total_nll, scored_tokens)`; see the module docstring for the exact windows.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    data = torch.tensor(stream, dtype=torch.long)
+    n_pred = len(stream) - 1
+    starts = list(range(0, n_pred, block_size))
+    total, scored = 0.0, 0
+    for i in tqdm(range(0, len(starts), batch_size), desc=desc, leave=False):
+        chunk = starts[i : i + batch_size]
+        inputs = torch.zeros(len(chunk), block_size, dtype=torch.long)
+        targets = torch.full((len(chunk), block_size), -100, dtype=torch.long)
+        mask = torch.zeros(len(chunk), block_size, dtype=torch.long)
+        for row, s in enumerate(chunk):
+            n = min(block_size, n_pred - s)
+            inputs[row, :n] = data[s : s + n]
+            targets[row, :n] = data[s + 1 : s + n + 1]
+            mask[row, :n] = 1
+        logits = model(
+            input_ids=inputs.to(device), attention_mask=mask.to(device), use_cache=False
+        ).logits  # (b, B, V)
+        nll = F.cross_entropy(
+            logits.float().flatten(0, 1), targets.to(device).flatten(), ignore_index=-100, reduction="sum"
+        )
+        total += float(nll)
+        scored += int((targets != -100).sum())
+    assert scored == n_pred
+    return total, scored
+
+
+def word_level_perplexity(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    lines: Sequence[str],
+    block_size: int,
+    batch_size: int = 8,
+    desc: str = "eval",
+) -> PerplexityResult:
+    """Word-level perplexity of `lines` (module docstring): exp(summed token NLL / words incl. one eos per line)."""
+    stream = token_stream(tokenize_lines(tokenizer, lines), tokenizer.eos_token_id)
+    total, scored = causal_lm_nll(model, stream, block_size, batch_size, desc)
+    return PerplexityResult(total_nll=total, scored_tokens=scored, words=count_words(lines))
+
+
+# ----------------------------------------------------------------------------------------------------- masking
+class FixedSeedMasker:
+    """Masks that depend only on ``(seed, example index)``: every model sees exactly the same masked inputs.
+
+    Args:
+        tokenizer: a fast tokenizer (for `mask_token_id`, special tokens and vocabulary size).
+        mlm_probability: share of the (non-special) units to mask.
+        whole_word: mask whole words (all tokens sharing a `word_id`) instead of single tokens.
+        seed: base seed.
+        replace_probabilities: `(mask, random, keep)` shares of the masked positions (BERT: 0.8, 0.1, 0.1; the
+            evaluation uses `(1, 0, 0)` so that a masked token is never visible).
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        mlm_probability: float = 0.15,
+        whole_word: bool = False,
+        seed: int = 0,
+        replace_probabilities: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    ) -> None:
+        if tokenizer.mask_token_id is None:
+            raise ValueError("The tokenizer has no mask token")
+        self.tokenizer = tokenizer
+        self.mlm_probability = mlm_probability
+        self.whole_word = whole_word
+        self.seed = seed
+        self.replace = replace_probabilities
+
+    def __call__(
+        self, input_ids: list[int], word_ids: list[int | None], special_mask: list[int], index: int
+    ) -> tuple[list[int], list[int]]:
+        """`(masked input_ids, labels)` of one example; labels are -100 at unmasked positions."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        ids = torch.tensor(input_ids)
+        candidates = torch.tensor(special_mask) == 0
+        if self.whole_word:
+            words = sorted({w for w, c in zip(word_ids, candidates.tolist()) if w is not None and c})
+            chosen_words = {
+                w
+                for w, r in zip(words, torch.rand(len(words), generator=g).tolist())
+                if r < self.mlm_probability
+            }
+            if words and not chosen_words:
+                chosen_words = {words[int(torch.randint(len(words), (1,), generator=g))]}
+            masked = torch.tensor([w in chosen_words for w in word_ids]) & candidates
+        else:
+            masked = (torch.rand(len(ids), generator=g) < self.mlm_probability) & candidates
+            if candidates.any() and not masked.any():
+                masked[candidates.nonzero()[int(torch.randint(int(candidates.sum()), (1,), generator=g))]] = (
+                    True
+                )
+        labels = torch.where(masked, ids, torch.full_like(ids, -100))
+        roll = torch.rand(len(ids), generator=g)
+        p_mask, p_random, _ = self.replace
+        to_mask = masked & (roll < p_mask)
+        to_random = masked & (roll >= p_mask) & (roll < p_mask + p_random)
+        out = ids.clone()
+        out[to_mask] = self.tokenizer.mask_token_id
+        out[to_random] = torch.randint(len(self.tokenizer), (int(to_random.sum()),), generator=g)
+        return out.tolist(), labels.tolist()
+
+
+@torch.no_grad()
+def masked_lm_nll(
+    model: torch.nn.Module, dataset: Any, collator: Any, batch_size: int = 16
+) -> tuple[float, int]:
+    """Summed NLL (nats) over the masked tokens of a pre-masked dataset, and the number of masked tokens."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for start in tqdm(range(0, len(dataset), batch_size), desc="mlm eval", leave=False):
+        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        labels = batch.pop("labels").to(device)
+        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        total += float(
+            F.cross_entropy(
+                logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum"
+            )
+        )
+        count += int((labels != -100).sum())
+    return total, count
