@@ -130,8 +130,11 @@ class MultiStreamMaskedLMOutput(ModelOutput):
 
 
 # ------------------------------------------------------------------------------------------ fusion strategies
-class EarlyProjections(nn.ModuleDict):
-    """Bias-free ``stream width -> hidden_size`` projections of `"early"` fusion, zero-initialised."""
+class ZeroInitLinear(nn.Linear):
+    """A bias-free linear that starts at zero (a new path that does nothing at step 0)."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features, bias=False)
 
 
 class Fusion:
@@ -198,9 +201,9 @@ class EarlyFusion(Fusion):
     """
 
     def build(self, model, config):
-        model.integration = EarlyProjections(
+        model.integration = nn.ModuleDict(
             {
-                s: nn.Linear(config.stream_hidden_size, config.hidden_size, bias=False)
+                s: ZeroInitLinear(config.stream_hidden_size, config.hidden_size)
                 for s in config.non_semantic_streams
             }
         )
@@ -346,12 +349,30 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, (LinearIntegration, DirectMixing)):
             module.reset_parameters()  # runs after its children: overrides their generic init
-        elif isinstance(module, EarlyProjections):
-            for param in module.parameters():
-                init.zeros_(param)
+        elif isinstance(module, ZeroInitLinear):
+            init.zeros_(module.weight)
         elif isinstance(module, StreamTables):
             for table in module.buffers():
                 init.zeros_(table)
+
+    @torch.no_grad()
+    def set_stream_tables(self, tables: dict[str, torch.Tensor]) -> None:
+        """Copy alignment tables (`processor.stream_tables`: ``{stream: LongTensor[rows, slot]}``) into the buffers.
+
+        Tables with fewer rows than `config.vocab_size` (a tokenizer smaller than its embedding matrix) are padded
+        with all-zero slots: those ids are never produced by the tokenizer.
+        """
+        base = self.base_model
+        vocab_size = self.config.vocab_size
+        padded = {}
+        for name in self.config.non_semantic_streams:
+            if name not in tables:
+                raise ValueError(f"Stream table {name!r} missing; got tables for {sorted(tables)}")
+            table = torch.as_tensor(tables[name], dtype=torch.long)
+            if table.dim() == 2 and table.shape[0] < vocab_size:
+                table = torch.cat([table, table.new_zeros(vocab_size - table.shape[0], table.shape[1])])
+            padded[name] = table
+        base.stream_tables.load_tables(padded)
 
     # ---------------------------------------------------------------------------------------------- from_backbone
     @classmethod
@@ -367,7 +388,7 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
             backbone_name_or_path (`str`): a Hub id or local folder of a BERT checkpoint (`model_type` `"bert"`).
             processor (`MultiStreamProcessor`, *optional*): its `stream_vocab_sizes` / `slot_sizes` fill the config
                 and its `stream_tables` are loaded into the model. Without one the tables are all zero (every
-                stream id is `<pad>`) until `load_stream_tables` is called.
+                stream id is `<pad>`) until `set_stream_tables` is called.
             config_overrides: any [`MultiStreamBertConfig`] field (e.g. `integration_type="li"`, `num_labels=5`).
 
         The backbone's weights are copied into ``streams["semantic"]`` with a strict key match (a missing or
@@ -404,6 +425,8 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
                 "morph_vocab_size": sizes["morphological"],
                 "phonetic_slot_size": slots["phonetic"],
                 "morph_slot_size": slots["morphological"],
+                # added tokens grow the vocabulary; their word-embedding rows keep a fresh initialisation
+                "vocab_size": max(backbone_config.vocab_size, len(processor.tokenizer)),
                 **config_overrides,
             }
         config = MultiStreamBertConfig.from_bert_config(backbone_config, **config_overrides)
@@ -413,11 +436,11 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
         if SEMANTIC in config.streams:
             base.load_backbone_weights(backbone_name_or_path, backbone_config)
         if processor is not None:
-            base.load_stream_tables(processor.stream_tables)
+            model.set_stream_tables(processor.stream_tables)
         else:
             logger.warning(
                 "from_backbone without a processor: the stream tables are empty (every stream id is <pad>); "
-                "call `model.base_model.load_stream_tables(processor.stream_tables)` before training."
+                "call `model.set_stream_tables(processor.stream_tables)` before training."
             )
         return model
 
@@ -474,13 +497,6 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
         self.streams[SEMANTIC].embeddings.word_embeddings = value
 
     @torch.no_grad()
-    def load_stream_tables(self, tables: dict[str, torch.Tensor]) -> None:
-        """Copy alignment tables (`processor.stream_tables`: ``{stream: LongTensor[vocab_size, slot]}``)."""
-        self.stream_tables.load_tables(
-            {s: tables[s] for s in self.config.non_semantic_streams if s in tables}
-        )
-
-    @torch.no_grad()
     def load_backbone_weights(self, backbone_name_or_path: str, backbone_config: Any | None = None) -> None:
         """Copy a BERT checkpoint into ``streams["semantic"]`` (strict) and its pooler, if any, into ``pooler``."""
         backbone, info = BertModel.from_pretrained(
@@ -497,6 +513,10 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
                 f"Backbone keys not used by the semantic stream (ignored): {sorted(info['unexpected_keys'])}"
             )
         state = {k: v for k, v in backbone.state_dict().items() if not k.startswith("pooler.")}
+        key = "embeddings.word_embeddings.weight"
+        own = self.streams[SEMANTIC].embeddings.word_embeddings.weight
+        if state[key].shape[0] < own.shape[0]:  # vocabulary grown for added tokens: copy the backbone's rows
+            state[key] = torch.cat([state[key], own[state[key].shape[0] :].detach()])
         result = self.streams[SEMANTIC].load_state_dict(state, strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise ValueError(
@@ -599,6 +619,7 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
         morph_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         output_stream_weights: bool | None = None,
         return_dict: bool | None = None,
     ) -> MultiStreamBertModelOutput | tuple[torch.Tensor, ...]:
@@ -620,6 +641,7 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
             inputs_embeds (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
                 Semantic word embeddings instead of `input_ids` (then the stream ids must be given explicitly).
             output_hidden_states (`bool`, *optional*): return `hidden_states`.
+            output_attentions (`bool`, *optional*): not supported (`True` raises); accepted for API compatibility.
             output_stream_weights (`bool`, *optional*): return `stream_weights` (LI / DM).
             return_dict (`bool`, *optional*): return a [`MultiStreamBertModelOutput`] instead of a tuple.
         """
@@ -627,6 +649,10 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if output_attentions:
+            raise ValueError(
+                "output_attentions=True is not supported by multi-stream models; use output_stream_weights"
+            )
         batch, length = self._check_inputs(input_ids, inputs_embeds, attention_mask)
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         if position_ids is None:
@@ -702,6 +728,7 @@ class MultiStreamBertForSequenceClassification(MultiStreamBertPreTrainedModel):
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         output_stream_weights: bool | None = None,
         return_dict: bool | None = None,
     ) -> MultiStreamSequenceClassifierOutput | tuple[torch.Tensor, ...]:
@@ -720,6 +747,7 @@ class MultiStreamBertForSequenceClassification(MultiStreamBertPreTrainedModel):
             morph_ids=morph_ids,
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
             output_stream_weights=output_stream_weights,
             return_dict=True,
         )
@@ -794,6 +822,7 @@ class MultiStreamBertForMaskedLM(MultiStreamBertPreTrainedModel):
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         output_stream_weights: bool | None = None,
         return_dict: bool | None = None,
     ) -> MultiStreamMaskedLMOutput | tuple[torch.Tensor, ...]:
@@ -812,6 +841,7 @@ class MultiStreamBertForMaskedLM(MultiStreamBertPreTrainedModel):
             morph_ids=morph_ids,
             inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
             output_stream_weights=output_stream_weights,
             return_dict=True,
         )

@@ -1,0 +1,516 @@
+"""Tests of the multi-stream BERT family on tiny random configurations (CPU).
+
+The shared checklist (`tests/model_checklist.py`) runs for LI, DM-scalar and DM-token (and its forward / save-load /
+snapshot checks for the baselines none / early / concat); the BERT-specific checks follow.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from model_checklist import ModelChecklist, assert_same_outputs
+from safetensors.torch import load_file, save_file
+from transformers import (
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertModel,
+    BertTokenizer,
+    GPT2Config,
+    GPT2Model,
+    pipeline,
+)
+
+from msnn_hf.configuration_multistream_bert import MultiStreamBertConfig
+from msnn_hf.integration import DirectMixing, LinearIntegration
+from msnn_hf.modeling_multistream_bert import (
+    MultiStreamBertForMaskedLM,
+    MultiStreamBertForSequenceClassification,
+    MultiStreamBertModel,
+    register,
+)
+
+# Tiny models: one intra-op thread is ~100x faster than two on a shared 2-core machine (OpenMP spin-waits).
+torch.set_num_threads(1)
+
+VOCAB, PAD, UNK, CLS, SEP, MASK = 100, 0, 1, 2, 3, 4
+STREAM_MASK_ID = 4  # `<mask>` in every stream vocabulary (docs/architecture.md)
+TINY = dict(
+    vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    stream_hidden_size=16, stream_num_heads=2, stream_intermediate_size=32, stream_dropout=0.0,
+    phonetic_vocab_size=20, morph_vocab_size=30, phonetic_slot_size=4, morph_slot_size=3, num_labels=3,
+)  # fmt: skip
+
+
+def tiny_config(**overrides) -> MultiStreamBertConfig:
+    return MultiStreamBertConfig(**{**TINY, **overrides})
+
+
+def random_tables(config: MultiStreamBertConfig, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Tables shaped as the processor's: real tokens have >= 1 unit, [PAD] none, [CLS]/[SEP]/[MASK] their special."""
+    g = torch.Generator().manual_seed(seed)
+    tables = {}
+    for name in config.non_semantic_streams:
+        slot, vocab = config.slot_sizes[name], config.stream_vocab_sizes[name]
+        table = torch.randint(9, vocab, (config.vocab_size, slot), generator=g)
+        lengths = torch.randint(1, slot + 1, (config.vocab_size, 1), generator=g)
+        table = table.masked_fill(torch.arange(slot)[None] >= lengths, 0)
+        table[PAD] = 0
+        for token, special in ((UNK, 1), (CLS, 2), (SEP, 3), (MASK, STREAM_MASK_ID)):
+            table[token] = 0
+            table[token, 0] = special
+        tables[name] = table
+    return tables
+
+
+def token_ids(batch: int, length: int, seed: int = 0) -> torch.LongTensor:
+    ids = torch.randint(5, VOCAB, (batch, length), generator=torch.Generator().manual_seed(seed))
+    ids[:, 0] = CLS
+    return ids
+
+
+def build(head=MultiStreamBertForSequenceClassification, seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    model = head(tiny_config(**overrides))
+    if model.config.non_semantic_streams:
+        model.set_stream_tables(random_tables(model.config, seed))
+    return model.eval()
+
+
+class TestMultiStreamBertChecklist(ModelChecklist):
+    FAMILY = "multistream_bert"
+    VARIANTS = {
+        "li": dict(integration_type="li"),
+        "dm-scalar": dict(integration_type="dm", alpha_granularity="scalar"),
+        "dm-token": dict(integration_type="dm", alpha_granularity="token"),
+    }
+    BASELINE_VARIANTS = {
+        "none": dict(integration_type="none", streams=["semantic"]),
+        "none-phonetic": dict(integration_type="none", streams=["phonetic"]),
+        "early": dict(integration_type="early"),
+        "concat": dict(integration_type="concat"),
+        "dm-channel-last": dict(
+            integration_type="dm", alpha_granularity="channel", integration_layers="last"
+        ),
+        "li-semantic-morph-norecurrent": dict(
+            integration_type="li", streams=["morphological", "semantic"], integration_recurrent=False
+        ),
+    }
+    HEAD_CLASSES = (
+        MultiStreamBertForSequenceClassification,
+        MultiStreamBertForMaskedLM,
+        MultiStreamBertModel,
+    )
+    AUTO_CLASSES = {
+        MultiStreamBertForSequenceClassification: AutoModelForSequenceClassification,
+        MultiStreamBertForMaskedLM: AutoModelForMaskedLM,
+        MultiStreamBertModel: AutoModel,
+    }
+    PADDING_SIDE = "right"
+    MAX_POSITIONS = TINY["max_position_embeddings"]
+
+    def tiny_config(self, **overrides):
+        return tiny_config(**overrides)
+
+    def prepare_model(self, model, seed: int = 0):
+        if model.config.non_semantic_streams:
+            model.set_stream_tables(random_tables(model.config, seed))
+        return model
+
+    def make_inputs(self, config, batch: int, length: int, seed: int = 0):
+        return {
+            "input_ids": token_ids(batch, length, seed),
+            "attention_mask": torch.ones(batch, length, dtype=torch.long),
+        }
+
+    def main_output(self, output):
+        return output.logits if "logits" in output else output.last_hidden_state
+
+
+# --------------------------------------------------------------------------------------------- configuration
+def test_config_normalises_and_documents_defaults():
+    config = tiny_config(streams=["morphological", "semantic", "phonetic"], integration_layers=[1, 0, 1])
+    assert config.streams == ["semantic", "morphological", "phonetic"]
+    assert config.integration_layers == [0, 1]
+    assert tiny_config(integration_layers="last").integration_layers == [1]
+    assert tiny_config().integration_layers == [0, 1]
+    defaults = MultiStreamBertConfig()
+    assert (defaults.stream_hidden_size, defaults.stream_num_heads, defaults.stream_intermediate_size) == (
+        128,
+        4,
+        256,
+    )
+    assert (defaults.phonetic_slot_size, defaults.morph_slot_size, defaults.dm_alpha_init) == (8, 4, 0.1)
+    assert defaults.integration_recurrent and defaults.integration_activation == "gelu"
+    for name in ("streams", "integration_type", "alpha_granularity", "stream_dropout", "morph_vocab_size"):
+        assert f"{name} (`" in MultiStreamBertConfig.__doc__, f"{name} undocumented"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(integration_type="sum"), r"integration_type.*'li', 'dm', 'none', 'early', 'concat'"),
+        (dict(streams=["semantic", "vision"]), r"Unknown stream name.*vision.*'semantic', 'phonetic'"),
+        (dict(streams="semantic"), "streams"),
+        (dict(streams=["semantic", "semantic"]), "twice"),
+        (dict(integration_type="li", streams=["semantic"]), "at least 2"),
+        (dict(integration_type="early", streams=["semantic"]), "at least 2"),
+        (dict(integration_type="concat", streams=["phonetic"]), "at least 2"),
+        (dict(integration_type="early", streams=["phonetic", "morphological"]), "early"),
+        (dict(integration_type="none"), "single stream"),
+        (dict(integration_layers=[0, 2]), r"integration_layers.*\[2\].*\[0, 2\)"),
+        (dict(integration_layers="first"), "integration_layers"),
+        (dict(integration_layers=[]), "integration_layers"),
+        (dict(alpha_granularity="vector"), "alpha_granularity"),
+        (dict(integration_activation="swish"), "integration_activation"),
+        (dict(stream_hidden_size=18, stream_num_heads=4), "stream_num_heads"),
+        (dict(morph_slot_size=0), "morph_slot_size"),
+        (dict(stream_dropout=1.5), "stream_dropout"),
+    ],
+)
+def test_config_rejects_bad_values(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
+
+
+def test_registration_is_idempotent():
+    register()
+    register()
+    assert AutoModelForSequenceClassification.from_config(tiny_config()).__class__ is (
+        MultiStreamBertForSequenceClassification
+    )
+
+
+# -------------------------------------------------------------------------------- loading and backbones
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory) -> Path:
+    """A tiny plain BERT checkpoint (with pooler) and its tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    torch.manual_seed(1)
+    bert = BertModel(
+        BertConfig(**{k: v for k, v in TINY.items() if k in BertConfig().to_dict() and k != "num_labels"})
+    )
+    bert.save_pretrained(folder)
+    words = [f"w{i}" for i in range(VOCAB - 5)]
+    vocab = {tok: i for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
+    BertTokenizer(vocab=vocab).save_pretrained(folder)
+    return folder
+
+
+class FakeProcessor:
+    """The part of `MultiStreamProcessor` that `from_backbone` reads."""
+
+    def __init__(self, tokenizer, config: MultiStreamBertConfig) -> None:
+        self.tokenizer = tokenizer
+        self.stream_tables = random_tables(config, seed=7)
+        self.stream_vocab_sizes = dict(config.stream_vocab_sizes)
+        self.slot_sizes = dict(config.slot_sizes)
+
+
+def test_from_pretrained_of_another_model_type_fails(bert_dir):
+    with pytest.raises(ValueError, match=r"model_type 'bert'.*from_backbone"):
+        MultiStreamBertForSequenceClassification.from_pretrained(bert_dir)
+    with pytest.raises(ValueError, match="model_type 'bert'"):
+        MultiStreamBertConfig.from_pretrained(bert_dir)
+
+
+def test_from_backbone_copies_backbone_pooler_and_tables(bert_dir):
+    backbone = BertModel.from_pretrained(bert_dir).eval()
+    processor = FakeProcessor(BertTokenizer.from_pretrained(bert_dir), tiny_config())
+    model = MultiStreamBertForSequenceClassification.from_backbone(
+        str(bert_dir), processor, integration_type="li", stream_hidden_size=16, stream_num_heads=2,
+        stream_intermediate_size=32, num_labels=4,
+    ).eval()  # fmt: skip
+    assert model.config.integration_type == "li" and model.config.num_labels == 4
+    assert model.config.phonetic_slot_size == 4 and model.config.morph_vocab_size == 30
+    semantic = model.multistream_bert.streams["semantic"].state_dict()
+    for key, value in backbone.state_dict().items():
+        if key.startswith("pooler."):
+            assert torch.equal(model.multistream_bert.pooler.state_dict()[key[len("pooler.") :]], value), key
+        else:
+            assert torch.equal(semantic[key], value), key
+    for name, table in processor.stream_tables.items():
+        assert torch.equal(getattr(model.multistream_bert.stream_tables, name), table)
+    # the semantic stream computes exactly what the backbone computes
+    ids = token_ids(2, 6)
+    with torch.no_grad():
+        ours = model.multistream_bert.streams["semantic"](ids).last_hidden_state
+        torch.testing.assert_close(ours, backbone(ids).last_hidden_state)
+
+
+def test_none_variant_is_the_backbone(bert_dir):
+    backbone = BertModel.from_pretrained(bert_dir).eval()
+    model = MultiStreamBertModel.from_backbone(
+        str(bert_dir), streams=["semantic"], integration_type="none"
+    ).eval()
+    ids, mask = token_ids(2, 6), torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    with torch.no_grad():
+        ours, theirs = model(ids, attention_mask=mask), backbone(ids, attention_mask=mask)
+    torch.testing.assert_close(ours.last_hidden_state, theirs.last_hidden_state)
+    torch.testing.assert_close(ours.pooler_output, theirs.pooler_output)
+
+
+def test_early_fusion_starts_as_the_backbone(bert_dir):
+    backbone = BertModel.from_pretrained(bert_dir).eval()
+    processor = FakeProcessor(BertTokenizer.from_pretrained(bert_dir), tiny_config())
+    model = MultiStreamBertModel.from_backbone(
+        str(bert_dir), processor, integration_type="early", stream_hidden_size=16, stream_num_heads=2
+    ).eval()
+    ids = token_ids(2, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).last_hidden_state, backbone(ids).last_hidden_state)
+        model.integration["phonetic"].weight.normal_()
+        assert not torch.allclose(model(ids).last_hidden_state, backbone(ids).last_hidden_state)
+
+
+def test_from_backbone_rejects_other_architectures(tmp_path, bert_dir):
+    GPT2Model(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=50, n_positions=32)).save_pretrained(
+        tmp_path / "gpt2"
+    )
+    with pytest.raises(ValueError, match=r"'gpt2' checkpoint.*BERT backbone"):
+        MultiStreamBertForSequenceClassification.from_backbone(str(tmp_path / "gpt2"))
+    build().save_pretrained(tmp_path / "msnn")
+    with pytest.raises(ValueError, match="from_pretrained"):
+        MultiStreamBertForSequenceClassification.from_backbone(str(tmp_path / "msnn"))
+
+
+def test_from_backbone_reports_missing_backbone_keys(tmp_path, bert_dir):
+    state = load_file(bert_dir / "model.safetensors")
+    del state["encoder.layer.1.output.dense.weight"]
+    (tmp_path / "broken").mkdir()
+    save_file(state, tmp_path / "broken" / "model.safetensors", metadata={"format": "pt"})
+    (tmp_path / "broken" / "config.json").write_text((bert_dir / "config.json").read_text())
+    with pytest.raises(ValueError, match=r"missing keys \['encoder.layer.1.output.dense.weight'\]"):
+        MultiStreamBertForSequenceClassification.from_backbone(str(tmp_path / "broken"))
+
+
+def test_from_backbone_grows_vocabulary_for_added_tokens(bert_dir):
+    tokenizer = BertTokenizer.from_pretrained(bert_dir)
+    tokenizer.add_tokens(["<new1>", "<new2>"])
+    config = tiny_config(vocab_size=len(tokenizer))
+    processor = FakeProcessor(tokenizer, config)
+    model = MultiStreamBertForMaskedLM.from_backbone(
+        str(bert_dir), processor, stream_hidden_size=16, stream_num_heads=2
+    )
+    assert model.config.vocab_size == VOCAB + 2
+    words = model.get_input_embeddings().weight
+    assert words.shape[0] == VOCAB + 2 and model.get_output_embeddings().weight is words
+    torch.testing.assert_close(
+        words[:VOCAB], BertModel.from_pretrained(bert_dir).embeddings.word_embeddings.weight
+    )
+
+
+# ------------------------------------------------------------------------------------------ initialisation
+def test_integration_starts_near_the_backbone():
+    dm = build(integration_type="dm", alpha_granularity="scalar").multistream_bert
+    for layer in dm.config.integration_layers:
+        module = dm.integration[str(layer)]
+        assert isinstance(module, DirectMixing)
+        torch.testing.assert_close(module.alpha.detach(), torch.tensor([1.0, 0.1, 0.1]))
+        torch.testing.assert_close(module.recurrent_proj.weight.detach(), torch.eye(32))
+    channel = build(integration_type="dm", alpha_granularity="channel").multistream_bert.integration["0"]
+    torch.testing.assert_close(channel.alpha.detach()[:, 0], torch.tensor([1.0, 0.1, 0.1]))
+    token = build(integration_type="dm", alpha_granularity="token")
+    weights = token(token_ids(1, 5), output_stream_weights=True).stream_weights
+    torch.testing.assert_close(
+        weights.mean((0, 1, 2)), torch.tensor([1.0, 0.1, 0.1]) / 1.2, atol=0.05, rtol=0
+    )
+    li = build(integration_type="li").multistream_bert
+    for module in li.integration.values():
+        assert isinstance(module, LinearIntegration)
+        torch.testing.assert_close(module.stream_proj["semantic"].weight.detach(), torch.eye(32))
+        assert module.stream_proj["phonetic"].weight.abs().max() < 0.2  # small random, not identity
+
+
+def test_from_backbone_keeps_integration_initialisation(bert_dir):
+    model = MultiStreamBertForSequenceClassification.from_backbone(
+        str(bert_dir), integration_type="li", stream_hidden_size=16, stream_num_heads=2
+    )
+    for module in model.multistream_bert.integration.values():
+        torch.testing.assert_close(module.stream_proj["semantic"].weight.detach(), torch.eye(32))
+    dm = MultiStreamBertModel.from_backbone(
+        str(bert_dir), integration_type="dm", stream_hidden_size=16, stream_num_heads=2
+    )
+    torch.testing.assert_close(dm.integration["1"].alpha.detach(), torch.tensor([1.0, 0.1, 0.1]))
+
+
+@pytest.mark.parametrize("variant", ["dm-token", "li", "early"])
+def test_from_pretrained_never_reinitialises_loaded_weights(tmp_path, variant):
+    """Trained integration weights survive save -> load, also into another head (its new head is initialised)."""
+    overrides = {**TestMultiStreamBertChecklist.VARIANTS, **TestMultiStreamBertChecklist.BASELINE_VARIANTS}[
+        variant
+    ]
+    base = build(MultiStreamBertModel, **overrides)
+    with torch.no_grad():
+        for name, param in base.named_parameters():
+            if name.startswith(("integration", "final_norm")):
+                param.add_(torch.randn_like(param) + 1.0)
+    base.save_pretrained(tmp_path)
+    for head in (MultiStreamBertModel, MultiStreamBertForSequenceClassification, MultiStreamBertForMaskedLM):
+        loaded = head.from_pretrained(tmp_path).base_model
+        for key, value in base.state_dict().items():
+            if key.startswith("pooler.") and head is MultiStreamBertForMaskedLM:
+                continue
+            assert torch.equal(loaded.state_dict()[key], value), f"{head.__name__}: {key} re-initialised"
+    classifier = MultiStreamBertForSequenceClassification.from_pretrained(tmp_path).classifier
+    assert 0 < classifier.weight.std() < 0.05 and torch.all(classifier.bias == 0)
+
+
+# -------------------------------------------------------------------------------------------- behaviour
+def test_eager_and_sdpa_attention_agree():
+    ids, mask = token_ids(2, 7), torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    outputs = []
+    for implementation in ("eager", "sdpa"):
+        torch.manual_seed(0)
+        model = MultiStreamBertForSequenceClassification(
+            tiny_config(attn_implementation=implementation)
+        ).eval()
+        model.set_stream_tables(random_tables(model.config))
+        assert model.multistream_bert.streams["semantic"].config._attn_implementation == implementation
+        with torch.no_grad():
+            outputs.append(model(ids, attention_mask=mask).logits)
+    assert_same_outputs(outputs[0], outputs[1], "eager vs sdpa")
+
+
+def test_hidden_states_and_stream_weights_outputs():
+    model = build(integration_type="dm", alpha_granularity="scalar", integration_layers=[1])
+    out = model(token_ids(2, 5), output_hidden_states=True, output_stream_weights=True)
+    assert len(out.hidden_states) == 3 and out.hidden_states[0].shape == (2, 5, 32)
+    assert out.stream_weights.shape == (1, 2, 5, 3)
+    torch.testing.assert_close(out.stream_weights[0, 0, 0], torch.tensor([1.0, 0.1, 0.1]))
+
+
+def test_sequence_classification_losses():
+    model = build()
+    ids = token_ids(4, 5)
+    single = model(ids, labels=torch.tensor([0, 1, 2, 1]))
+    assert model.config.problem_type == "single_label_classification" and single.loss.ndim == 0
+    multi = build()
+    multi(ids, labels=torch.tensor([[1.0, 0, 1], [0, 1, 0], [0, 0, 0], [1, 1, 1]])).loss.backward()
+    assert multi.config.problem_type == "multi_label_classification"
+    regression = build(num_labels=1)
+    assert regression(ids, labels=torch.randn(4)).loss.ndim == 0
+    assert regression.config.problem_type == "regression"
+
+
+def test_mlm_head_is_tied_and_stays_tied(tmp_path):
+    model = build(MultiStreamBertForMaskedLM)
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    model.save_pretrained(tmp_path)
+    loaded = MultiStreamBertForMaskedLM.from_pretrained(tmp_path)
+    assert loaded.get_output_embeddings().weight is loaded.get_input_embeddings().weight
+    torch.testing.assert_close(loaded.get_input_embeddings().weight, model.get_input_embeddings().weight)
+    untied = build(MultiStreamBertForMaskedLM, streams=["phonetic"], integration_type="none")
+    assert untied(token_ids(1, 4)).logits.shape == (1, 4, VOCAB)
+
+
+@pytest.mark.parametrize("variant", ["li", "dm-token"])
+def test_mlm_cannot_see_the_masked_token(variant):
+    """Two inputs that differ only in the original token at a [MASK]ed position give identical predictions.
+
+    The model only ever receives the masked ids; its streams are derived from them, so the phonetic / morph ids at
+    the masked position are the [MASK] row of the tables (nothing of the hidden token leaks in).
+    """
+    model = build(MultiStreamBertForMaskedLM, **TestMultiStreamBertChecklist.VARIANTS[variant])
+    t = 3
+    originals = token_ids(1, 8, seed=11).repeat(2, 1)
+    originals[1, t] = (originals[0, t] - 5 + 1) % (VOCAB - 5) + 5  # another real token
+    labels = torch.full_like(originals, -100)
+    labels[:, t] = originals[:, t]
+    masked = originals.clone()
+    masked[:, t] = MASK
+    derived = model.base_model.stream_tables(masked)
+    for name in model.config.non_semantic_streams:
+        table = getattr(model.base_model.stream_tables, name)
+        assert torch.equal(derived[name][:, t], table[MASK].expand(2, -1))
+        assert derived[name][0, t, 0] == STREAM_MASK_ID and not derived[name][0, t, 1:].any()
+    with torch.no_grad():
+        out = model(masked, labels=labels)
+        assert torch.equal(out.logits[0], out.logits[1])
+        # sanity: the test is sensitive, the unmasked token does change predictions at other positions
+        visible = model(originals).logits
+        assert not torch.allclose(visible[0, :t], visible[1, :t])
+
+
+def test_pipeline_text_classification(tmp_path, bert_dir):
+    model = build(id2label={0: "neg", 1: "neutral", 2: "pos"}, label2id={"neg": 0, "neutral": 1, "pos": 2})
+    model.save_pretrained(tmp_path)
+    BertTokenizer.from_pretrained(bert_dir).save_pretrained(tmp_path)
+    classify = pipeline("text-classification", model=str(tmp_path), device="cpu")
+    predictions = classify(["w1 w2 w3", "w4 w5"])
+    assert [p["label"] in {"neg", "neutral", "pos"} for p in predictions] == [True, True]
+    assert all(0 <= p["score"] <= 1 for p in predictions)
+    expected = model(**BertTokenizer.from_pretrained(bert_dir)("w1 w2 w3", return_tensors="pt")).logits
+    assert predictions[0]["label"] == model.config.id2label[int(expected.argmax())]
+
+
+# peft 0.21 still reads `model.is_gradient_checkpointing`, deprecated in transformers 5.2x (not our code)
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_lora_on_the_semantic_stream_round_trip(tmp_path):
+    peft = pytest.importorskip("peft")
+    model = build()
+    model.save_pretrained(tmp_path / "base")
+    lora = peft.LoraConfig(task_type="SEQ_CLS", target_modules=["query", "value"], r=4, lora_alpha=8)
+    peft_model = peft.get_peft_model(model, lora)
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "classifier" in n for n in trainable), trainable
+    assert all("streams.semantic.encoder" in n for n in trainable if "lora_" in n)
+    ids, labels = token_ids(4, 6), torch.tensor([0, 1, 2, 0])
+    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
+    peft_model.train()
+    peft_model(input_ids=ids, labels=labels).loss.backward()
+    optimizer.step()
+    peft_model.eval()
+    with torch.no_grad():
+        tuned = peft_model(input_ids=ids).logits
+    peft_model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+
+    base = MultiStreamBertForSequenceClassification.from_pretrained(tmp_path / "base")
+    with torch.no_grad():
+        assert not torch.allclose(base.eval()(ids).logits, tuned)
+    reloaded = peft.PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    with torch.no_grad():
+        assert_same_outputs(reloaded(input_ids=ids).logits, tuned, "reloaded adapter")
+        merged = reloaded.merge_and_unload().eval()
+        assert type(merged) is MultiStreamBertForSequenceClassification
+        assert_same_outputs(merged(ids).logits, tuned, "merged adapter")
+
+
+def test_inputs_embeds_needs_explicit_stream_ids():
+    model = build()
+    ids = token_ids(2, 5)
+    embeds = model.get_input_embeddings()(ids)
+    with pytest.raises(ValueError, match="phonetic_ids"):
+        model(inputs_embeds=embeds)
+    streams = model.base_model.stream_tables(ids)
+    with torch.no_grad():
+        from_embeds = model(
+            inputs_embeds=embeds, phonetic_ids=streams["phonetic"], morph_ids=streams["morphological"]
+        )
+        torch.testing.assert_close(from_embeds.logits, model(ids).logits)
+    with pytest.raises(ValueError, match="exactly one"):
+        model(ids, inputs_embeds=embeds)
+    with pytest.raises(ValueError, match="attention_mask"):
+        model(ids, attention_mask=torch.ones(2, 4, dtype=torch.long))
+
+
+def test_stream_tables_are_validated_and_saved(tmp_path):
+    model = build()
+    with pytest.raises(ValueError, match="morphological"):
+        model.set_stream_tables({"phonetic": random_tables(model.config)["phonetic"]})
+    wrong = random_tables(model.config)
+    wrong["phonetic"] = wrong["phonetic"][:, :2]
+    with pytest.raises(ValueError, match="phonetic"):
+        model.set_stream_tables(wrong)
+    model.save_pretrained(tmp_path)
+    saved = load_file(tmp_path / "model.safetensors")
+    assert torch.equal(
+        saved["multistream_bert.stream_tables.phonetic"], model.base_model.stream_tables.phonetic
+    )
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "multistream_bert"
