@@ -172,6 +172,7 @@ def tiny_tokenizer_dir(tmp_path_factory, tiny_corpus) -> str:
         sep_token="[SEP]",
         mask_token="[MASK]",
         model_max_length=128,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],  # as BERT's tokenizer
     )
     out = tmp_path_factory.mktemp("tiny_tokenizer")
     fast.save_pretrained(out)
@@ -187,11 +188,11 @@ def tiny_tokenizer(tiny_tokenizer_dir):
 
 @pytest.fixture(scope="session")
 def tiny_processor(tiny_tokenizer_dir, tiny_corpus):
-    """A MultiStreamProcessor over the tiny tokenizer (P=8, M=4, morph vocab 120, Morfessor on `tiny_corpus`)."""
+    """A MultiStreamProcessor over the tiny tokenizer (P=8, M=4, morph vocab 64, Morfessor on `tiny_corpus`)."""
     from msnn_hf.processing_multistream import MultiStreamProcessor
 
     return MultiStreamProcessor.from_tokenizer(
-        tiny_tokenizer_dir, corpus=tiny_corpus, morph_vocab_size=120, show_progress=False
+        tiny_tokenizer_dir, corpus=tiny_corpus, morph_vocab_size=64, show_progress=False
     )
 
 

