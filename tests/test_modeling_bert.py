@@ -514,3 +514,34 @@ def test_stream_tables_are_validated_and_saved(tmp_path):
         saved["multistream_bert.stream_tables.phonetic"], model.base_model.stream_tables.phonetic
     )
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "multistream_bert"
+
+
+# ---------------------------------------------------------------------------------------- with the processor
+def test_from_backbone_with_the_processor(tmp_path, tiny_processor):
+    """End to end with the real `MultiStreamProcessor`: its ids equal the model's derived ids; fill-mask works."""
+    tokenizer = tiny_processor.tokenizer
+    bert = {k: v for k, v in TINY.items() if k in BertConfig().to_dict()}
+    BertModel(BertConfig(**{**bert, "vocab_size": len(tokenizer)})).save_pretrained(tmp_path / "bert")
+    model = MultiStreamBertForMaskedLM.from_backbone(
+        str(tmp_path / "bert"), tiny_processor, integration_type="dm", alpha_granularity="token",
+        stream_hidden_size=16, stream_num_heads=2, stream_intermediate_size=32,
+    ).eval()  # fmt: skip
+    assert model.config.phonetic_slot_size == tiny_processor.slot_sizes["phonetic"]
+    assert model.config.morph_vocab_size == tiny_processor.stream_vocab_sizes["morphological"]
+    batch = tiny_processor(
+        ["The actor walked.", f"A director {tokenizer.mask_token} the new film today."],
+        padding=True,
+        return_tensors="pt",
+    )
+    assert {"phonetic_ids", "morph_ids"} <= set(batch)
+    derived = {k: v for k, v in batch.items() if k not in ("phonetic_ids", "morph_ids")}
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, model(**derived).logits)
+    mask_row = model.base_model.stream_tables.phonetic[tokenizer.mask_token_id]
+    assert mask_row[0] == STREAM_MASK_ID and not mask_row[1:].any()
+
+    model.save_pretrained(tmp_path / "mlm")
+    tokenizer.save_pretrained(tmp_path / "mlm")
+    fill = pipeline("fill-mask", model=str(tmp_path / "mlm"), device="cpu", top_k=3)
+    predictions = fill(f"the actor {tokenizer.mask_token} the movie.")
+    assert len(predictions) == 3 and all("token_str" in p for p in predictions)
