@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 LICENSE = "apache-2.0"
 LIBRARY_NAME = "transformers"
 FIGURE_NAME = "alpha.png"
+PROCESSOR_CONFIG = "processor_config.json"
 
 # Files never uploaded: pickles can run code when loaded. Trainer state pickles are skipped with a notice;
 # any other pickle in the folder (e.g. `pytorch_model.bin`) makes publishing fail.
@@ -166,62 +167,52 @@ def load_result(path: str | Path) -> dict:
 
 
 def alpha_means(result: dict) -> dict[str, float] | None:
-    """Mean integration weight per stream from a result's alpha summary, or None if it has none.
-
-    Accepted summary forms: ``{"mean": {stream: w}}``, ``{stream: w}``, ``{"per_layer": [[w_s, ...], ...]}``
-    (with ``"streams"``), ``{"per_layer": [{stream: w}, ...]}`` or a bare list of per-layer rows.
-    """
+    """Mean integration weight per stream (over layers) from a result's alpha summary, or None without one."""
     summary = result_value(result, "alpha")
-    streams = result_value(result, "streams") or (
-        summary.get("streams") if isinstance(summary, dict) else None
-    )
-    if summary is None:
-        return None
     if isinstance(summary, dict):
-        for key in ("mean", "mean_per_stream", "overall", "per_stream"):
+        for key in ("overall", "mean_per_stream", "per_stream", "mean"):
             if isinstance(summary.get(key), dict):
                 return {s: float(v) for s, v in summary[key].items()}
         if summary and all(isinstance(v, (int, float)) for v in summary.values()):
             return {s: float(v) for s, v in summary.items()}
     rows = per_layer_alpha(result)
-    if rows is None:
+    if not rows:
         return None
-    layer_streams = list(rows[0][1])
-    if streams and len(streams) == len(layer_streams):
-        layer_streams = list(streams)
-    return {s: statistics.fmean(row[1][key] for row in rows) for s, key in zip(layer_streams, rows[0][1])}
+    return {s: statistics.fmean(row[1][s] for row in rows) for s in rows[0][1]}
 
 
 def per_layer_alpha(result: dict) -> list[tuple[str, dict[str, float]]] | None:
-    """``[(layer label, {stream: mean weight})]`` from a result's alpha summary, or None."""
+    """``[(layer label, {stream: mean weight})]`` from a result's alpha summary, or None.
+
+    The main form is `msnn_hf.callbacks.mean_stream_weights`'s ``{"layers": [l, ...], "streams": [s, ...],
+    "mean": [[w_s, ...], ...]}``; ``{"per_layer": [...]}`` (rows as lists or ``{stream: w}`` dicts) and a bare
+    list of rows are accepted too.
+    """
     summary = result_value(result, "alpha")
     streams = result_value(result, "streams")
-    layers = None
+    layer_ids: list | None = None
     if isinstance(summary, dict):
         streams = summary.get("streams") or streams
-        layers = summary.get("per_layer") or summary.get("layers")
-        layer_ids = summary.get("layer_ids") or summary.get("integration_layers")
-    elif isinstance(summary, list):
-        layers, layer_ids = summary, None
-    if isinstance(layers, dict):
-        layer_ids, layers = list(layers), list(layers.values())
-    if not isinstance(layers, list) or not layers:
+        rows = summary.get("mean") if isinstance(summary.get("mean"), list) else summary.get("per_layer")
+        layer_ids = summary.get("layers") or summary.get("layer_ids") or summary.get("integration_layers")
+        if isinstance(rows, dict):
+            layer_ids, rows = list(rows), list(rows.values())
+    else:
+        rows = summary
+    if not isinstance(rows, list) or not rows:
         return None
-    rows = []
-    for i, layer in enumerate(layers):
-        label = str(layer_ids[i]) if layer_ids and i < len(layer_ids) else str(i)
-        if isinstance(layer, dict):
-            rows.append((label, {s: float(v) for s, v in layer.items() if isinstance(v, (int, float))}))
-        elif isinstance(layer, list) and all(isinstance(v, (int, float)) for v in layer):
-            names = (
-                streams
-                if streams and len(streams) == len(layer)
-                else [f"stream {j}" for j in range(len(layer))]
-            )
-            rows.append((label, {s: float(v) for s, v in zip(names, layer)}))
+    table = []
+    for i, row in enumerate(rows):
+        label = str(layer_ids[i]) if isinstance(layer_ids, list) and i < len(layer_ids) else str(i)
+        if isinstance(row, dict) and all(isinstance(v, (int, float)) for v in row.values()):
+            table.append((label, {str(k): float(v) for k, v in row.items()}))
+        elif isinstance(row, list) and row and all(isinstance(v, (int, float)) for v in row):
+            names = streams if isinstance(streams, list) and len(streams) == len(row) else None
+            names = names or [f"stream {j}" for j in range(len(row))]
+            table.append((label, {str(k): float(v) for k, v in zip(names, row)}))
         else:
             return None
-    return rows
+    return table
 
 
 # ------------------------------------------------------------------------------------------------ card specs
@@ -622,7 +613,8 @@ def weight_files(checkpoint: Path) -> list[str]:
     )
 
 
-def _check_safetensors(path: Path) -> None:
+def check_safetensors(path: Path) -> None:
+    """Raise `CheckpointError` unless `path` opens as a safetensors file (header and tensor index)."""
     from safetensors import safe_open
 
     try:
@@ -633,22 +625,61 @@ def _check_safetensors(path: Path) -> None:
 
 
 def processor_files(checkpoint: Path) -> list[str]:
-    """The processor / tokenizer files present (at least a tokenizer is required)."""
-    names = sorted(
+    """The processor files: ``processor_config.json``, the files it lists, and the tokenizer files.
+
+    Raises:
+        CheckpointError: no processor / tokenizer saved, or a file that ``processor_config.json`` names is missing.
+    """
+    names = {
         p.name
         for p in checkpoint.iterdir()
         if p.is_file()
-        and (
-            p.name.startswith(("tokenizer", "processor", "preprocessor", "special_tokens", "vocab", "merges"))
-            or p.name.startswith(("stream", "phonetic", "morph", "added_tokens"))
-        )
+        and p.name.startswith(("tokenizer", "special_tokens", "vocab", "merges", "added_tokens"))
         and not p.name.endswith(PICKLE_SUFFIXES)
-    )
-    if not any(n.startswith("tokenizer") or n.startswith("vocab") for n in names):
+    }
+    if not any(n.startswith(("tokenizer", "vocab")) for n in names):
         raise CheckpointError(
-            f"{checkpoint}: no tokenizer/processor files; save them with processor.save_pretrained(checkpoint)"
+            f"{checkpoint}: no tokenizer files; save them with processor.save_pretrained(checkpoint)"
         )
-    return names
+    config_path = checkpoint / PROCESSOR_CONFIG
+    if not config_path.is_file():
+        raise CheckpointError(
+            f"{checkpoint}: {PROCESSOR_CONFIG} is missing; save the processor with processor.save_pretrained(checkpoint)"
+        )
+    listed = [f for f in (json.loads(config_path.read_text()).get("files") or {}).values() if f]
+    missing = [f for f in listed if not (checkpoint / f).is_file()]
+    if missing:
+        raise CheckpointError(f"{checkpoint}: files named in {PROCESSOR_CONFIG} are missing: {missing}")
+    return sorted(names | {PROCESSOR_CONFIG, *listed})
+
+
+def add_base_model_auto_map(checkpoint: Path) -> bool:
+    """Add ``AutoModel`` to ``config.json``'s ``auto_map`` when only a task class is mapped.
+
+    ``save_pretrained`` maps only the saved class (e.g. ``AutoModelForSequenceClassification``); with the base
+    model class (``XModel`` beside ``XForSequenceClassification`` in the same modeling file) mapped too,
+    ``AutoModel.from_pretrained(repo, trust_remote_code=True)`` works for users without msnn_hf.
+
+    Returns:
+        whether ``config.json`` was changed.
+    """
+    config_path = checkpoint / "config.json"
+    config = json.loads(config_path.read_text())
+    auto_map = config.get("auto_map") or {}
+    if "AutoModel" in auto_map:
+        return False
+    for key, reference in auto_map.items():
+        if not key.startswith("AutoModelFor") or not isinstance(reference, str) or "--" in reference:
+            continue
+        module, cls = reference.rsplit(".", 1)
+        base = re.sub(r"For[A-Za-z]+$|LMHeadModel$", "Model", cls)
+        path = checkpoint / f"{module}.py"
+        if base != cls and path.is_file() and re.search(rf"^class {base}\b", path.read_text(), re.M):
+            auto_map["AutoModel"] = f"{module}.{base}"
+            config["auto_map"] = auto_map
+            config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+            return True
+    return False
 
 
 def checkpoint_files(checkpoint: str | Path) -> list[str]:
@@ -679,10 +710,12 @@ def checkpoint_files(checkpoint: str | Path) -> list[str]:
             f"{checkpoint}: config.json has no auto_map, so users without msnn_hf cannot load it "
             "(save the model with register_for_auto_class, as msnn_hf models do)"
         )
+    if add_base_model_auto_map(checkpoint):
+        logger.info("Added AutoModel to the auto_map of %s", config_path)
     weights = weight_files(checkpoint)
     for name in weights:
         if name.endswith(".safetensors"):
-            _check_safetensors(checkpoint / name)
+            check_safetensors(checkpoint / name)
     needed = {"config.json", *weights, *code_files(checkpoint, config), *processor_files(checkpoint)}
     extra = {
         p.name
@@ -717,7 +750,6 @@ def prepare_checkpoint_for_hub(
         CheckpointError, ResultsError: what is wrong, in words.
     """
     checkpoint = Path(checkpoint)
-    files = checkpoint_files(checkpoint)
     spec = card if isinstance(card, CardSpec) else None
     if isinstance(card, str):
         spec = load_card_spec(card)
@@ -732,7 +764,9 @@ def prepare_checkpoint_for_hub(
         raise ResultsError(
             f"Result file {spec.path(spec.results)} (from card spec {spec.name}) does not exist"
         )
-    model_card = render_card(spec, results, out_dir=checkpoint, repo_id=repo_id)
+    result = load_result(results or spec.path(spec.results))  # fail before touching the checkpoint
+    files = checkpoint_files(checkpoint)
+    model_card = render_card(spec, result, out_dir=checkpoint, repo_id=repo_id)
     model_card.save(checkpoint / "README.md")
     extra = ["README.md"] + ([FIGURE_NAME] if (checkpoint / FIGURE_NAME).is_file() else [])
     return sorted(set(files) | set(extra))

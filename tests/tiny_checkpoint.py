@@ -1,0 +1,107 @@
+"""Tiny random multi-stream BERT classifiers saved as complete checkpoints (model + processor), for the Hub and
+Space tests. Nothing here is trained: the weights are random, only the file layout is real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SST5_LABELS = ["very negative", "negative", "neutral", "positive", "very positive"]
+
+
+def build_tiny_checkpoint(
+    processor: Any, out: str | Path, integration_type: str = "li", seed: int = 0
+) -> Path:
+    """Save a tiny random `MultiStreamBertForSequenceClassification` and `processor` into `out`."""
+    import torch
+
+    from msnn_hf import MultiStreamBertConfig, MultiStreamBertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = MultiStreamBertConfig(
+        vocab_size=len(processor.tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=160,
+        integration_type=integration_type,
+        stream_hidden_size=16,
+        stream_num_heads=2,
+        stream_intermediate_size=32,
+        num_labels=len(SST5_LABELS),
+        id2label=dict(enumerate(SST5_LABELS)),
+        label2id={label: i for i, label in enumerate(SST5_LABELS)},
+        phonetic_vocab_size=processor.stream_vocab_sizes["phonetic"],
+        morph_vocab_size=processor.stream_vocab_sizes["morphological"],
+        phonetic_slot_size=processor.slot_sizes["phonetic"],
+        morph_slot_size=processor.slot_sizes["morphological"],
+        pad_token_id=processor.tokenizer.pad_token_id,
+    )
+    model = MultiStreamBertForSequenceClassification(config).eval()
+    base = model.base_model
+    load_tables = getattr(base, "load_stream_tables", None) or base.set_stream_tables
+    load_tables(processor.stream_tables)
+    out = Path(out)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def reference_logits(checkpoint: str | Path, texts: list[str]) -> list[list[float]]:
+    """Logits of the saved checkpoint on `texts`, loaded locally with msnn_hf (what Hub users must reproduce)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from msnn_hf import MultiStreamProcessor
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint)).eval()
+    processor = MultiStreamProcessor.from_pretrained(str(checkpoint))
+    with torch.no_grad():
+        logits = model(**processor(texts, padding=True, return_tensors="pt")).logits
+    return logits.tolist()
+
+
+def synthetic_result(path: str | Path, **overrides: Any) -> Path:
+    """A result JSON shaped like the SST-5 trainer's, with made-up numbers (tests only: never a real card)."""
+    result: dict[str, Any] = {
+        "task": "sst5",
+        "variant": "li",
+        "seed": 42,
+        "split": "test",
+        "command": "python trainers/run_classification.py --variant li --seed 42 --output_dir outputs/sst5/li-seed42",
+        "config": {
+            "model_name_or_path": "sentence-transformers/all-MiniLM-L6-v2",
+            "integration_type": "li",
+            "streams": ["semantic", "phonetic", "morphological"],
+        },
+        "metrics": {
+            "test": {
+                "accuracy": 0.4321,
+                "macro_f1": 0.4012,
+                "per_class_f1": [0.31, 0.45, 0.22, 0.48, 0.55],
+                "confusion": [
+                    [10, 5, 1, 0, 0],
+                    [4, 20, 6, 2, 0],
+                    [1, 6, 9, 7, 1],
+                    [0, 2, 5, 22, 6],
+                    [0, 0, 1, 8, 15],
+                ],
+            }
+        },
+        "alpha": {
+            "layers": [0, 1],
+            "streams": ["semantic", "phonetic", "morphological"],
+            "mean": [[0.8, 0.12, 0.08], [0.7, 0.2, 0.1]],
+        },
+        "param_count": 23_456_789,
+    }
+    for key, value in overrides.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    path = Path(path)
+    path.write_text(json.dumps(result, indent=2))
+    return path
