@@ -54,16 +54,17 @@ MLM_VARIANTS: dict[str, dict[str, Any]] = {
 # Budgets. "cpu-tiny" is what fits a few minutes of a shared 2-core CPU per run; "gpu" is a real (still small) run.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-tiny": dict(
-        clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=128, block_size=128, batch=8, max_steps=96,
-                 learning_rate=1e-3, warmup_steps=10, eval_splits=("test",)),
-        mlm=dict(max_steps=60, batch=16, max_seq_length=64, learning_rate=1e-4, max_eval_lines=1000),
+        clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=128, block_size=128, batch=8, max_steps=24,
+                 learning_rate=1e-3, warmup_steps=4, eval_splits=("test",), max_eval_lines=500),
+        mlm=dict(max_steps=16, batch=8, max_seq_length=64, learning_rate=1e-4, max_eval_lines=200),
         stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
         threads=1,
         clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B"),
     ),
     "gpu": dict(
         clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=256, block_size=256, batch=32, max_steps=20000,
-                 learning_rate=6e-4, warmup_steps=500, eval_splits=("validation", "test", "wikitext2")),
+                 learning_rate=6e-4, warmup_steps=500, eval_splits=("validation", "test", "wikitext2"),
+                 max_eval_lines=None),
         mlm=dict(max_steps=5000, batch=64, max_seq_length=128, learning_rate=5e-5, max_eval_lines=None),
         stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
         threads=0,
@@ -170,7 +171,7 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                 continue
             run_dir = Path(args.output_root) / name
             cmd = [sys.executable, str(TRAINERS / "run_clm.py"), "--processor_name", args.processor,
-                   "--dataset", "ptb", "--output_dir", str(run_dir), "--overwrite_output_dir", "true",
+                   "--dataset", "ptb", "--output_dir", str(run_dir),
                    "--n_embd", str(width), "--n_layer", str(shape["n_layer"]), "--n_head", str(shape["n_head"]),
                    "--n_positions", str(shape["n_positions"]), "--block_size", str(clm["block_size"]),
                    "--per_device_train_batch_size", str(clm["batch"]), "--max_steps", str(clm["max_steps"]),
@@ -185,6 +186,8 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                 cmd += [f"--{key}", str(value)]
             if "wikitext2" in clm["eval_splits"] and wikitext.exists():
                 cmd += ["--extra_eval", f"wikitext2={wikitext}"]
+            if clm["max_eval_lines"]:
+                cmd += ["--max_eval_lines", str(clm["max_eval_lines"])]
             only = [s for s in ("validation", "test") if s in clm["eval_splits"]]
             cmd += ["--eval_splits", ",".join(only)]
             start = time.perf_counter()
@@ -219,7 +222,7 @@ def mlm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                 continue
             run_dir = Path(args.output_root) / name
             cmd = [sys.executable, str(TRAINERS / "run_mlm.py"), "--processor_name", args.mlm_processor,
-                   "--dataset", "ptb", "--output_dir", str(run_dir), "--overwrite_output_dir", "true",
+                   "--dataset", "ptb", "--output_dir", str(run_dir),
                    "--max_seq_length", str(mlm["max_seq_length"]), "--per_device_train_batch_size", str(mlm["batch"]),
                    "--max_steps", str(mlm["max_steps"]), "--learning_rate", str(mlm["learning_rate"]),
                    "--seed", str(seed), "--mask_seed", "0", "--whole_word_mask", "true",
@@ -278,9 +281,9 @@ def report(results_dir: Path, out: Path) -> str:
             f"tokens; seeds {seeds}. Word-level perplexity = exp(summed token NLL, one real `<|endoftext|>` token per "
             "line / words counting one end-of-sentence per line), see `trainers/lm_utils.py`.",
             "",
-            "| variant | integration | option | n_embd | parameters | x baseline | tokens trained | train s | "
+            "| variant | integration | option | n_embd | parameters | x baseline | tokens trained | train s | eval lines | "
             "PTB valid word ppl | PTB test word ppl | PTB test token ppl | WikiText-2 test word ppl |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
         ]
         for r in sorted(clm, key=lambda r: (order.get(r["variant"], 99), r["seed"])):
             c, m = r["config"], r["metrics"]
@@ -295,7 +298,7 @@ def report(results_dir: Path, out: Path) -> str:
             lines.append(
                 f"| {r['variant']} (seed {r['seed']}) | {integ} | {option} | {c['n_embd']} | {fmt(r['num_parameters'])} | "
                 f"{r['parameter_ratio_to_baseline']:.3f} | {fmt(r['tokens_trained'])} | {fmt(r['train_seconds'], 0)} | "
-                f"{fmt(m.get('validation_word_perplexity'))} | {fmt(m.get('test_word_perplexity'))} | "
+                f"{r['data_args'].get('max_eval_lines') or 'all'} | {fmt(m.get('validation_word_perplexity'))} | {fmt(m.get('test_word_perplexity'))} | "
                 f"{fmt(m.get('test_token_perplexity'))} | {fmt(m.get('wikitext2_word_perplexity'))} |"
             )
         lines.append("")

