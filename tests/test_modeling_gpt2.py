@@ -339,3 +339,40 @@ def test_from_backbone_loads_gpt2_weights(tmp_path):
         multi.transformer.stream_tables.morphological, Processor.stream_tables["morphological"]
     )
     assert multi.lm_head.weight is sem.wte.weight
+
+
+# ----------------------------------------------------------------------------------------------- shared checklist
+from model_checklist import ModelChecklist  # noqa: E402
+
+
+class TestMultiStreamGPT2Checklist(ModelChecklist):
+    FAMILY = "multistream_gpt2"
+    VARIANTS = {
+        "li": dict(integration_type="li"),
+        "dm-scalar": dict(integration_type="dm", alpha_granularity="scalar"),
+        "dm-token-last": dict(integration_type="dm", alpha_granularity="token", integration_layers="last"),
+    }
+    BASELINE_VARIANTS = {"none": dict(streams=["semantic"], integration_type="none")}
+    HEAD_CLASSES = (MultiStreamGPT2LMHeadModel, MultiStreamGPT2Model)
+    AUTO_CLASSES = {MultiStreamGPT2LMHeadModel: AutoModelForCausalLM, MultiStreamGPT2Model: AutoModel}
+    PADDING_SIDE = "left"
+    MAX_POSITIONS = 48
+
+    def tiny_config(self, **overrides):
+        return tiny_config(**overrides)
+
+    def prepare_model(self, model, seed: int = 0):
+        if model.config.non_semantic_streams:
+            model.set_stream_tables(random_tables(model.config, seed))
+        return model
+
+    def make_inputs(self, config, batch: int, length: int, seed: int = 0):
+        # position ids travel with the tokens, so left padding keeps every real token's position
+        return {
+            "input_ids": ids(batch, length, seed),
+            "attention_mask": torch.ones(batch, length, dtype=torch.long),
+            "position_ids": torch.arange(length).expand(batch, length).clone(),
+        }
+
+    def main_output(self, output):
+        return output.logits if "logits" in output else output.last_hidden_state

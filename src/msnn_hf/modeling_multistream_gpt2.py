@@ -246,7 +246,7 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
         output_stream_weights: bool | None = None,
         return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> MultiStreamGPT2ModelOutput:
+    ) -> MultiStreamGPT2ModelOutput | tuple:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
@@ -268,9 +268,16 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             use_cache (`bool`, *optional*): return a cache (default `config.use_cache`, off when training).
             output_hidden_states (`bool`, *optional*): return the semantic stream's hidden states.
             output_stream_weights (`bool`, *optional*): return the integration weights.
+            return_dict (`bool`, *optional*): return a `ModelOutput` (default `config.return_dict`) or a tuple.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Specify exactly one of `input_ids` and `inputs_embeds`")
+        if input_ids is not None and input_ids.numel():
+            low, high = int(input_ids.min()), int(input_ids.max())
+            if low < 0 or high >= self.config.vocab_size:
+                raise ValueError(
+                    f"`input_ids` hold ids in [{low}, {high}], outside the vocabulary [0, {self.config.vocab_size})"
+                )
         if use_cache is None:
             use_cache = bool(self.config.use_cache) and not self.training
         if self.training and torch.is_grad_enabled() and self.is_activation_checkpointing:
@@ -321,11 +328,14 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             weights.append(out.weights)  # (B, T, S)
         final = integrated if self.integration else hidden
         stacked = torch.stack(weights) if (output_stream_weights and weights) else None
-        return MultiStreamGPT2ModelOutput(
+        out = MultiStreamGPT2ModelOutput(
             last_hidden_state=sem.ln_f(final),
             cache=cache,
             hidden_states=all_hidden,
             stream_weights=stacked,
+        )
+        return (
+            out if (return_dict if return_dict is not None else self.config.return_dict) else out.to_tuple()
         )
 
 
@@ -373,7 +383,7 @@ class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin
         logits_to_keep: int | torch.Tensor = 0,
         return_dict: bool | None = None,
         **kwargs: Any,
-    ) -> MultiStreamGPT2CausalLMOutput:
+    ) -> MultiStreamGPT2CausalLMOutput | tuple:
         r"""
         Args:
             input_ids, cache, attention_mask, position_ids, inputs_embeds, phonetic_ids, morph_ids, use_cache,
@@ -394,6 +404,7 @@ class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             output_stream_weights=output_stream_weights,
+            return_dict=True,
         )
         hidden = outputs.last_hidden_state  # (B, T, H)
         if isinstance(logits_to_keep, int):
@@ -404,12 +415,15 @@ class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin
         loss = None
         if labels is not None:
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
-        return MultiStreamGPT2CausalLMOutput(
+        out = MultiStreamGPT2CausalLMOutput(
             loss=loss,
             logits=logits,
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             stream_weights=outputs.stream_weights,
+        )
+        return (
+            out if (return_dict if return_dict is not None else self.config.return_dict) else out.to_tuple()
         )
 
 
