@@ -608,8 +608,8 @@ def weight_files(checkpoint: Path) -> list[str]:
     if (checkpoint / "model.safetensors").is_file():
         return ["model.safetensors"]
     raise CheckpointError(
-        f"{checkpoint}: no model.safetensors (only safetensors weights are published; "
-        "save with model.save_pretrained(..., safe_serialization=True))"
+        f"{checkpoint}: no model.safetensors (msnn_hf checkpoints keep their weights in safetensors only; "
+        "save the model with model.save_pretrained(folder))"
     )
 
 
