@@ -1,0 +1,690 @@
+#!/usr/bin/env python
+"""Fine-tune a multi-stream BERT (LI-BERT, DM-BERT and the baselines) for text classification.
+
+In the style of transformers' `examples/pytorch/text-classification/run_glue.py`: `HfArgumentParser` over
+`ModelArguments`, `DataArguments` and `TrainingArguments`, then `Trainer`. Any single-label dataset: a Hub id
+(`--dataset_name SetFit/sst5`), a local folder of `{train,validation,test}.{jsonl,csv}` (`--data_dir`) or explicit
+files; every variant of the BERT family through `--variant` (see `VARIANTS`).
+
+Defaults (overridable on the command line): train, evaluate each epoch on validation, keep the best checkpoint by
+validation macro-F1 (`load_best_model_at_end`), evaluate the test split ONCE at the end. The output folder holds
+the final model + processor (loadable with `AutoModelForSequenceClassification.from_pretrained(dir)` and
+`pipeline("text-classification", model=dir)`), `all_results.json` and, with `--results_file`, a self-contained
+result record (config, hyper-parameters, metrics, alpha summary, parameter count, wall time, git commit, device).
+
+    python trainers/run_classification.py --model_name_or_path <bert folder or id> --data_dir ../shared/data/sst5 \
+        --variant li --output_dir outputs/sst5/li-seed42 --num_train_epochs 4 --learning_rate 5e-5 \
+        --per_device_train_batch_size 32 --max_seq_length 64 --warmup_steps 0.1 --weight_decay 0.01
+
+An existing output folder with checkpoints is resumed from its last checkpoint (`--resume_from_checkpoint <dir>`
+picks one); delete the folder to start over. Runs unchanged under `accelerate launch` / `torchrun`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+import transformers
+from transformers import (
+    AutoModel,
+    DataCollatorWithPadding,
+    HfArgumentParser,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+import msnn_hf
+from msnn_hf.callbacks import (
+    StreamWeightsCallback,
+    format_stream_weights_table,
+    mean_stream_weights,
+)
+from msnn_hf.data import (
+    SST5_LABELS,
+    default_data_dir,
+    load_classification_splits,
+    validate_classification_splits,
+)
+from msnn_hf.metrics import build_compute_metrics, load_classification_metric
+from msnn_hf.metrics.sst_metrics.sst_metrics import classification_scores
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ALL_STREAMS = ["semantic", "phonetic", "morphological"]
+
+# variant name -> MultiStreamBertConfig overrides. One table for the script, the experiment runner and the report.
+VARIANTS: dict[str, dict] = {
+    "backbone": {"streams": ["semantic"], "integration_type": "none"},
+    "phonetic-only": {"streams": ["phonetic"], "integration_type": "none"},
+    "morphological-only": {"streams": ["morphological"], "integration_type": "none"},
+    "early": {"streams": ALL_STREAMS, "integration_type": "early"},
+    "concat": {"streams": ALL_STREAMS, "integration_type": "concat"},
+    "li": {"streams": ALL_STREAMS, "integration_type": "li"},
+    "dm-scalar": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "scalar"},
+    "dm-channel": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "channel"},
+    "dm-token": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "token"},
+}
+NAMED_LABELS = {"sst5": list(SST5_LABELS)}
+DEBUG_SIGKILL_ENV = "MSNN_DEBUG_SIGKILL_AT_STEP"  # tests: SIGKILL this process at the end of that step
+
+
+@dataclass
+class ModelArguments:
+    """Which model to fine-tune and how the multi-stream parts are configured."""
+
+    model_name_or_path: str = field(
+        metadata={
+            "help": "The semantic backbone (a BERT checkpoint: Hub id or local folder) or a multi-stream checkpoint."
+        }
+    )
+    variant: str = field(default="li", metadata={"help": f"Model variant, one of {list(VARIANTS)}."})
+    streams: str | None = field(
+        default=None, metadata={"help": "Comma-separated stream subset overriding the variant's (ablations)."}
+    )
+    integration_layers: str | None = field(
+        default=None, metadata={"help": "'all', 'last' or comma-separated 0-based layer indices."}
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON dict of extra MultiStreamBertConfig fields, e.g. '{\"stream_hidden_size\": 64}'."
+        },
+    )
+    processor_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "A saved MultiStreamProcessor. If absent one is built from the backbone tokenizer with the "
+            "training texts as Morfessor corpus, and cached."
+        },
+    )
+    processor_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where built processors are cached (default: <output_dir>/processor-cache)."},
+    )
+    processor_kwargs: str | None = field(
+        default=None, metadata={"help": "JSON dict of options for MultiStreamProcessor.from_tokenizer."}
+    )
+    new_params_lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the parameters not loaded from the backbone (streams, integration, head); "
+            "default: --learning_rate."
+        },
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Cache folder for Hub downloads."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Passed to dataset/model loading."})
+
+
+@dataclass
+class DataArguments:
+    """Which data to train and evaluate on."""
+
+    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset id (e.g. SetFit/sst5)."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset configuration."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "A folder of {train,validation,test}.{jsonl,json,csv}; a bare name (e.g. 'sst5') is looked up "
+            "under $MSNN_DATA_DIR (default ../shared/data)."
+        },
+    )
+    train_file: str | None = field(default=None, metadata={"help": "Training file (JSON Lines or CSV)."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation file."})
+    test_file: str | None = field(default=None, metadata={"help": "Test file."})
+    text_column: str = field(default="text", metadata={"help": "Column holding the text."})
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "Optional second text column (pairs)."}
+    )
+    label_column: str = field(default="label", metadata={"help": "Column holding the label."})
+    class_names: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated label names in id order, or a known set ('sst5'). Default: the dataset's "
+            "ClassLabel names or its distinct training labels."
+        },
+    )
+    max_seq_length: int = field(
+        default=64, metadata={"help": "Maximum tokens per example (longer is truncated)."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the training set (debugging)."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
+    probe_size: int = field(
+        default=32,
+        metadata={"help": "Validation examples in the alpha probe batch logged at each evaluation."},
+    )
+    results_file: str | None = field(
+        default=None, metadata={"help": "Also write a self-contained result record (JSON) to this path."}
+    )
+
+
+def training_defaults() -> dict:
+    """Defaults for `TrainingArguments` that differ from transformers' (every one can be overridden)."""
+    defaults = {
+        "do_train": True,
+        "do_eval": True,
+        "do_predict": True,
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "logging_strategy": "steps",
+        "logging_steps": 50,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "macro_f1",
+        "save_total_limit": 2,
+        "per_device_train_batch_size": 32,
+        "per_device_eval_batch_size": 64,
+        "learning_rate": 5e-5,
+        "num_train_epochs": 4.0,
+        "warmup_steps": 0.1,
+        "weight_decay": 0.01,
+    }
+    try:
+        import tensorboard  # noqa: F401
+
+        defaults["report_to"] = ["tensorboard"]
+    except ImportError:
+        pass
+    return defaults
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+    parser.set_defaults(**training_defaults())
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+# --------------------------------------------------------------------------------------------------- model setup
+def parse_layers(value: str | None):
+    if value is None:
+        return None
+    if value in ("all", "last"):
+        return value
+    return [int(v) for v in value.split(",") if v.strip()]
+
+
+def config_overrides_for(model_args: ModelArguments) -> dict:
+    """MultiStreamBertConfig overrides of the chosen variant + `--streams`, `--integration_layers`, JSON extras."""
+    if model_args.variant not in VARIANTS:
+        raise ValueError(f"Unknown --variant {model_args.variant!r}; valid: {list(VARIANTS)}")
+    overrides = json.loads(json.dumps(VARIANTS[model_args.variant]))
+    if model_args.streams:
+        overrides["streams"] = [s.strip() for s in model_args.streams.split(",") if s.strip()]
+    layers = parse_layers(model_args.integration_layers)
+    if layers is not None:
+        overrides["integration_layers"] = layers
+    if model_args.config_overrides:
+        overrides.update(json.loads(model_args.config_overrides))
+    return overrides
+
+
+def processor_cache_key(backbone: str, texts: list[str], kwargs: dict) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\n")
+    source = os.path.abspath(backbone) if os.path.isdir(backbone) else backbone
+    payload = {
+        "backbone": source,
+        "corpus": digest.hexdigest(),
+        "kwargs": kwargs,
+        "msnn_hf": msnn_hf.__version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_or_build_processor(model_args: ModelArguments, training_args: TrainingArguments, corpus: list[str]):
+    """The processor: `--processor_name_or_path`, a saved one next to a multi-stream checkpoint, or one built from the
+    backbone tokenizer (corpus = training texts) and cached under a key of (backbone, corpus, options)."""
+    from msnn_hf import MultiStreamProcessor
+
+    if model_args.processor_name_or_path:
+        return MultiStreamProcessor.from_pretrained(model_args.processor_name_or_path)
+    path = model_args.model_name_or_path
+    if os.path.isfile(os.path.join(path, "processor_config.json")):
+        return MultiStreamProcessor.from_pretrained(path)
+    kwargs = json.loads(model_args.processor_kwargs) if model_args.processor_kwargs else {}
+    cache_root = Path(
+        model_args.processor_cache_dir or os.path.join(training_args.output_dir, "processor-cache")
+    )
+    cached = cache_root / processor_cache_key(path, corpus, kwargs)
+    with training_args.main_process_first(desc="building the multi-stream processor"):
+        if (cached / "DONE").is_file():
+            logger.info("Loading cached processor from %s", cached)
+            return MultiStreamProcessor.from_pretrained(str(cached))
+        logger.info(
+            "Building the processor from %s (%d corpus texts); cached at %s", path, len(corpus), cached
+        )
+        processor = MultiStreamProcessor.from_tokenizer(path, corpus=corpus, **kwargs)
+        if training_args.process_index == 0:
+            staging = cached.with_name(cached.name + f".tmp{os.getpid()}")
+            processor.save_pretrained(str(staging))
+            (staging / "DONE").write_text("ok\n")
+            try:
+                staging.rename(cached)
+            except OSError:  # another run finished first: keep theirs
+                pass
+    return processor
+
+
+def load_model(model_args: ModelArguments, processor, labels, overrides: dict):
+    """A fresh multi-stream model around the backbone, or a saved multi-stream checkpoint."""
+    from msnn_hf import MultiStreamBertForSequenceClassification
+
+    label_kwargs = {"num_labels": labels.num_labels, "id2label": labels.id2label, "label2id": labels.label2id}
+    config_file = os.path.join(model_args.model_name_or_path, "config.json")
+    if (
+        os.path.isfile(config_file)
+        and json.loads(Path(config_file).read_text()).get("model_type") == "multistream_bert"
+    ):
+        return MultiStreamBertForSequenceClassification.from_pretrained(
+            model_args.model_name_or_path, **label_kwargs
+        )
+    return MultiStreamBertForSequenceClassification.from_backbone(
+        model_args.model_name_or_path, processor=processor, **overrides, **label_kwargs
+    )
+
+
+def backbone_parameter_names(model, backbone: str) -> set[str]:
+    """Names of `model`'s parameters loaded from the backbone: the semantic stream, and the pooler when the
+    backbone checkpoint has one. Everything else (streams, integration, head) is new."""
+    has_pooler = "pooler.dense.weight" in AutoModel.from_pretrained(backbone).state_dict()
+    return {
+        name
+        for name, _ in model.named_parameters()
+        if "streams.semantic." in name or (has_pooler and "pooler." in name)
+    }
+
+
+class MultiStreamTrainer(Trainer):
+    """`Trainer` with an optional separate learning rate for the parameters that are new (not in the backbone)."""
+
+    def __init__(
+        self, *args, new_params_lr: float | None = None, backbone_names: set[str] | None = None, **kwargs
+    ):
+        super().__init__(*args, **kwargs)
+        self.new_params_lr = new_params_lr
+        self.backbone_names = backbone_names or set()
+
+    def create_optimizer(self, model=None):
+        if self.new_params_lr is None or self.optimizer is not None:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, param in opt_model.named_parameters():
+            if param.requires_grad:
+                groups.setdefault((name in decay, name in self.backbone_names), []).append(param)
+        grouped = [
+            {
+                "params": params,
+                "weight_decay": self.args.weight_decay if is_decay else 0.0,
+                "lr": self.args.learning_rate if is_backbone else self.new_params_lr,
+            }
+            for (is_decay, is_backbone), params in sorted(groups.items())
+        ]
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        self.optimizer = optimizer_cls(grouped, **optimizer_kwargs)
+        return self.optimizer
+
+
+class SigkillAtStepCallback(TrainerCallback):
+    """Test hook: kill this process with SIGKILL at the end of a given global step (simulates a crash)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ------------------------------------------------------------------------------------------------- bookkeeping
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return (
+            out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def device_description(training_args: TrainingArguments) -> str:
+    device = training_args.device
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs, {torch.get_num_threads()} threads)"
+    return f"{device.type}: {name} x{training_args.world_size}"
+
+
+def scores_record(scores: dict, id2label: dict[int, str], loss: float | None = None) -> dict:
+    record = {
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
+        "per_class_f1": {id2label[i]: v for i, v in enumerate(scores["per_class_f1"])},
+        "confusion_matrix": scores["confusion_matrix"],
+        "num_examples": int(np.sum(scores["confusion_matrix"])),
+    }
+    if loss is not None:
+        record["loss"] = loss
+    return record
+
+
+def write_json_atomic(path: str | os.PathLike, payload) -> None:
+    """Write JSON through a temporary file + rename, so a killed run never leaves half a result file."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    staging = f"{path}.tmp{os.getpid()}"
+    with open(staging, "w") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(staging, path)
+
+
+def resolve_data_dir(data_dir: str | None) -> str | None:
+    if data_dir is None or os.path.isdir(data_dir):
+        return data_dir
+    candidate = default_data_dir() / data_dir
+    return str(candidate) if candidate.is_dir() else data_dir
+
+
+# --------------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> dict:
+    started = time.time()
+    model_args, data_args, training_args = parse_args(argv)
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.warning(
+        "Process rank: %s, device: %s, n_gpu: %s, distributed: %s",
+        training_args.local_process_index,
+        training_args.device,
+        training_args.n_gpu,
+        training_args.parallel_mode.value == "distributed",
+    )
+
+    # ---- resume: an explicit checkpoint, else the last one in output_dir
+    last_checkpoint = None
+    if (
+        training_args.do_train
+        and os.path.isdir(training_args.output_dir)
+        and training_args.resume_from_checkpoint is None
+    ):
+        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+        if last_checkpoint is not None:
+            logger.info(
+                "Checkpoint detected, resuming training at %s (delete the folder to start over).",
+                last_checkpoint,
+            )
+
+    # ---- data: load and validate every row before anything expensive happens
+    raw = load_classification_splits(
+        dataset_name=data_args.dataset_name,
+        dataset_config_name=data_args.dataset_config_name,
+        data_dir=resolve_data_dir(data_args.data_dir),
+        train_file=data_args.train_file,
+        validation_file=data_args.validation_file,
+        test_file=data_args.test_file,
+        cache_dir=model_args.cache_dir,
+    )
+    label_names = data_args.class_names
+    label_names = NAMED_LABELS.get(label_names, label_names.split(",") if label_names else None)
+    test_labelled = (  # Hub test splits are often unlabelled (label -1): predict only
+        "test" in raw
+        and data_args.label_column in raw["test"].column_names
+        and any(v not in (None, -1) for v in raw["test"][data_args.label_column])
+    )
+    labels = validate_classification_splits(
+        raw,
+        data_args.text_column,
+        data_args.label_column,
+        label_names=label_names,
+        text_pair_column=data_args.text_pair_column,
+        require_labels=("train", "validation") + (("test",) if test_labelled else ()),
+    )
+    for split, needed in (
+        ("train", training_args.do_train),
+        ("validation", training_args.do_eval),
+        ("test", training_args.do_predict),
+    ):
+        if needed and split not in raw:
+            raise ValueError(
+                f"--do_{'eval' if split == 'validation' else 'predict' if split == 'test' else split} "
+                f"needs a {split} split; found {list(raw)}"
+            )
+    if data_args.max_train_samples and "train" in raw:
+        raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
+    if data_args.max_eval_samples and "validation" in raw:
+        raw["validation"] = raw["validation"].select(
+            range(min(data_args.max_eval_samples, len(raw["validation"])))
+        )
+    if data_args.max_predict_samples and "test" in raw:
+        raw["test"] = raw["test"].select(range(min(data_args.max_predict_samples, len(raw["test"]))))
+    logger.info("Data: %s; labels: %s", {k: len(v) for k, v in raw.items()}, labels.names)
+
+    # ---- processor and model
+    set_seed(training_args.seed)
+    corpus = list(raw["train"][data_args.text_column]) if "train" in raw else []
+    processor = load_or_build_processor(model_args, training_args, corpus)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    overrides = config_overrides_for(model_args)
+    model = load_model(model_args, processor, labels, overrides)
+    num_parameters = sum(p.numel() for p in model.parameters())
+    backbone_names = (
+        backbone_parameter_names(model, model_args.model_name_or_path)
+        if model_args.new_params_lr is not None
+        else None
+    )
+
+    # ---- tokenize: backbone tokens only; the model derives its phonetic/morph streams from input_ids (stream tables)
+    def preprocess(batch):
+        texts = (batch[data_args.text_column],)
+        if data_args.text_pair_column:
+            texts += (batch[data_args.text_pair_column],)
+        encoded = tokenizer(*texts, truncation=True, max_length=data_args.max_seq_length)
+        if data_args.label_column in batch:
+            encoded["labels"] = [
+                labels.value_to_id.get(v, -1) if v is not None else -1 for v in batch[data_args.label_column]
+            ]
+        return encoded
+
+    with training_args.main_process_first(desc="tokenizing"):
+        tokenized = raw.map(
+            preprocess,
+            batched=True,
+            remove_columns=raw["train" if "train" in raw else next(iter(raw))].column_names,
+            desc="Tokenizing",
+        )
+    train_dataset = tokenized.get("train")
+    eval_dataset = tokenized.get("validation")
+    predict_dataset = tokenized.get("test")
+    collator = DataCollatorWithPadding(
+        tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None
+    )
+
+    metric = load_classification_metric()
+    trainer = MultiStreamTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset if training_args.do_train else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
+        processing_class=processor,
+        data_collator=collator,
+        compute_metrics=build_compute_metrics(
+            labels.num_labels, labels.id2label, metric=metric, confusion=False
+        ),
+        new_params_lr=model_args.new_params_lr,
+        backbone_names=backbone_names,
+    )
+    if eval_dataset is not None and data_args.probe_size > 0:
+        probe = collator([eval_dataset[i] for i in range(min(data_args.probe_size, len(eval_dataset)))])
+        StreamWeightsCallback.attach(trainer, probe)
+    if os.environ.get(DEBUG_SIGKILL_ENV):
+        trainer.add_callback(SigkillAtStepCallback(int(os.environ[DEBUG_SIGKILL_ENV])))
+
+    results: dict = {}
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model()  # model + processor (processing_class) in output_dir
+        metrics = dict(train_result.metrics)
+        metrics["train_samples"] = len(train_dataset)
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        results["train"] = metrics
+
+    def evaluate_split(dataset, prefix: str) -> dict:
+        output = trainer.predict(dataset, metric_key_prefix=prefix)
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        predictions = np.argmax(logits, axis=-1)
+        scores = classification_scores(predictions, output.label_ids, num_labels=labels.num_labels)
+        record = scores_record(scores, labels.id2label, output.metrics.get(f"{prefix}_loss"))
+        flat = dict(output.metrics)  # already prefixed: eval_loss, eval_accuracy, eval_f1_<label>, ...
+        trainer.log_metrics(prefix, {k: v for k, v in flat.items() if np.isscalar(v)})
+        return record
+
+    if training_args.do_eval:  # the selected (best-on-validation) model
+        results["validation"] = evaluate_split(eval_dataset, "eval")
+    if training_args.do_predict:  # the test split, evaluated once
+        if test_labelled:
+            results["test"] = evaluate_split(predict_dataset, "test")
+        else:
+            output = trainer.predict(
+                predict_dataset.remove_columns([c for c in ("labels",) if c in predict_dataset.column_names])
+            )
+            logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+            results["test_predictions"] = [labels.id2label[int(i)] for i in np.argmax(logits, axis=-1)]
+
+    stream_weights = None
+    if training_args.do_eval and trainer.is_world_process_zero():
+        loader = torch.utils.data.DataLoader(
+            eval_dataset, batch_size=training_args.per_device_eval_batch_size, collate_fn=collator
+        )
+        stream_weights = mean_stream_weights(trainer.model, loader)
+    results["stream_weights"] = stream_weights
+
+    if trainer.is_world_process_zero():
+        train_metrics = results.get("train", {})
+        record = {
+            "variant": model_args.variant,
+            "streams": list(model.config.streams),
+            "seed": training_args.seed,
+            "model_name_or_path": model_args.model_name_or_path,
+            "config_overrides": overrides,
+            "model_config": model.config.to_dict(),
+            "labels": labels.names,
+            "hyperparameters": {
+                "learning_rate": training_args.learning_rate,
+                "new_params_lr": model_args.new_params_lr,
+                "num_train_epochs": training_args.num_train_epochs,
+                "max_steps": training_args.max_steps,
+                "per_device_train_batch_size": training_args.per_device_train_batch_size,
+                "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+                "world_size": training_args.world_size,
+                "max_seq_length": data_args.max_seq_length,
+                "warmup_steps": training_args.warmup_steps,
+                "weight_decay": training_args.weight_decay,
+                "lr_scheduler_type": str(training_args.lr_scheduler_type.value),
+                "optim": str(training_args.optim.value),
+                "metric_for_best_model": training_args.metric_for_best_model,
+                "max_train_samples": data_args.max_train_samples,
+            },
+            "data": {
+                "source": data_args.dataset_name
+                or resolve_data_dir(data_args.data_dir)
+                or data_args.train_file,
+                "sizes": {k: len(v) for k, v in raw.items()},
+            },
+            "validation": results.get("validation"),
+            "test": results.get("test"),
+            "stream_weights": stream_weights,
+            "num_parameters": num_parameters,
+            "train_runtime_s": train_metrics.get("train_runtime"),
+            "train_steps": trainer.state.global_step,
+            "step_time_s": (train_metrics["train_runtime"] / max(trainer.state.global_step, 1))
+            if train_metrics
+            else None,
+            "resumed_from": (training_args.resume_from_checkpoint or last_checkpoint)
+            if training_args.do_train
+            else None,
+            "best_model_checkpoint": trainer.state.best_model_checkpoint,
+            "eval_history": [
+                h for h in trainer.state.log_history if "eval_macro_f1" in h or "eval_loss" in h
+            ],
+            "wall_time_s": time.time() - started,
+            "git_commit": git_commit(),
+            "device": device_description(training_args),
+            "versions": {
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "msnn_hf": msnn_hf.__version__,
+            },
+            "command": [sys.executable, *(sys.argv if argv is None else [__file__, *argv])],
+            "output_dir": os.path.abspath(training_args.output_dir),
+        }
+        write_json_atomic(
+            os.path.join(training_args.output_dir, "all_results.json"), {**results, "record": record}
+        )
+        if data_args.results_file:
+            write_json_atomic(data_args.results_file, record)
+        print_summary(results, stream_weights)
+
+    if training_args.push_to_hub and training_args.do_train:
+        trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="text-classification")
+    return results
+
+
+def print_summary(results: dict, stream_weights: dict | None) -> None:
+    lines = ["", "=" * 72]
+    for split in ("validation", "test"):
+        if results.get(split):
+            r = results[split]
+            lines.append(
+                f"{split:<10}  accuracy {r['accuracy']:.4f}   macro-F1 {r['macro_f1']:.4f}   (n={r['num_examples']})"
+            )
+    lines.append("mean integration weight per layer and stream (validation, real tokens):")
+    lines.append(format_stream_weights_table(stream_weights))
+    lines.append("=" * 72)
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
