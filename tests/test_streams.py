@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import random
 import socket
 import subprocess
 import sys
@@ -147,8 +148,10 @@ def test_g2p_batched_model_matches_g2p_en_reference(g2p, monkeypatch):
         "a",
         "hyperparam",
     ]
-    words += ["activationist", "xy", "qwertyuiopasdfghjklzxcvbnm"]
-    ours = g2p.predict(words, batch_size=4)  # several batches, mixed lengths
+    words += ["activationist", "xy", "qwertyuiopasdfghjklzxcvbnm", "don't", "o'neill"]
+    rng = random.Random(0)  # plus pseudo-words of every length 1..24
+    words += ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n % 24 + 1)) for n in range(60)]
+    ours = g2p.predict(words, batch_size=16)  # several batches, mixed lengths
     assert ours == [reference.predict(word) for word in words]
 
 

@@ -165,7 +165,7 @@ def train_morfessor(
     dampening: str | None = "log",
     corpusweight: float = 1.0,
     finish_threshold: float = 0.005,
-    max_epochs: int | None = 3,
+    max_epochs: int | None = 2,
     seed: int = 0,
     show_progress: bool = False,
 ) -> MorfessorSegmenter:
@@ -185,7 +185,10 @@ def train_morfessor(
             Count modifier as Morfessor's `--dampening`: `"log"` (`round(log2(c + 1))`), `"ones"` (types) or `None`.
         corpusweight (`float`, *optional*, defaults to 1.0): Morfessor's corpus cost weight (higher: fewer splits).
         finish_threshold (`float`, *optional*, defaults to 0.005): relative cost improvement that stops training.
-        max_epochs (`int`, *optional*, defaults to 3): cap on training epochs (`None`: until convergence).
+        max_epochs (`int`, *optional*, defaults to 2): cap on training epochs (`None`: until convergence). Epochs
+            cost ~9-30 s each on the 23.6k whole words of a BERT vocabulary (2 shared CPU cores); measured costs
+            there: 634.8k (init), 533.3k, 504.1k (epoch 2), 499.5k, 498.3k, 498.0k (epoch 5), i.e. two epochs are
+            within 1.3% of convergence, and keep the whole table build under 2 minutes.
         seed (`int`, *optional*, defaults to 0): seed of Morfessor's random word order (the global `random` state
             is restored afterwards).
         show_progress (`bool`, *optional*, defaults to `False`): show Morfessor's own progress bar.
@@ -271,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--morph_vocab_size", type=int, default=2000)
     parser.add_argument("--max_word_types", type=int, default=30000)
-    parser.add_argument("--max_epochs", type=int, default=3)
+    parser.add_argument("--max_epochs", type=int, default=2)
     parser.add_argument("--dampening", choices=["log", "ones", "none"], default="log")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

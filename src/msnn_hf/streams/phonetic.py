@@ -90,9 +90,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _gru_cell(x, h, w_ih, w_hh, b_ih, b_hh):
-    """PyTorch-convention GRU cell, batched: x (B, E), h (B, H) -> (B, H). Same maths as g2p_en.G2p.grucell."""
-    gi = x @ w_ih.T + b_ih  # (B, 3H)
+def _gru_cell(gi, h, w_hh, b_hh):
+    """
+    PyTorch-convention GRU cell (same maths as g2p_en.G2p.grucell), batched, with the input projection
+    `gi = x @ w_ih.T + b_ih` (B, 3H) precomputed by the caller: h (B, H) -> (B, H).
+    """
     gh = h @ w_hh.T + b_hh  # (B, 3H)
     hidden = h.shape[-1]
     r = _sigmoid(gi[:, :hidden] + gh[:, :hidden])
@@ -205,23 +207,26 @@ class OfflineG2p:
         ids = np.zeros((len(words), steps), dtype=np.int64)  # <pad>
         for row, word in enumerate(words):
             ids[row, : len(word) + 1] = [_G2IDX.get(c, unk) for c in word] + [_G2IDX["</s>"]]
-        x = w["enc_emb"][ids]  # (B, S, E)
+        # encoder: input projections of every grapheme at once (a lookup), then the recurrence
+        enc_proj = w["enc_emb"] @ w["enc_w_ih"].T + w["enc_b_ih"]  # (graphemes, 3H)
+        gi_all = enc_proj[ids]  # (B, S, 3H)
         h = np.zeros((len(words), w["enc_w_hh"].shape[1]), dtype=np.float32)
         for t in range(steps):
-            h_new = _gru_cell(x[:, t], h, w["enc_w_ih"], w["enc_w_hh"], w["enc_b_ih"], w["enc_b_hh"])
+            h_new = _gru_cell(gi_all[:, t], h, w["enc_w_hh"], w["enc_b_hh"])
             h = np.where((t < lengths)[:, None], h_new, h)  # keep the state at each word's last character
-        dec = np.repeat(w["dec_emb"][2:3], len(words), axis=0)  # <s>
-        preds = np.full((len(words), _MAX_DECODE_STEPS), 3, dtype=np.int64)
-        done = np.zeros(len(words), dtype=bool)
+        # decoder: greedy, finished words leave the batch
+        dec_proj = w["dec_emb"] @ w["dec_w_ih"].T + w["dec_b_ih"]  # (phonemes, 3H)
+        preds = np.full((len(words), _MAX_DECODE_STEPS), 3, dtype=np.int64)  # </s>
+        active = np.arange(len(words))
+        prev = np.full(len(words), 2, dtype=np.int64)  # <s>
         for step in range(_MAX_DECODE_STEPS):
-            h = _gru_cell(dec, h, w["dec_w_ih"], w["dec_w_hh"], w["dec_b_ih"], w["dec_b_hh"])
+            h = _gru_cell(dec_proj[prev], h, w["dec_w_hh"], w["dec_b_hh"])
             pred = (h @ w["fc_w"].T + w["fc_b"]).argmax(-1)
-            pred = np.where(done, 3, pred)
-            preds[:, step] = pred
-            done |= pred == 3  # </s>
-            if done.all():
+            preds[active, step] = pred
+            keep = pred != 3
+            if not keep.any():
                 break
-            dec = w["dec_emb"][pred]
+            active, h, prev = active[keep], h[keep], pred[keep]
         result = []
         for row in preds:
             phonemes = []
