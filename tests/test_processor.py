@@ -282,6 +282,21 @@ def test_added_tokens_need_rebuild(tiny_tokenizer_dir, tiny_corpus):
     assert batch["phonetic_ids"][0, 1].ne(0).sum() >= 3  # the added word is spelled by g2p
 
 
+def test_morfessor_options_survive_save_load(tiny_tokenizer_dir, tiny_corpus, tmp_path):
+    processor = MultiStreamProcessor.from_tokenizer(
+        tiny_tokenizer_dir,
+        corpus=tiny_corpus,
+        morph_vocab_size=50,
+        show_progress=False,
+        morfessor_kwargs={"corpusweight": 0.3, "max_epochs": 1},
+    )
+    processor.save_pretrained(tmp_path)
+    loaded = MultiStreamProcessor.from_pretrained(tmp_path)
+    assert loaded.segmenter.corpusweight == 0.3
+    for word in ("unwalkedness", "repaintings", "zzyzx"):
+        assert loaded.segmenter.segment(word) == processor.segmenter.segment(word)
+
+
 def test_build_processor_cli(tiny_tokenizer_dir, tiny_corpus, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(tiny_corpus), encoding="utf-8")

@@ -404,6 +404,9 @@ class MultiStreamProcessor(ProcessorMixin):
                 "morph_vocab": MORPH_VOCAB_FILE,
                 "morfessor_segmentation": SEGMENTATION_FILE if self.segmenter is not None else None,
             },
+            "morfessor": {"corpusweight": self.segmenter.corpusweight}
+            if self.segmenter is not None
+            else None,
         }
 
     def to_json_string(self) -> str:
@@ -486,7 +489,10 @@ class MultiStreamProcessor(ProcessorMixin):
         morph_vocab = StreamVocab.load(fetch(files["morph_vocab"]))
         segmenter = None
         if files.get("morfessor_segmentation"):
-            segmenter = MorfessorSegmenter.load(fetch(files["morfessor_segmentation"]))
+            corpusweight = (config.get("morfessor") or {}).get("corpusweight", 1.0)
+            segmenter = MorfessorSegmenter.load(
+                fetch(files["morfessor_segmentation"]), corpusweight=corpusweight
+            )
         return cls(tokenizer, tables, phonetic_vocab, morph_vocab, segmenter=segmenter)
 
 

@@ -94,10 +94,15 @@ class MorfessorSegmenter:
         symbol_counts (`Mapping[str, int]`, *optional*):
             Counts of non-letter units (digit runs, symbols) seen in the training corpus; they compete for the
             morph vocabulary alongside the morphs.
+        corpusweight (`float`, *optional*, defaults to 1.0): the corpus weight the model was trained with (saved
+            by the processor so that a reloaded model segments unseen words identically).
     """
 
-    def __init__(self, model, symbol_counts: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, model, symbol_counts: Mapping[str, int] | None = None, corpusweight: float = 1.0
+    ) -> None:
         self.model = model
+        self.corpusweight = corpusweight
         self.symbol_counts: Counter = Counter(symbol_counts or {})
         self._cache: dict[str, list[str]] = {}
 
@@ -155,7 +160,7 @@ class MorfessorSegmenter:
         io = morfessor.MorfessorIO(encoding="utf-8")
         model = morfessor.BaselineModel(corpusweight=corpusweight)
         model.load_segmentations(io.read_segmentation_file(str(path)))
-        return cls(model, symbol_counts=symbol_counts)
+        return cls(model, symbol_counts=symbol_counts, corpusweight=corpusweight)
 
 
 def train_morfessor(
@@ -243,7 +248,7 @@ def train_morfessor(
     # file, so a trained and a reloaded segmenter give identical Viterbi segmentations of unseen words.
     rebuilt = morfessor.BaselineModel(corpusweight=corpusweight)
     rebuilt.load_segmentations(list(model.get_segmentations()))
-    return MorfessorSegmenter(rebuilt, symbol_counts=symbols)
+    return MorfessorSegmenter(rebuilt, symbol_counts=symbols, corpusweight=corpusweight)
 
 
 def build_morph_vocab(
