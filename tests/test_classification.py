@@ -1,0 +1,427 @@
+"""trainers/run_classification.py, late fusion, the SST-5 runner and report, on tiny configs and a tiny JSONL dataset.
+
+Fast: bad data is rejected before training (naming row and column), a few training steps end to end (alpha keys in
+the log history, result record, Auto-class / pipeline loading), late fusion, the runner's plan / dry run /
+skip-finished logic, report generation from synthetic result JSONs (test-only, never committed).
+Slow: SIGKILL mid-run + resume equals the uninterrupted run; `accelerate launch --num_processes 2 --cpu`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "trainers"))
+sys.path.insert(0, str(REPO_ROOT / "trainers" / "experiments"))
+
+import run_classification  # noqa: E402
+
+from msnn_hf.data import DataValidationError, validate_classification_splits  # noqa: E402
+
+TINY_OVERRIDES = json.dumps({"stream_hidden_size": 16, "stream_num_heads": 2, "stream_intermediate_size": 32})
+POSITIVE = ("loved", "loves", "enjoy", "wonderful", "beautiful", "happy ending", "kindness", "powerful")
+
+
+def label_of(sentence: str) -> int:
+    return int(any(word in sentence for word in POSITIVE))
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone_dir(tmp_path_factory, tiny_tokenizer_dir) -> str:
+    """A random 2-layer, hidden-32 `BertModel` with the tiny tokenizer: the 'pretrained' backbone of the tests."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    out = tmp_path_factory.mktemp("tiny_backbone")
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def tiny_data_dir(tmp_path_factory, tiny_corpus) -> Path:
+    """train/validation/test JSONL with a learnable binary label (positive words)."""
+    out = tmp_path_factory.mktemp("tiny_data")
+    rows = [{"text": s, "label": label_of(s)} for s in tiny_corpus]
+    write_jsonl(out / "train.jsonl", rows[:64])
+    write_jsonl(out / "validation.jsonl", rows[64:96])
+    write_jsonl(out / "test.jsonl", rows[96:128])
+    return out
+
+
+def base_args(backbone: str, processor_dir: str, data_dir: Path, output_dir: Path, **extra) -> list[str]:
+    args = {
+        "model_name_or_path": backbone,
+        "processor_name_or_path": processor_dir,
+        "data_dir": str(data_dir),
+        "variant": "li",
+        "config_overrides": TINY_OVERRIDES,
+        "output_dir": str(output_dir),
+        "cache_dir": str(output_dir.parent / "hf-cache"),
+        "per_device_train_batch_size": "8",
+        "per_device_eval_batch_size": "16",
+        "max_seq_length": "32",
+        "report_to": "none",
+        "disable_tqdm": "True",
+        "logging_steps": "1",
+        "use_cpu": "True",
+        "dataloader_pin_memory": "False",
+        **{k: str(v) for k, v in extra.items()},
+    }
+    return [token for key, value in args.items() for token in (f"--{key}", value)]
+
+
+# ------------------------------------------------------------------------------------------------------ bad data
+@pytest.mark.parametrize(
+    ("split", "row", "patch", "extra", "message"),
+    [
+        ("validation", 3, {"label": 7}, {}, r"Split 'validation', row 3: label 7 .* outside the label set"),
+        ("train", 5, {"label": 9}, {"class_names": "neg,pos"}, r"Split 'train', row 5: label 9"),
+        ("train", 2, {"text": ""}, {}, r"Split 'train', row 2: column 'text' is empty"),
+        ("test", 4, {"text": "   "}, {}, r"Split 'test', row 4: column 'text' is empty"),
+        ("train", 6, {"text": None}, {}, r"Split 'train', row 6: column 'text' is NoneType"),
+        ("validation", 1, {"label": None}, {}, r"Split 'validation', row 1: column 'label' has no label"),
+    ],
+)
+def test_bad_rows_fail_before_training(tmp_path, tiny_corpus, split, row, patch, extra, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, rows in (
+        ("train", tiny_corpus[:16]),
+        ("validation", tiny_corpus[16:24]),
+        ("test", tiny_corpus[24:32]),
+    ):
+        records = [{"text": s, "label": label_of(s)} for s in rows]
+        if name == split:
+            records[row].update(patch)
+        write_jsonl(data / f"{name}.jsonl", records)
+    # the model path does not exist: the error must come from validation, before any model is loaded
+    argv = base_args("does/not/exist", "does/not/exist", data, tmp_path / "out", **extra)
+    with pytest.raises(DataValidationError, match=message):
+        run_classification.main(argv)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_column_is_named(tmp_path, tiny_data_dir):
+    argv = base_args(
+        "does/not/exist", "does/not/exist", tiny_data_dir, tmp_path / "out", text_column="sentence"
+    )
+    with pytest.raises(
+        DataValidationError, match=r"Column 'sentence' not found in split 'train'.*\['text', 'label'\]"
+    ):
+        run_classification.main(argv)
+
+
+def test_string_labels_and_label_space():
+    import datasets
+
+    raw = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": ["pos", "neg", "pos"]}),
+            "validation": datasets.Dataset.from_dict({"text": ["d"], "label": ["neutral"]}),
+        }
+    )
+    with pytest.raises(DataValidationError, match=r"row 0: label 'neutral'"):
+        validate_classification_splits(raw, "text", "label")
+    raw["validation"] = datasets.Dataset.from_dict({"text": ["d"], "label": ["neg"]})
+    labels = validate_classification_splits(raw, "text", "label")
+    assert labels.names == ["neg", "pos"] and labels.value_to_id == {"neg": 0, "pos": 1}
+
+
+def test_variant_overrides():
+    args = run_classification.ModelArguments(
+        model_name_or_path="x", variant="dm-token", streams="semantic,phonetic", integration_layers="0,2"
+    )
+    overrides = run_classification.config_overrides_for(args)
+    assert overrides == {
+        "streams": ["semantic", "phonetic"],
+        "integration_type": "dm",
+        "alpha_granularity": "token",
+        "integration_layers": [0, 2],
+    }
+    with pytest.raises(ValueError, match="Unknown --variant"):
+        run_classification.config_overrides_for(
+            run_classification.ModelArguments(model_name_or_path="x", variant="?")
+        )
+
+
+# ------------------------------------------------------------------------------------------- training end to end
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir) -> Path:
+    out = tmp_path_factory.mktemp("run") / "dm-token"
+    argv = base_args(
+        tiny_backbone_dir,
+        tiny_processor_dir,
+        tiny_data_dir,
+        out,
+        variant="dm-token",
+        max_steps=4,
+        eval_strategy="steps",
+        save_strategy="steps",
+        eval_steps=2,
+        save_steps=2,
+        results_file=out.parent / "result.json",
+    )
+    run_classification.main(argv)
+    return out
+
+
+def test_training_writes_record_and_alpha(trained_run):
+    record = json.loads((trained_run.parent / "result.json").read_text())
+    assert record["variant"] == "dm-token" and record["streams"] == ["semantic", "phonetic", "morphological"]
+    for split in ("validation", "test"):
+        assert set(record[split]) >= {"accuracy", "macro_f1", "per_class_f1", "confusion_matrix"}
+        assert record[split]["num_examples"] == 32
+    weights = record["stream_weights"]
+    assert weights["layers"] == [0, 1] and weights["streams"] == ["semantic", "phonetic", "morphological"]
+    np.testing.assert_allclose(np.sum(weights["mean"], axis=-1), 1.0, atol=1e-5)  # token gate: softmax
+    assert record["num_parameters"] > 0 and record["train_steps"] == 4 and record["best_model_checkpoint"]
+    assert json.loads((trained_run / "all_results.json").read_text())["record"]["seed"] == 42
+    # the StreamWeightsCallback put alpha into every evaluation entry of the log history
+    history = json.loads((trained_run / "trainer_state.json").read_text())["log_history"]
+    evals = [h for h in history if "eval_macro_f1" in h]
+    assert len(evals) == 2
+    for entry in evals:
+        assert {f"alpha/layer{layer}/{stream}" for layer in (0, 1) for stream in weights["streams"]} <= set(
+            entry
+        )
+
+
+def test_saved_folder_loads_with_auto_classes_and_pipeline(trained_run):
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    import msnn_hf  # noqa: F401
+
+    model = AutoModelForSequenceClassification.from_pretrained(trained_run)
+    assert type(model).__name__ == "MultiStreamBertForSequenceClassification"
+    assert model.config.id2label == {0: "0", 1: "1"}
+    out = pipeline("text-classification", model=str(trained_run), device="cpu")("The actor loved the movie.")
+    assert out[0]["label"] in {"0", "1"}
+
+
+def test_stream_weights_callback_restores_mode_and_skips_models_without_weights(trained_run, tiny_processor):
+    from transformers import (
+        AutoModelForSequenceClassification,
+        TrainerControl,
+        TrainerState,
+        TrainingArguments,
+    )
+
+    from msnn_hf.callbacks import StreamWeightsCallback
+
+    model = AutoModelForSequenceClassification.from_pretrained(trained_run).train()
+    probe = tiny_processor.tokenizer(
+        ["The actor loved the movie.", "A song."], padding=True, return_tensors="pt"
+    )
+    callback = StreamWeightsCallback(probe)
+    state = TrainerState()
+    state.global_step = 3
+    state.log_history = [{"eval_loss": 1.0, "step": 3}]
+    logs = {"eval_loss": 1.0}
+    args = TrainingArguments(output_dir="unused", report_to="none")
+    callback.on_log(args, state, TrainerControl(), logs=logs, model=model)
+    assert (
+        model.training
+        and "alpha/layer1/phonetic" in logs
+        and "alpha/layer1/phonetic" in state.log_history[-1]
+    )
+    train_logs = {"loss": 1.0}
+    callback.on_log(args, state, TrainerControl(), logs=train_logs, model=model)
+    assert train_logs == {"loss": 1.0}  # on="evaluate": training logs untouched
+
+
+# --------------------------------------------------------------------------------------------------- late fusion
+def test_late_fusion_averages_probabilities(tmp_path, tiny_backbone_dir, tiny_processor, tiny_data_dir):
+    import late_fusion
+    import torch
+
+    from msnn_hf import MultiStreamBertForSequenceClassification
+
+    dirs = []
+    for index, streams in enumerate((["semantic"], ["phonetic"], ["morphological"])):
+        torch.manual_seed(index)
+        model = MultiStreamBertForSequenceClassification.from_backbone(
+            tiny_backbone_dir,
+            processor=tiny_processor,
+            streams=streams,
+            integration_type="none",
+            num_labels=2,
+            **json.loads(TINY_OVERRIDES),
+        )
+        folder = tmp_path / streams[0]
+        model.save_pretrained(folder)
+        tiny_processor.save_pretrained(folder)
+        dirs.append(str(folder))
+    out = tmp_path / "late.json"
+    record = late_fusion.main(
+        [
+            "--model_dirs",
+            *dirs,
+            "--data_dir",
+            str(tiny_data_dir),
+            "--label_names",
+            "",
+            "--output_file",
+            str(out),
+        ]
+    )
+    assert json.loads(out.read_text())["test"] == record["test"]
+    texts = [json.loads(line)["text"] for line in (tiny_data_dir / "test.jsonl").read_text().splitlines()]
+    gold = [json.loads(line)["label"] for line in (tiny_data_dir / "test.jsonl").read_text().splitlines()]
+    mean = np.mean([late_fusion.predict_probabilities(d, texts) for d in dirs], axis=0)
+    assert record["test"]["accuracy"] == pytest.approx(np.mean(mean.argmax(-1) == np.array(gold)))
+    assert [m["streams"] for m in record["members"]] == [["semantic"], ["phonetic"], ["morphological"]]
+
+
+# -------------------------------------------------------------------------------------------------------- runner
+def finished_record(variant: str, seed: int) -> dict:
+    scores = {"accuracy": 0.5, "macro_f1": 0.4, "per_class_f1": {}, "confusion_matrix": [[1]]}
+    return {"variant": variant, "seed": seed, "validation": scores, "test": scores}
+
+
+def test_runner_plan_dry_run_and_skip_finished(tmp_path, monkeypatch, capsys):
+    import sst5
+
+    results, outputs = tmp_path / "results", tmp_path / "outputs"
+    common = ["--results_dir", str(results), "--outputs_dir", str(outputs), "--model_name_or_path", "bb"]
+    args = sst5.parse_args(["--only", "late,li", "--seeds", "1,2", *common])
+    assert sst5.plan(args) == [
+        ("backbone", 1), ("phonetic-only", 1), ("morphological-only", 1), ("late", 1), ("li", 1), ("li", 2)
+    ]  # fmt: skip
+    default = sst5.plan(sst5.parse_args(common))
+    assert len(default) == 12 + 4 * 2  # one seed of everything, two more seeds of backbone/early/li/dm-token
+    assert {name for name, _ in default} == set(sst5.DEFAULT_GRID)
+
+    results.mkdir()
+    (results / "li-seed1.json").write_text(json.dumps(finished_record("li", 1)))
+    (results / "li-seed2.json").write_text("{ truncated")  # a broken file is not a finished run
+    assert sst5.main(["--only", "li", "--seeds", "1,2", "--dry_run", *common]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "li                               1  done" in out
+        and "li                               2  todo" in out
+    )
+    assert "--output_dir " + str(outputs / "li-seed2") in out and "--seed 2" in out
+
+    calls = []
+
+    def fake_run(cmd, cwd=None):
+        calls.append(cmd)
+        result_file = Path(cmd[cmd.index("--results_file") + 1])
+        result_file.write_text(json.dumps(finished_record("li", 2)))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(sst5.subprocess, "run", fake_run)
+    assert sst5.main(["--only", "li", "--seeds", "1,2", "--epochs", "2", *common]) == 0
+    assert len(calls) == 1 and "--seed" in calls[0] and calls[0][calls[0].index("--seed") + 1] == "2"
+    annotated = json.loads((results / "li-seed2.json").read_text())
+    assert annotated["run"] == "li" and annotated["reproduce"].endswith("--only li --seeds 2 --epochs 2.0")
+    calls.clear()
+    assert (
+        sst5.main(["--only", "li", "--seeds", "1,2", *common]) == 0 and calls == []
+    )  # all finished: nothing runs
+    # late fusion whose member runs finish without leaving model folders is reported as failed, not run
+    assert sst5.main(["--only", "late", "--seeds", "1", *common]) == 1
+    assert [c[c.index("--run_name") + 1] for c in calls] == [
+        "backbone-seed1",
+        "phonetic-only-seed1",
+        "morphological-only-seed1",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------- slow tests
+def run_script(
+    argv: list[str], env: dict | None = None, launcher: list[str] | None = None, timeout: int = 900
+):
+    cmd = [*(launcher or [sys.executable]), str(REPO_ROOT / "trainers" / "run_classification.py"), *argv]
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_matches_uninterrupted(
+    tmp_path, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir
+):
+    def argv(out: Path) -> list[str]:
+        return base_args(
+            tiny_backbone_dir,
+            tiny_processor_dir,
+            tiny_data_dir,
+            out,
+            max_steps=12,
+            eval_strategy="steps",
+            save_strategy="steps",
+            eval_steps=4,
+            save_steps=4,
+            results_file=out / "record.json",
+        )
+
+    reference = run_script(argv(tmp_path / "reference"))
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    killed = run_script(argv(tmp_path / "resumed"), env={run_classification.DEBUG_SIGKILL_ENV: "6"})
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert (tmp_path / "resumed" / "checkpoint-4").is_dir() and not (
+        tmp_path / "resumed" / "record.json"
+    ).exists()
+    resumed = run_script(argv(tmp_path / "resumed"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = json.loads((tmp_path / "reference" / "record.json").read_text())
+    b = json.loads((tmp_path / "resumed" / "record.json").read_text())
+    assert b["resumed_from"].endswith("checkpoint-4")
+    for split in ("validation", "test"):
+        assert a[split]["confusion_matrix"] == b[split]["confusion_matrix"]
+        assert b[split]["macro_f1"] == pytest.approx(a[split]["macro_f1"])
+        assert b[split]["loss"] == pytest.approx(a[split]["loss"], rel=1e-5)
+    np.testing.assert_allclose(b["stream_weights"]["mean"], a["stream_weights"]["mean"], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_processes(tmp_path, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir):
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    assert accelerate, "the accelerate CLI is part of the test environment"
+    launcher = [accelerate, "launch", "--num_processes", "2", "--num_machines", "1", "--cpu"]
+    launcher += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    out = tmp_path / "ddp"
+    argv = base_args(
+        tiny_backbone_dir,
+        tiny_processor_dir,
+        tiny_data_dir,
+        out,
+        num_train_epochs=6,
+        learning_rate=1e-3,
+        per_device_train_batch_size=4,
+        results_file=out / "record.json",
+    )
+    result = run_script(argv, launcher=launcher, env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    record = json.loads((out / "record.json").read_text())
+    assert record["hyperparameters"]["world_size"] == 2
+    losses = [
+        h["loss"] for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h
+    ]
+    assert len(losses) >= 10
+    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
+    assert last < first - 0.05, losses
