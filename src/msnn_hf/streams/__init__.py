@@ -1,21 +1,35 @@
-"""Non-semantic streams: offline g2p (phonetic), Morfessor (morphological) and the per-vocabulary alignment tables."""
+"""Non-semantic streams: offline g2p (phonetic), Morfessor (morphological) and the per-vocabulary alignment tables.
 
-from .morphology import MorfessorSegmenter, build_morph_vocab, train_morfessor
-from .phonetic import ARPABET_PHONEMES, OfflineG2p, build_phonetic_vocab
-from .specials import NUM_SPECIAL_IDS, SPECIAL_TOKENS, StreamVocab
-from .tables import STREAM_INPUT_KEYS, AlignmentTables, build_alignment_tables
+Names are imported lazily, so `import msnn_hf.streams.phonetic` does not pull in torch.
+"""
 
-__all__ = [
-    "ARPABET_PHONEMES",
-    "NUM_SPECIAL_IDS",
-    "SPECIAL_TOKENS",
-    "STREAM_INPUT_KEYS",
-    "AlignmentTables",
-    "MorfessorSegmenter",
-    "OfflineG2p",
-    "StreamVocab",
-    "build_alignment_tables",
-    "build_morph_vocab",
-    "build_phonetic_vocab",
-    "train_morfessor",
-]
+import importlib
+
+_EXPORTS = {
+    "MorfessorSegmenter": "morphology",
+    "build_morph_vocab": "morphology",
+    "train_morfessor": "morphology",
+    "ARPABET_PHONEMES": "phonetic",
+    "OfflineG2p": "phonetic",
+    "build_phonetic_vocab": "phonetic",
+    "NUM_SPECIAL_IDS": "specials",
+    "SPECIAL_TOKENS": "specials",
+    "StreamVocab": "specials",
+    "STREAM_INPUT_KEYS": "tables",
+    "AlignmentTables": "tables",
+    "build_alignment_tables": "tables",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
