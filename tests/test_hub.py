@@ -75,12 +75,7 @@ def test_card_metadata_comes_from_the_result_file(tmp_path):
     from huggingface_hub import ModelCard
     from huggingface_hub.repocard_data import model_index_to_eval_results
 
-    config = {
-        "model_name_or_path": "someone/other-bert",
-        "integration_type": "li",
-        "streams": ["semantic", "phonetic"],
-    }
-    path = synthetic_result(tmp_path / "li-seed42.json", config=config)
+    path = synthetic_result(tmp_path / "li-seed42.json", model_name_or_path="someone/other-bert")
     result = json.loads(path.read_text())
     card = hub.render_card("li-bert-sst5", path, out_dir=tmp_path)
 
@@ -99,7 +94,12 @@ def test_card_metadata_comes_from_the_result_file(tmp_path):
     assert all(e.dataset_type == "SetFit/sst5" and e.dataset_split == "test" for e in evals)
 
     text = parsed.text
-    assert result["command"] in text  # the exact training command
+    command = (
+        "python trainers/run_classification.py --variant li --seed 42 --output_dir outputs/sst5/li-seed42"
+    )
+    assert f"```bash\n{command}\n```" in text  # the exact training command
+    assert "8,544 train / 1,101 validation / 2,210 test sentences" in text
+    assert "(read from a local\ncopy with the same splits, `sst5`)" in text
     assert "| accuracy | 43.2 |" in text and "| macro F1 | 40.1 |" in text
     assert "| neutral | 22.0 |" in text  # per-class F1
     assert "| very negative | 10 | 5 | 1 | 0 | 0 |" in text  # confusion matrix
@@ -116,13 +116,14 @@ def test_dm_card_and_seed_table(tmp_path):
     spec.results = "results/sst5/dm-seed42.json"
     spec.figure = "docs/figures/none.png"
     (tmp_path / "results/sst5").mkdir(parents=True)
-    dm = {"model_name_or_path": "sentence-transformers/all-MiniLM-L6-v2", "integration_type": "dm"}
+    dm = {"integration_type": "dm", "alpha_granularity": "token"}
     for seed, acc in ((42, 0.40), (43, 0.42), (44, 0.44)):
-        metrics = {"test": {"accuracy": acc, "macro_f1": acc - 0.02}}
-        synthetic_result(tmp_path / f"results/sst5/dm-seed{seed}.json", seed=seed, config=dm, metrics=metrics)
+        test = {"accuracy": acc, "macro_f1": acc - 0.02}
+        synthetic_result(tmp_path / f"results/sst5/dm-seed{seed}.json", seed=seed, model_config=dm, test=test)
     card = hub.render_card(spec)
     text = str(card)
-    assert "Direct Mixing (DM)" in text and "Direct Mixing weights α_s" in text
+    assert "Direct Mixing (DM) (α granularity: token)" in text and "Direct Mixing weights α_s" in text
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in text  # the local copy's Hub id
     assert "| mean ± std | 42.0 ± 2.0 | 40.0 ± 2.0 |" in text
     assert "| 43 | 42.0 | 40.0 |" in text
 
@@ -130,18 +131,19 @@ def test_dm_card_and_seed_table(tmp_path):
 def test_missing_or_incomplete_results_fail_clearly(tmp_path, checkpoint):
     with pytest.raises(hub.ResultsError, match="does not exist"):
         hub.render_card("li-bert-sst5", tmp_path / "nope.json")
-    broken = synthetic_result(tmp_path / "broken.json", metrics={"test": {"macro_f1": 0.4}})
+    broken = synthetic_result(tmp_path / "broken.json", test={"macro_f1": 0.4})
     with pytest.raises(hub.ResultsError, match="accuracy"):
         hub.render_card("li-bert-sst5", broken)
     no_command = synthetic_result(tmp_path / "nocmd.json", command=None)
     with pytest.raises(hub.ResultsError, match="command"):
         hub.prepare_checkpoint_for_hub(checkpoint, no_command, repo_id=REPO_ID)
     assert not (checkpoint / "README.md").exists()
-    nan = synthetic_result(
-        tmp_path / "nan.json", metrics={"test": {"accuracy": float("nan"), "macro_f1": 0.4}}
-    )
+    nan = synthetic_result(tmp_path / "nan.json", test={"accuracy": float("nan"), "macro_f1": 0.4})
     with pytest.raises(hub.ResultsError, match="finite"):
         hub.load_result(nan)
+    local = synthetic_result(tmp_path / "local.json", model_name_or_path=str(tmp_path))
+    with pytest.raises(hub.ResultsError, match="local path with no known Hub id"):
+        hub.load_result(local)
 
 
 @pytest.mark.parametrize("name", ["li-bert-sst5", "dm-bert-sst5"])

