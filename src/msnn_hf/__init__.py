@@ -1,37 +1,58 @@
 """msnn_hf: multi-stream neural networks for the Hugging Face ecosystem.
 
-``import msnn_hf`` registers every configuration, model and processor with the Auto classes.
+``import msnn_hf`` registers every configuration, model and processor with the Auto classes
+(`AutoConfig`, `AutoModel`, `AutoModelForSequenceClassification`, `AutoModelForMaskedLM`,
+`AutoModelForCausalLM`, `AutoProcessor`).
+
+Example:
+
+```python
+>>> import msnn_hf
+>>> from transformers import AutoModelForSequenceClassification
+>>> model = AutoModelForSequenceClassification.from_pretrained("msnn/li-bert-sst5")  # doctest: +SKIP
+```
 """
 
-# NOTE (development scaffolding): families are imported as they land; replaced by explicit imports.
-import importlib
-import importlib.util
+from . import modeling_multistream_bert as _bert
+from . import modeling_multistream_gpt2 as _gpt2
+from . import processing_multistream as _processing
+from .callbacks import StreamWeightsCallback
+from .configuration_multistream_bert import MultiStreamBertConfig
+from .configuration_multistream_gpt2 import MultiStreamGPT2Config
+from .integration import DirectMixing, IntegrationOutput, LinearIntegration, build_integration
+from .modeling_multistream_bert import (
+    MultiStreamBertForMaskedLM,
+    MultiStreamBertForSequenceClassification,
+    MultiStreamBertModel,
+    MultiStreamBertPreTrainedModel,
+)
+from .modeling_multistream_gpt2 import (
+    MultiStreamGPT2LMHeadModel,
+    MultiStreamGPT2Model,
+    MultiStreamGPT2PreTrainedModel,
+)
+from .processing_multistream import MultiStreamProcessor
 
 __version__ = "0.1.0"
 
-_FAMILIES = {
-    "processing_multistream": ["MultiStreamProcessor"],
-    "configuration_multistream_bert": ["MultiStreamBertConfig"],
-    "modeling_multistream_bert": [
-        "MultiStreamBertModel",
-        "MultiStreamBertForSequenceClassification",
-        "MultiStreamBertForMaskedLM",
-        "MultiStreamBertPreTrainedModel",
-    ],
-    "configuration_multistream_gpt2": ["MultiStreamGPT2Config"],
-    "modeling_multistream_gpt2": ["MultiStreamGPT2Model", "MultiStreamGPT2LMHeadModel"],
-}
+_bert.register()
+_gpt2.register()
+_processing.register_processor((MultiStreamBertConfig, MultiStreamGPT2Config))
 
-__all__ = []
-for _mod, _names in _FAMILIES.items():
-    if importlib.util.find_spec(f"{__name__}.{_mod}") is None:
-        continue
-    _m = importlib.import_module(f"{__name__}.{_mod}")
-    for _n in _names:
-        if hasattr(_m, _n):
-            globals()[_n] = getattr(_m, _n)
-            __all__.append(_n)
-    if hasattr(_m, "register"):
-        _m.register()
-    if hasattr(_m, "register_processor"):
-        _m.register_processor()
+__all__ = [
+    "DirectMixing",
+    "IntegrationOutput",
+    "LinearIntegration",
+    "MultiStreamBertConfig",
+    "MultiStreamBertForMaskedLM",
+    "MultiStreamBertForSequenceClassification",
+    "MultiStreamBertModel",
+    "MultiStreamBertPreTrainedModel",
+    "MultiStreamGPT2Config",
+    "MultiStreamGPT2LMHeadModel",
+    "MultiStreamGPT2Model",
+    "MultiStreamGPT2PreTrainedModel",
+    "MultiStreamProcessor",
+    "StreamWeightsCallback",
+    "build_integration",
+]
