@@ -279,9 +279,12 @@ def report(results_dir: Path, out: Path) -> str:
             f"Causal LM on Penn Treebank from scratch, byte-level BPE ({clm[0]['config']['vocab_size']} entries) trained "
             f"on PTB train. Preset(s) {presets}; every run saw the same {', '.join(fmt(t) for t in tokens)} training "
             f"tokens; seeds {seeds}. Word-level perplexity = exp(summed token NLL, one real `<|endoftext|>` token per "
-            "line / words counting one end-of-sentence per line), see `trainers/lm_utils.py`.",
+            "line / words counting one end-of-sentence per line), see `trainers/lm_utils.py`. `test lines` = the "
+            "first N lines of PTB test scored (`all` = the whole split, the only setting comparable to the anchors). "
+            "`train s` is wall time on whatever machine ran it (here a shared, loaded 2-core CPU): not a speed "
+            "comparison, see `benchmarks/results/gpt2_*.json`.",
             "",
-            "| variant | integration | option | n_embd | parameters | x baseline | tokens trained | train s | eval lines | "
+            "| variant | integration | option | n_embd | parameters | x baseline | tokens trained | train s | test lines | "
             "PTB valid word ppl | PTB test word ppl | PTB test token ppl | WikiText-2 test word ppl |",
             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
         ]
@@ -305,16 +308,18 @@ def report(results_dir: Path, out: Path) -> str:
     if mlm:
         lines += [
             "Masked LM: all-MiniLM-L6-v2 fine-tuned with whole-word MLM on PTB train; identical fixed-seed masks for "
-            "every model; masked-token perplexity (WordPiece tokens, masks replaced by `[MASK]`) on PTB test.",
+            "every model; masked-token perplexity (WordPiece tokens, masks replaced by `[MASK]`) on the first "
+            f"{mlm[0]['data_args'].get('max_eval_lines') or 'all'} lines of PTB test. The multi-stream model adds its "
+            "streams and integration to the same pretrained backbone (more parameters; new parts start untrained).",
             "",
-            "| variant | integration | parameters | steps | tokens seen | train s | masked tokens | masked-token ppl |",
+            "| variant | integration | parameters | steps | sequences seen | train s | masked tokens | masked-token ppl |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in sorted(mlm, key=lambda r: (order.get(r["variant"], 99), r["seed"])):
             c, m = r["config"], r["metrics"]
             lines.append(
                 f"| {r['variant']} (seed {r['seed']}) | {c['integration_type']} | {fmt(r['num_parameters'])} | "
-                f"{r['global_steps']} | {fmt(r.get('tokens_trained'))} | {fmt(r['train_seconds'], 0)} | "
+                f"{r['global_steps']} | {fmt(r.get('sequences_trained'))} | {fmt(r['train_seconds'], 0)} | "
                 f"{fmt(m.get('test_masked_tokens'))} | {fmt(m.get('test_masked_token_perplexity'))} |"
             )
         lines.append("")
