@@ -76,11 +76,13 @@ class MultiStreamBertConfig(BertConfig):
             Whether the integrated state of the previous integration point enters the next one (`W_z z_prev`).
         dm_alpha_init (`float`, *optional*, defaults to 0.1):
             DM only: initial alpha of the non-semantic streams (the semantic stream starts at 1).
-        stream_hidden_size (`int`, *optional*, defaults to 128):
-            Width of the phonetic and morphological streams.
+        stream_hidden_size (`int`, *optional*, defaults to 64):
+            Width of the phonetic and morphological streams. 64 / 128 (with `stream_intermediate_size`) keeps a
+            training step of LI / DM on a MiniLM backbone within 1.35x the backbone's time; 128 / 256 costs ~1.45x
+            (`benchmarks/results/bert_step.json`).
         stream_num_heads (`int`, *optional*, defaults to 4):
             Attention heads of every non-semantic stream layer (must divide `stream_hidden_size`).
-        stream_intermediate_size (`int`, *optional*, defaults to 256):
+        stream_intermediate_size (`int`, *optional*, defaults to 128):
             MLP width of every non-semantic stream layer.
         stream_dropout (`float`, *optional*, defaults to 0.1):
             Dropout inside the non-semantic streams.
@@ -118,9 +120,9 @@ class MultiStreamBertConfig(BertConfig):
     integration_activation: str = "gelu"
     integration_recurrent: bool = True
     dm_alpha_init: float = 0.1
-    stream_hidden_size: int = 128
+    stream_hidden_size: int = 64
     stream_num_heads: int = 4
-    stream_intermediate_size: int = 256
+    stream_intermediate_size: int = 128
     stream_dropout: float = 0.1
     phonetic_vocab_size: int = 79
     morph_vocab_size: int = 2000
