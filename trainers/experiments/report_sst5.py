@@ -508,7 +508,13 @@ def build_report(
         "",
     ]
     if not groups:
-        return "\n".join([*out, "No finished runs yet: run `python trainers/experiments/sst5.py`.", ""])
+        return "\n".join(
+            [
+                *out,
+                "No finished runs yet: run `bash main.sh` (LI-BERT) or `python trainers/experiments/sst5.py` (the grid).",
+                "",
+            ]
+        )
     example = next(iter(groups.values()))[0]
     hyper = example.get("hyperparameters", {})
     budgets = {
