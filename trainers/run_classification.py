@@ -198,6 +198,7 @@ def training_defaults() -> dict:
         "num_train_epochs": 4.0,
         "warmup_steps": 0.1,
         "weight_decay": 0.01,
+        "dataloader_pin_memory": torch.cuda.is_available(),
     }
     try:
         import tensorboard  # noqa: F401

@@ -573,7 +573,8 @@ def build_report(
         )
     out += [
         "",
-        "In-run step times depend on the machine and its load (see each file's `device`); the benchmark column is "
+        "In-run step time = training wall time / optimizer steps (per-epoch evaluation and checkpoint saving "
+        "included); it depends on the machine and its load (see each file's `device`). The benchmark column is "
         "`benchmarks/results/bert_step.json` (interleaved timing of every variant in one process)"
         + ("" if benchmark else ", not present yet")
         + ".",
