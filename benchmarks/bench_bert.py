@@ -329,6 +329,15 @@ def main(argv: list[str] | None = None) -> None:
             "peak_step_ratio": round(values["memory"]["peak_step_ratio"], 3),
             "peak_total_ratio": round(values["memory"]["peak_total_ratio"], 3),
             "saved_activation_ratio": round(values["memory"]["saved_activation_ratio"], 3),
+            # forward time of the new parts relative to the semantic (backbone) layers of the same model
+            "forward_overhead_vs_semantic_layers": {
+                part: round(
+                    values["forward_profile_s"].get(part, 0.0)
+                    / values["forward_profile_s"]["semantic layers"],
+                    3,
+                )
+                for part in ("stream layers", "integration", "embeddings")
+            },
             "meets_targets": values["time_ratio"] <= TARGETS["time_ratio_max"]
             and values["extra_parameter_ratio"] <= TARGETS["extra_parameter_ratio_max"],
         }

@@ -567,3 +567,22 @@ def test_direct_mixing_fast_path_equals_the_stacked_formula(granularity):
     out = dm(outputs, previous)
     torch.testing.assert_close(out.integrated, dm.act(potential))
     torch.testing.assert_close(out.weights, alpha.mean(-1).expand(-1, 2, 5).permute(1, 2, 0))
+
+
+def test_resize_token_embeddings_resizes_the_stream_tables(tmp_path):
+    model = build(MultiStreamBertForMaskedLM)
+    old = model.base_model.stream_tables.phonetic.clone()
+    model.resize_token_embeddings(VOCAB + 3)
+    tables = model.base_model.stream_tables
+    assert model.config.vocab_size == VOCAB + 3 and tables.phonetic.shape == (VOCAB + 3, 4)
+    assert torch.equal(tables.phonetic[:VOCAB], old) and not tables.phonetic[VOCAB:].any()
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    ids = torch.tensor([[CLS, VOCAB + 2, 7]])
+    with torch.no_grad():
+        logits = model(ids).logits
+    assert logits.shape == (1, 3, VOCAB + 3)
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            MultiStreamBertForMaskedLM.from_pretrained(tmp_path).eval()(ids).logits, logits
+        )

@@ -321,6 +321,8 @@ class MultiStreamBertLMPredictionHead(nn.Module):
 
 
 class MultiStreamBertOnlyMLMHead(nn.Module):
+    """BERT's ``cls`` module: holds ``predictions`` (same state-dict keys as `BertForMaskedLM`)."""
+
     def __init__(self, config: MultiStreamBertConfig) -> None:
         super().__init__()
         self.predictions = MultiStreamBertLMPredictionHead(config)
@@ -373,6 +375,35 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
                 table = torch.cat([table, table.new_zeros(vocab_size - table.shape[0], table.shape[1])])
             padded[name] = table
         base.stream_tables.load_tables(padded)
+
+    def resize_token_embeddings(
+        self,
+        new_num_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        mean_resizing: bool = True,
+    ) -> nn.Embedding:
+        """As `PreTrainedModel.resize_token_embeddings`, and the stream tables follow the vocabulary.
+
+        New vocabulary rows get all-zero (`<pad>`) slots until `set_stream_tables` loads tables for the new tokens
+        (e.g. from a processor rebuilt for the extended tokenizer); removed rows are dropped.
+        """
+        if SEMANTIC not in self.config.streams:
+            raise ValueError(
+                "resize_token_embeddings resizes the semantic word embeddings; this model has none"
+            )
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        vocab_size = embeddings.weight.shape[0]
+        base = self.base_model
+        base.streams[SEMANTIC].config.vocab_size = vocab_size
+        tables = base.stream_tables
+        for name in tables.slot_sizes:
+            old = getattr(tables, name)
+            new = old.new_zeros(vocab_size, old.shape[1])
+            rows = min(vocab_size, old.shape[0])
+            new[:rows] = old[:rows]
+            setattr(tables, name, new)  # replaces the buffer (still persistent)
+        tables.vocab_size = vocab_size
+        return embeddings
 
     # ---------------------------------------------------------------------------------------------- from_backbone
     @classmethod
@@ -437,7 +468,7 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
             base.load_backbone_weights(backbone_name_or_path, backbone_config)
         if processor is not None:
             model.set_stream_tables(processor.stream_tables)
-        else:
+        elif config.non_semantic_streams:
             logger.warning(
                 "from_backbone without a processor: the stream tables are empty (every stream id is <pad>); "
                 "call `model.set_stream_tables(processor.stream_tables)` before training."
