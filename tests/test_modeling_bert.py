@@ -18,6 +18,7 @@ from transformers import (
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     BertConfig,
+    BertForMaskedLM,
     BertModel,
     BertTokenizer,
     GPT2Config,
@@ -586,3 +587,21 @@ def test_resize_token_embeddings_resizes_the_stream_tables(tmp_path):
         torch.testing.assert_close(
             MultiStreamBertForMaskedLM.from_pretrained(tmp_path).eval()(ids).logits, logits
         )
+
+
+def test_mlm_from_backbone_copies_the_pretrained_mlm_head(tmp_path):
+    """From a `BertForMaskedLM` checkpoint, the backbone-only MLM model predicts exactly what BERT predicts."""
+    bert_fields = {k: v for k, v in TINY.items() if k in BertConfig().to_dict() and k != "num_labels"}
+    torch.manual_seed(3)
+    bert = BertForMaskedLM(BertConfig(**bert_fields)).eval()
+    with torch.no_grad():
+        bert.cls.predictions.bias.normal_()  # a trained-looking output bias
+    bert.save_pretrained(tmp_path)
+    ours = MultiStreamBertForMaskedLM.from_backbone(
+        str(tmp_path), streams=["semantic"], integration_type="none"
+    )
+    ids = token_ids(2, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(ids).logits, bert(ids).logits)
+    multi = MultiStreamBertForMaskedLM.from_backbone(str(tmp_path), stream_hidden_size=16, stream_num_heads=2)
+    torch.testing.assert_close(multi.cls.predictions.decoder.bias, bert.cls.predictions.bias)

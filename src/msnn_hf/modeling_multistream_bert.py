@@ -36,10 +36,12 @@ from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
+    BertForMaskedLM,
     BertModel,
     PreTrainedModel,
 )
 from transformers import initialization as init
+from transformers.activations import ACT2FN
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput, logging
 
@@ -301,7 +303,7 @@ class MultiStreamBertPredictionHeadTransform(nn.Module):
     def __init__(self, config: MultiStreamBertConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.output_hidden_size, config.hidden_size)
-        self.transform_act_fn = nn.GELU()
+        self.transform_act_fn = ACT2FN[config.hidden_act]
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -321,7 +323,7 @@ class MultiStreamBertLMPredictionHead(nn.Module):
 
 
 class MultiStreamBertOnlyMLMHead(nn.Module):
-    """BERT's ``cls`` module: holds ``predictions`` (same state-dict keys as `BertForMaskedLM`)."""
+    """BERT's ``cls`` module (keys ``cls.predictions.transform.*``, ``cls.predictions.decoder.*`` as in BERT)."""
 
     def __init__(self, config: MultiStreamBertConfig) -> None:
         super().__init__()
@@ -376,6 +378,12 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
             padded[name] = table
         base.stream_tables.load_tables(padded)
 
+    def load_backbone_head(self, backbone_name_or_path: str, backbone_extra_keys: list[str]) -> None:
+        """Copy the backbone checkpoint's head into this model's, where the head types match (default: none).
+
+        ``backbone_extra_keys`` are the checkpoint's keys beyond `BertModel`'s (e.g. ``cls.predictions.*``).
+        """
+
     def resize_token_embeddings(
         self,
         new_num_tokens: int | None = None,
@@ -425,7 +433,8 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
         The backbone's weights are copied into ``streams["semantic"]`` with a strict key match (a missing or
         mis-shaped weight is a `ValueError` that lists them; keys the backbone has beyond `BertModel`'s, e.g. a
         pretraining head, are listed in a warning), and its pooler, if the checkpoint has one, into the model's
-        pooler. The new parts (streams, integration, heads) keep their initialisation.
+        pooler; a masked-LM model also copies the checkpoint's MLM head (`cls.predictions.*`), if it has one. The
+        new parts (streams, integration, other heads) keep their initialisation.
 
         Example:
 
@@ -465,7 +474,8 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
         model = cls(config)
         base = model.base_model
         if SEMANTIC in config.streams:
-            base.load_backbone_weights(backbone_name_or_path, backbone_config)
+            info = base.load_backbone_weights(backbone_name_or_path, backbone_config)
+            model.load_backbone_head(backbone_name_or_path, info["unexpected_keys"])
         if processor is not None:
             model.set_stream_tables(processor.stream_tables)
         elif config.non_semantic_streams:
@@ -528,8 +538,13 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
         self.streams[SEMANTIC].embeddings.word_embeddings = value
 
     @torch.no_grad()
-    def load_backbone_weights(self, backbone_name_or_path: str, backbone_config: Any | None = None) -> None:
-        """Copy a BERT checkpoint into ``streams["semantic"]`` (strict) and its pooler, if any, into ``pooler``."""
+    def load_backbone_weights(
+        self, backbone_name_or_path: str, backbone_config: Any | None = None
+    ) -> dict[str, list[str]]:
+        """Copy a BERT checkpoint into ``streams["semantic"]`` (strict) and its pooler, if any, into ``pooler``.
+
+        Returns `BertModel.from_pretrained`'s loading info (``unexpected_keys``: the checkpoint's other weights).
+        """
         backbone, info = BertModel.from_pretrained(
             backbone_name_or_path, config=backbone_config, output_loading_info=True
         )
@@ -563,6 +578,7 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
             and self.config.output_hidden_size == backbone.config.hidden_size
         ):
             self.pooler.load_state_dict(backbone.pooler.state_dict())
+        return info
 
     # ---------------------------------------------------------------------------------------------- forward parts
     def _check_inputs(
@@ -838,6 +854,19 @@ class MultiStreamBertForMaskedLM(MultiStreamBertPreTrainedModel):
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.cls.predictions.decoder
+
+    @torch.no_grad()
+    def load_backbone_head(self, backbone_name_or_path: str, backbone_extra_keys: list[str]) -> None:
+        """Copy a `BertForMaskedLM` checkpoint's MLM head (transform and output bias), if it has one."""
+        if "cls.predictions.transform.dense.weight" not in backbone_extra_keys:
+            return
+        if self.config.output_hidden_size != self.config.hidden_size:
+            return
+        theirs = BertForMaskedLM.from_pretrained(backbone_name_or_path).cls.predictions
+        ours = self.cls.predictions
+        ours.transform.load_state_dict(theirs.transform.state_dict())
+        rows = theirs.bias.shape[0]  # the vocabulary may have grown for added tokens
+        ours.decoder.bias[:rows].copy_(theirs.bias)
 
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.cls.predictions.decoder = new_embeddings
