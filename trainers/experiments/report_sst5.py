@@ -194,7 +194,7 @@ def analyse_model(
     record_file = Path(model_dir) / "all_results.json"
     record = json.loads(record_file.read_text()).get("record", {}) if record_file.is_file() else {}
     return {
-        "model_dir": str(Path(model_dir).resolve()),
+        "model_dir": _portable(Path(model_dir).resolve()),
         "variant": record.get("variant"),
         "seed": record.get("seed"),
         "streams": streams,
@@ -701,11 +701,14 @@ def build_report(
         for record in groups[name]:
             out.append(f"{reproduce_line(record)}   # -> {record['_file']}")
     for analysis in analyses:
-        model_dir = Path(analysis["model_dir"])
-        shown = model_dir.relative_to(REPO_ROOT) if model_dir.is_relative_to(REPO_ROOT) else model_dir
-        out.append(f"python trainers/experiments/report_sst5.py --analyse --model_dir {shown}")
+        out.append(f"python trainers/experiments/report_sst5.py --analyse --model_dir {analysis['model_dir']}")
     out += ["python trainers/experiments/report_sst5.py   # this page and docs/figures/", "```", ""]
     return "\n".join(out)
+
+
+def _portable(path: Path) -> str:
+    """Committed analyses name the model folder relative to the repository when it lies inside it."""
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
