@@ -557,7 +557,7 @@ def _data_source(result: dict) -> str | None:
     value = result_value(result, "dataset")
     if not isinstance(value, str) or value == hub_dataset(result):
         return None
-    return Path(value).name if Path(value).is_absolute() else value
+    return Path(value).name  # a local folder (absolute, or `$MSNN_DATA_DIR/...` in committed records)
 
 
 def _display_path(path: str | None, root: Path) -> str:
