@@ -140,7 +140,9 @@ class SlotEmbedding(nn.Module):
 class StreamSelfAttention(nn.Module):
     """Multi-head self-attention on PyTorch SDPA; optional KV cache (any `transformers.Cache`)."""
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float, layer_idx: int | None = None) -> None:
+    def __init__(
+        self, hidden_size: int, num_heads: int, dropout: float, layer_idx: int | None = None
+    ) -> None:
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"stream hidden size {hidden_size} is not a multiple of its {num_heads} heads")
@@ -167,7 +169,9 @@ class StreamMLP(nn.Module):
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str, dropout: float) -> None:
         super().__init__()
         if activation not in _STREAM_ACTIVATIONS:
-            raise ValueError(f"Unknown stream activation {activation!r}; valid: {sorted(_STREAM_ACTIVATIONS)}")
+            raise ValueError(
+                f"Unknown stream activation {activation!r}; valid: {sorted(_STREAM_ACTIVATIONS)}"
+            )
         self.fc_in = nn.Linear(hidden_size, intermediate_size)
         self.act = _STREAM_ACTIVATIONS[activation]()
         self.fc_out = nn.Linear(intermediate_size, hidden_size)
@@ -197,7 +201,9 @@ class StreamLayer(GradientCheckpointingLayer):
         self.mlp = StreamMLP(hidden_size, intermediate_size, activation, dropout)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None
+    ) -> torch.Tensor:
         x = x + self.resid_dropout(self.attn(self.attn_norm(x), attention_mask, cache=cache))  # (B, T, d)
         return x + self.mlp(self.mlp_norm(x))  # (B, T, d)
 

@@ -701,7 +701,9 @@ def build_report(
         for record in groups[name]:
             out.append(f"{reproduce_line(record)}   # -> {record['_file']}")
     for analysis in analyses:
-        out.append(f"python trainers/experiments/report_sst5.py --analyse --model_dir {analysis['model_dir']}")
+        out.append(
+            f"python trainers/experiments/report_sst5.py --analyse --model_dir {analysis['model_dir']}"
+        )
     out += ["python trainers/experiments/report_sst5.py   # this page and docs/figures/", "```", ""]
     return "\n".join(out)
 

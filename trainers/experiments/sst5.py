@@ -114,7 +114,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--learning_rate", type=float, default=5e-5)
     parser.add_argument(
-        "--new_params_lr", type=float, default=5e-4, help="Streams, integration and head; same for every variant."
+        "--new_params_lr",
+        type=float,
+        default=5e-4,
+        help="Streams, integration and head; same for every variant.",
     )
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_seq_length", type=int, default=64)
