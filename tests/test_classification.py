@@ -335,10 +335,10 @@ def test_runner_plan_dry_run_and_skip_finished(tmp_path, monkeypatch, capsys):
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(sst5.subprocess, "run", fake_run)
-    assert sst5.main(["--only", "li", "--seeds", "1,2", "--epochs", "2", *common]) == 0
+    assert sst5.main(["--only", "li", "--seeds", "1,2", "--epochs", "3", *common]) == 0
     assert len(calls) == 1 and "--seed" in calls[0] and calls[0][calls[0].index("--seed") + 1] == "2"
     annotated = json.loads((results / "li-seed2.json").read_text())
-    assert annotated["run"] == "li" and annotated["reproduce"].endswith("--only li --seeds 2 --epochs 2.0")
+    assert annotated["run"] == "li" and annotated["reproduce"].endswith("--only li --seeds 2 --epochs 3.0")
     calls.clear()
     assert (
         sst5.main(["--only", "li", "--seeds", "1,2", *common]) == 0 and calls == []
