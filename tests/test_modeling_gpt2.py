@@ -77,16 +77,26 @@ def test_config_options_and_validation():
     assert tiny_config(integration_layers="last").integration_layers == [1]
     assert tiny_config(integration_layers="all").integration_layers == [0, 1]
     assert tiny_config(streams=["phonetic", "semantic"]).streams == ["semantic", "phonetic"]
-    for bad in (
-        dict(integration_type="early"),
-        dict(integration_layers=[0]),  # must contain the last block: the head reads the last integrated state
-        dict(streams=["phonetic", "morphological"]),
-        dict(integration_type="none"),  # the plain GPT-2 has streams ["semantic"]
-        dict(streams=["semantic"], integration_type="li"),
-        dict(stream_hidden_size=10, stream_num_heads=4),
+    for bad, message in (
+        (dict(integration_type="early"), r"integration_type.*\['li', 'dm', 'none'\]"),
+        # must contain the last block: the head reads the last integrated state
+        (dict(integration_layers=[0]), r"misses the last layer.*contains 1"),
+        (dict(integration_layers=[0, 5]), r"invalid layer indices \[5\]"),
+        (dict(streams=["phonetic", "morphological"]), "must contain 'semantic'"),
+        (dict(integration_type="none"), r"plain GPT-2.*\['semantic'\]"),
+        (dict(streams=["semantic"], integration_type="li"), "at least 2"),
+        (dict(stream_hidden_size=10, stream_num_heads=4), "stream_num_heads"),
+        (dict(phonetic_slot_size=0), "phonetic_slot_size"),
+        (dict(alpha_granularity="vector"), "alpha_granularity"),
+        (dict(stream_dropout=1.0), "stream_dropout"),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=message):
             tiny_config(**bad)
+    # the GPT-2 field names drive the derived sizes
+    config = tiny_config()
+    assert config.stream_widths == {"semantic": 32, "phonetic": 16, "morphological": 16}
+    assert config.semantic_config().n_embd == 32 and config.semantic_config().model_type == "gpt2"
+    assert "streams" not in config.semantic_config().to_dict()
 
 
 def test_config_and_state_dict_keys_snapshot():

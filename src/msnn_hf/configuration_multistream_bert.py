@@ -12,33 +12,14 @@ from typing import Any
 
 from transformers import BertConfig
 
-KNOWN_STREAMS: tuple[str, ...] = ("semantic", "phonetic", "morphological")
+from .configuration_multistream_common import KNOWN_STREAMS, MultiStreamConfigMixin
+
 INTEGRATION_TYPES: tuple[str, ...] = ("li", "dm", "none", "early", "concat")
-ALPHA_GRANULARITIES: tuple[str, ...] = ("scalar", "channel", "token")
-INTEGRATION_ACTIVATIONS: tuple[str, ...] = ("gelu", "relu", "tanh", "silu", "identity")
 # model types whose config.json / weights a `BertModel` can read (the semantic stream's backbone)
 BERT_COMPATIBLE_MODEL_TYPES: tuple[str, ...] = ("bert",)
-# fields that belong to the multi-stream wrapper, not to the semantic stream's `BertConfig`
-MULTISTREAM_FIELDS: tuple[str, ...] = (
-    "streams",
-    "integration_type",
-    "alpha_granularity",
-    "integration_layers",
-    "integration_activation",
-    "integration_recurrent",
-    "dm_alpha_init",
-    "stream_hidden_size",
-    "stream_num_heads",
-    "stream_intermediate_size",
-    "stream_dropout",
-    "phonetic_vocab_size",
-    "morph_vocab_size",
-    "phonetic_slot_size",
-    "morph_slot_size",
-)
 
 
-class MultiStreamBertConfig(BertConfig):
+class MultiStreamBertConfig(MultiStreamConfigMixin, BertConfig):
     r"""
     Configuration of a [`MultiStreamBertModel`]: a BERT backbone (the *semantic* stream) plus narrow phonetic and
     morphological streams, combined layer by layer by Linear Integration (LI) or Direct Mixing (DM), or by one of the
@@ -130,56 +111,20 @@ class MultiStreamBertConfig(BertConfig):
     phonetic_slot_size: int = 8
     morph_slot_size: int = 4
 
+    integration_types = INTEGRATION_TYPES
+    semantic_config_class = BertConfig
+    compatible_model_types = BERT_COMPATIBLE_MODEL_TYPES
+
     def __post_init__(self, **kwargs: Any) -> None:
-        self.streams = _normalise_streams(self.streams)
-        _check_choice("integration_type", self.integration_type, INTEGRATION_TYPES)
-        _check_choice("alpha_granularity", self.alpha_granularity, ALPHA_GRANULARITIES)
-        _check_choice("integration_activation", self.integration_activation, INTEGRATION_ACTIVATIONS)
-        _check_stream_count(self.integration_type, self.streams)
-        self.integration_layers = _normalise_layers(self.integration_layers, self.num_hidden_layers)
-        for name in (
-            "stream_hidden_size",
-            "stream_num_heads",
-            "stream_intermediate_size",
-            "phonetic_vocab_size",
-            "morph_vocab_size",
-            "phonetic_slot_size",
-            "morph_slot_size",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer; got {value!r}")
-        if self.stream_hidden_size % self.stream_num_heads:
-            raise ValueError(
-                f"`stream_hidden_size` ({self.stream_hidden_size}) must be a multiple of `stream_num_heads` "
-                f"({self.stream_num_heads})"
-            )
-        if not 0.0 <= float(self.stream_dropout) < 1.0:
-            raise ValueError(f"`stream_dropout` must be in [0, 1); got {self.stream_dropout!r}")
+        self.validate_multistream_fields()
         super().__post_init__(**kwargs)
 
-    # ----------------------------------------------------------------------------------------------- derived sizes
-    @property
-    def non_semantic_streams(self) -> list[str]:
-        """The streams that run as `StreamEncoder`s (everything but `"semantic"`)."""
-        return [s for s in self.streams if s != "semantic"]
-
-    @property
-    def stream_vocab_sizes(self) -> dict[str, int]:
-        """``{stream: vocabulary size}`` of the non-semantic streams of this model."""
-        sizes = {"phonetic": self.phonetic_vocab_size, "morphological": self.morph_vocab_size}
-        return {s: sizes[s] for s in self.non_semantic_streams}
-
-    @property
-    def slot_sizes(self) -> dict[str, int]:
-        """``{stream: slot size}`` of the non-semantic streams of this model."""
-        sizes = {"phonetic": self.phonetic_slot_size, "morphological": self.morph_slot_size}
-        return {s: sizes[s] for s in self.non_semantic_streams}
-
-    @property
-    def stream_widths(self) -> dict[str, int]:
-        """``{stream: width of its hidden states}``, in the order of `streams`."""
-        return {s: self.hidden_size if s == "semantic" else self.stream_hidden_size for s in self.streams}
+    def check_stream_combination(self) -> None:
+        super().check_stream_combination()
+        if self.integration_type == "early" and "semantic" not in self.streams:
+            raise ValueError(
+                f"integration_type='early' adds streams to the semantic backbone; `streams`={self.streams}"
+            )
 
     @property
     def output_hidden_size(self) -> int:
@@ -188,28 +133,10 @@ class MultiStreamBertConfig(BertConfig):
             return self.stream_widths[self.streams[0]]
         return self.hidden_size
 
-    def semantic_config(self) -> BertConfig:
-        """The plain `BertConfig` of the semantic stream (the BERT fields of this config)."""
-        own = {k: v for k, v in self.to_dict().items() if k not in MULTISTREAM_FIELDS}
-        for key in ("model_type", "transformers_version", "architectures", "auto_map"):
-            own.pop(key, None)
-        own["attn_implementation"] = self._attn_implementation
-        return BertConfig(**own)
-
     @classmethod
     def from_bert_config(cls, bert_config: BertConfig, **overrides: Any) -> MultiStreamBertConfig:
         """A multi-stream config around an existing BERT config (its fields, plus `overrides`)."""
-        model_type = getattr(bert_config, "model_type", None)
-        if model_type not in BERT_COMPATIBLE_MODEL_TYPES:
-            raise ValueError(
-                f"The backbone is of model_type {model_type!r}; the semantic stream of {cls.__name__} needs one of "
-                f"{list(BERT_COMPATIBLE_MODEL_TYPES)}"
-            )
-        values = bert_config.to_dict()
-        for key in ("model_type", "transformers_version", "architectures", "auto_map", "_name_or_path"):
-            values.pop(key, None)
-        values.update(overrides)
-        return cls(**values)
+        return cls.from_semantic_config(bert_config, **overrides)
 
     @classmethod
     def get_config_dict(
@@ -230,54 +157,6 @@ class MultiStreamBertConfig(BertConfig):
             )
         return config_dict, kwargs
 
-
-def _check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"Unknown `{name}` {value!r}; valid values: {list(valid)}")
-
-
-def _normalise_streams(streams: Any) -> list[str]:
-    if isinstance(streams, str) or not isinstance(streams, (list, tuple)) or not streams:
-        raise ValueError(
-            f"`streams` must be a non-empty list of stream names from {list(KNOWN_STREAMS)}; got {streams!r}"
-        )
-    unknown = [s for s in streams if s not in KNOWN_STREAMS]
-    if unknown:
-        raise ValueError(f"Unknown stream name(s) {unknown} in `streams`; valid names: {list(KNOWN_STREAMS)}")
-    if len(set(streams)) != len(streams):
-        raise ValueError(f"`streams` lists a stream twice: {list(streams)}")
-    return sorted(streams, key=lambda s: s != "semantic")  # semantic first, the others keep their order
-
-
-def _check_stream_count(integration_type: str, streams: list[str]) -> None:
-    if integration_type == "none" and len(streams) != 1:
-        raise ValueError(
-            f"integration_type='none' reads a single stream; got `streams`={streams} "
-            "(use e.g. ['semantic'] for the backbone alone)"
-        )
-    if integration_type != "none" and len(streams) < 2:
-        raise ValueError(
-            f"integration_type={integration_type!r} combines streams and needs at least 2 in `streams`; got {streams} "
-            "(use integration_type='none' for a single stream)"
-        )
-    if integration_type == "early" and "semantic" not in streams:
-        raise ValueError(
-            f"integration_type='early' adds streams to the semantic backbone; `streams`={streams}"
-        )
-
-
-def _normalise_layers(layers: Any, num_layers: int) -> list[int]:
-    if layers == "all":
-        return list(range(num_layers))
-    if layers == "last":
-        return [num_layers - 1]
-    valid = f"'all', 'last' or a list of 0-based layer indices in [0, {num_layers})"
-    if isinstance(layers, str) or not isinstance(layers, (list, tuple)) or not layers:
-        raise ValueError(f"`integration_layers` must be {valid}; got {layers!r}")
-    bad = [i for i in layers if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < num_layers]
-    if bad:
-        raise ValueError(f"`integration_layers` holds invalid layer indices {bad}; valid: {valid}")
-    return sorted(set(layers))
 
 
 __all__ = ["MultiStreamBertConfig"]
