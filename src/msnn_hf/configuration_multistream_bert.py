@@ -158,5 +158,4 @@ class MultiStreamBertConfig(MultiStreamConfigMixin, BertConfig):
         return config_dict, kwargs
 
 
-
 __all__ = ["MultiStreamBertConfig"]

@@ -43,7 +43,13 @@ POSITIVE_INT_FIELDS: tuple[str, ...] = (
     "morph_slot_size",
 )
 # keys of a config dict that describe the file, not the model
-_BOOKKEEPING_KEYS: tuple[str, ...] = ("model_type", "transformers_version", "architectures", "auto_map", "_name_or_path")
+_BOOKKEEPING_KEYS: tuple[str, ...] = (
+    "model_type",
+    "transformers_version",
+    "architectures",
+    "auto_map",
+    "_name_or_path",
+)
 
 
 class MultiStreamConfigMixin:

@@ -122,7 +122,9 @@ class MultiStreamGPT2Config(MultiStreamConfigMixin, GPT2Config):
 
     def check_stream_combination(self) -> None:
         if "semantic" not in self.streams:
-            raise ValueError(f"`streams` must contain 'semantic' (the GPT-2 backbone); got {list(self.streams)}")
+            raise ValueError(
+                f"`streams` must contain 'semantic' (the GPT-2 backbone); got {list(self.streams)}"
+            )
         if self.integration_type == "none" and self.streams != ["semantic"]:
             raise ValueError(
                 f"integration_type='none' is the plain GPT-2: `streams` must be ['semantic']; got {self.streams}"
