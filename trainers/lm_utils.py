@@ -23,10 +23,13 @@ drawn by `FixedSeedMasker` (a function of the seed and the example index only, s
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import subprocess
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +93,52 @@ def group_blocks(tokenized_lines: Iterable[list[int]], block_size: int) -> list[
     flat = [t for ids in tokenized_lines for t in ids]
     usable = len(flat) // block_size * block_size
     return [flat[i : i + block_size] for i in range(0, usable, block_size)]
+
+
+@dataclass
+class IntegrationArguments:
+    """The multi-stream fields both LM scripts expose (their `ModelArguments` extend this); see
+    `MultiStreamBertConfig` / `MultiStreamGPT2Config` for what each one means and which values the family takes."""
+
+    streams: str = field(default="semantic,phonetic,morphological", metadata={"help": "comma-separated"})
+    integration_type: str = field(
+        default="dm", metadata={"help": "li | dm | none (GPT-2); li | dm | none | early | concat (BERT)"}
+    )
+    alpha_granularity: str = field(default="scalar", metadata={"help": "DM: scalar | channel | token"})
+    integration_layers: str = field(
+        default="all", metadata={"help": "all | last | comma-separated 0-based layer indices"}
+    )
+    integration_activation: str = field(default="gelu")
+    integration_recurrent: bool = field(default=True)
+    dm_alpha_init: float = field(default=0.1)
+    stream_hidden_size: int = field(default=128)
+    stream_num_heads: int = field(default=4)
+    stream_intermediate_size: int = field(default=256)
+    stream_dropout: float = field(default=0.1)
+
+    def overrides(self) -> dict[str, Any]:
+        """The multi-stream config fields given on the command line."""
+        layers: Any = self.integration_layers
+        if layers not in ("all", "last"):
+            try:
+                layers = [int(i) for i in layers.split(",")]
+            except ValueError:
+                raise ValueError(
+                    f"--integration_layers must be 'all', 'last' or comma-separated integers; got {layers!r}"
+                ) from None
+        return dict(
+            streams=[s.strip() for s in self.streams.split(",") if s.strip()],
+            integration_type=self.integration_type,
+            alpha_granularity=self.alpha_granularity,
+            integration_layers=layers,
+            integration_activation=self.integration_activation,
+            integration_recurrent=self.integration_recurrent,
+            dm_alpha_init=self.dm_alpha_init,
+            stream_hidden_size=self.stream_hidden_size,
+            stream_num_heads=self.stream_num_heads,
+            stream_intermediate_size=self.stream_intermediate_size,
+            stream_dropout=self.stream_dropout,
+        )
 
 
 @dataclass
@@ -252,3 +301,80 @@ def masked_lm_nll(
         )
         count += int((labels != -100).sum())
     return total, count
+
+
+# ------------------------------------------------------------------------------ the scripts' shared train / record
+def git_commit() -> str | None:
+    """The commit of this checkout (None outside git)."""
+    try:
+        repo = Path(__file__).resolve().parents[1]
+        return subprocess.check_output(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], text=True, stderr=subprocess.DEVNULL
+        ).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def train_and_save(trainer: Any, training_args: Any, processor: Any = None) -> tuple[dict[str, Any], float]:
+    """`trainer.train()` (resuming when asked), then save the model and the processor next to it.
+
+    Returns the training metrics (keys prefixed `train_`) and the training wall time in seconds."""
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    seconds = time.perf_counter() - t0
+    metrics = {k if k.startswith("train") else f"train_{k}": v for k, v in result.metrics.items()}
+    trainer.save_model()
+    if processor is not None:
+        processor.save_pretrained(training_args.output_dir)
+    return metrics, seconds
+
+
+def tokens_per_step(training_args: Any, sequence_length: int) -> int:
+    """Training tokens per optimiser step (all devices, gradient accumulation included)."""
+    batch = (
+        training_args.per_device_train_batch_size
+        * max(1, training_args.n_gpu)
+        * training_args.gradient_accumulation_steps
+    )
+    return batch * sequence_length
+
+
+def write_record(
+    task: str,
+    model_args: Any,
+    data_args: Any,
+    training_args: Any,
+    model: Any,
+    metrics: dict[str, Any],
+    started: float,
+    train_seconds: float,
+    results_file: str | os.PathLike | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write the run's record (arguments, config, parameter count, wall time, commit, metrics) as JSON to
+    `results_file` (default `<output_dir>/results.json`) and return it. Non-finite floats become null."""
+    record = {
+        "task": task,
+        "model_args": asdict(model_args),
+        "data_args": asdict(data_args),
+        "training_args": {
+            k: v
+            for k, v in training_args.to_dict().items()
+            if isinstance(v, (int, float, str, bool, type(None), list))
+        },
+        "config": model.config.to_dict(),
+        **extra,
+        "train_seconds": round(train_seconds, 2),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "git_commit": git_commit(),
+        "torch_threads": torch.get_num_threads(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "metrics": {
+            k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()
+        },
+    }
+    path = Path(results_file or Path(training_args.output_dir) / "results.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    print("wrote", path)
+    return record

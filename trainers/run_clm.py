@@ -18,12 +18,9 @@ commit, metrics).
 
 from __future__ import annotations
 
-import json
-import math
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +48,7 @@ DATASETS = {  # local layout under --data_dir: split -> file
 
 
 @dataclass
-class ModelArguments:
+class ModelArguments(lm_utils.IntegrationArguments):
     model_name_or_path: str | None = field(default=None, metadata={"help": "a multi-stream GPT-2 checkpoint"})
     backbone: str | None = field(
         default=None, metadata={"help": "GPT-2 checkpoint for the semantic stream (e.g. gpt2)"}
@@ -62,44 +59,12 @@ class ModelArguments:
     tokenizer_name: str | None = field(
         default=None, metadata={"help": "tokenizer, when no processor is needed"}
     )
-    streams: str = field(default="semantic,phonetic,morphological", metadata={"help": "comma-separated"})
-    integration_type: str = field(default="dm", metadata={"help": "li | dm | none"})
-    alpha_granularity: str = field(default="scalar")
-    integration_layers: str = field(
-        default="all", metadata={"help": "all | last | comma-separated block indices"}
-    )
-    integration_activation: str = field(default="gelu")
-    integration_recurrent: bool = field(default=True)
-    dm_alpha_init: float = field(default=0.1)
-    stream_hidden_size: int = field(default=128)
-    stream_num_heads: int = field(default=4)
-    stream_intermediate_size: int = field(default=256)
-    stream_dropout: float = field(default=0.1)
     n_embd: int = field(default=256)
     n_layer: int = field(default=4)
     n_head: int = field(default=4)
     n_inner: int | None = field(default=None)
     n_positions: int = field(default=256)
     dropout: float = field(default=0.1, metadata={"help": "resid/embd/attn dropout of the semantic stream"})
-
-    def overrides(self) -> dict[str, Any]:
-        """Multi-stream config fields given on the command line."""
-        layers: Any = self.integration_layers
-        if layers not in ("all", "last"):
-            layers = [int(i) for i in layers.split(",")]
-        return dict(
-            streams=[s.strip() for s in self.streams.split(",") if s.strip()],
-            integration_type=self.integration_type,
-            alpha_granularity=self.alpha_granularity,
-            integration_layers=layers,
-            integration_activation=self.integration_activation,
-            integration_recurrent=self.integration_recurrent,
-            dm_alpha_init=self.dm_alpha_init,
-            stream_hidden_size=self.stream_hidden_size,
-            stream_num_heads=self.stream_num_heads,
-            stream_intermediate_size=self.stream_intermediate_size,
-            stream_dropout=self.stream_dropout,
-        )
 
 
 @dataclass
@@ -202,14 +167,6 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def git_commit() -> str | None:
-    try:
-        repo = Path(__file__).resolve().parents[1]
-        return subprocess.check_output(["git", "-C", str(repo), "rev-parse", "HEAD"], text=True).strip()
-    except Exception:
-        return None
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
@@ -266,18 +223,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     train_seconds = 0.0
     if targs.do_train:
-        t0 = time.perf_counter()
-        result = trainer.train(resume_from_checkpoint=targs.resume_from_checkpoint)
-        train_seconds = time.perf_counter() - t0
-        metrics.update(
-            {f"train_{k}" if not k.startswith("train") else k: v for k, v in result.metrics.items()}
-        )
-        trainer.save_model()
-        if processor is not None:
-            processor.save_pretrained(targs.output_dir)
+        metrics, train_seconds = lm_utils.train_and_save(trainer, targs, processor)
     steps = trainer.state.global_step
-    batch = targs.per_device_train_batch_size * max(1, targs.n_gpu) * targs.gradient_accumulation_steps
-    tokens_trained = steps * batch * dargs.block_size if not dargs.line_by_line else None
+    step_tokens = lm_utils.tokens_per_step(targs, dargs.block_size)
+    tokens_trained = steps * step_tokens if not dargs.line_by_line else None
 
     if targs.do_eval:
         model.eval()
@@ -296,34 +245,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if eval_ds is not None and "validation" in wanted:
             metrics["validation_trainer_eval_loss"] = trainer.evaluate()["eval_loss"]
 
-    record = {
-        "task": "clm",
-        "model_args": asdict(margs),
-        "data_args": asdict(dargs),
-        "training_args": {
-            k: v
-            for k, v in targs.to_dict().items()
-            if isinstance(v, (int, float, str, bool, type(None), list))
-        },
-        "config": model.config.to_dict(),
-        "num_parameters": n_params,
-        "global_steps": steps,
-        "tokens_per_step": batch * dargs.block_size,
-        "tokens_trained": tokens_trained,
-        "train_seconds": round(train_seconds, 2),
-        "wall_seconds": round(time.perf_counter() - start, 2),
-        "git_commit": git_commit(),
-        "torch_threads": torch.get_num_threads(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "metrics": {
-            k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()
-        },
-    }
-    results_file = Path(dargs.results_file or Path(targs.output_dir) / "results.json")
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    results_file.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    print("wrote", results_file)
-    return record
+    return lm_utils.write_record(
+        "clm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file,
+        num_parameters=n_params, global_steps=steps, tokens_per_step=step_tokens, tokens_trained=tokens_trained,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,11 +18,10 @@ does not exist.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArgum
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from run_clm import DATASETS, count_parameters, git_commit  # noqa: E402
+from run_clm import DATASETS, count_parameters  # noqa: E402
 
 from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
 
@@ -47,7 +46,7 @@ def default_backbone() -> str | None:
 
 
 @dataclass
-class ModelArguments:
+class ModelArguments(lm_utils.IntegrationArguments):
     backbone: str | None = field(
         default_factory=default_backbone, metadata={"help": "BERT checkpoint (semantic stream)"}
     )
@@ -55,35 +54,6 @@ class ModelArguments:
     processor_name: str | None = field(
         default=None, metadata={"help": "MultiStreamProcessor folder (built if missing)"}
     )
-    streams: str = field(default="semantic,phonetic,morphological")
-    integration_type: str = field(default="dm", metadata={"help": "li | dm | none | early | concat"})
-    alpha_granularity: str = field(default="scalar")
-    integration_layers: str = field(default="all")
-    integration_activation: str = field(default="gelu")
-    integration_recurrent: bool = field(default=True)
-    dm_alpha_init: float = field(default=0.1)
-    stream_hidden_size: int = field(default=128)
-    stream_num_heads: int = field(default=4)
-    stream_intermediate_size: int = field(default=256)
-    stream_dropout: float = field(default=0.1)
-
-    def overrides(self) -> dict[str, Any]:
-        layers: Any = self.integration_layers
-        if layers not in ("all", "last"):
-            layers = [int(i) for i in layers.split(",")]
-        return dict(
-            streams=[s.strip() for s in self.streams.split(",") if s.strip()],
-            integration_type=self.integration_type,
-            alpha_granularity=self.alpha_granularity,
-            integration_layers=layers,
-            integration_activation=self.integration_activation,
-            integration_recurrent=self.integration_recurrent,
-            dm_alpha_init=self.dm_alpha_init,
-            stream_hidden_size=self.stream_hidden_size,
-            stream_num_heads=self.stream_num_heads,
-            stream_intermediate_size=self.stream_intermediate_size,
-            stream_dropout=self.stream_dropout,
-        )
 
 
 @dataclass
@@ -254,15 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     train_seconds = 0.0
     if targs.do_train:
-        t0 = time.perf_counter()
-        result = trainer.train(resume_from_checkpoint=targs.resume_from_checkpoint)
-        train_seconds = time.perf_counter() - t0
-        metrics.update(
-            {f"train_{k}" if not k.startswith("train") else k: v for k, v in result.metrics.items()}
-        )
-        trainer.save_model()
-        if processor is not None:
-            processor.save_pretrained(targs.output_dir)
+        metrics, train_seconds = lm_utils.train_and_save(trainer, targs, processor)
     if targs.do_eval and "test" in splits:
         test_ds = encode(tokenizer, splits["test"], dargs.max_seq_length, dargs.line_by_line)
         rows = [dict(zip(test_ds, values)) for values in zip(*test_ds.values())]
@@ -276,33 +238,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         print(f"test: masked-token ppl {math.exp(total / count):.2f} over {count} masked tokens")
     steps = trainer.state.global_step
-    batch = targs.per_device_train_batch_size * max(1, targs.n_gpu) * targs.gradient_accumulation_steps
-    record = {
-        "task": "mlm",
-        "model_args": asdict(margs),
-        "data_args": asdict(dargs),
-        "training_args": {
-            k: v
-            for k, v in targs.to_dict().items()
-            if isinstance(v, (int, float, str, bool, type(None), list))
-        },
-        "config": model.config.to_dict(),
-        "num_parameters": n_params,
-        "global_steps": steps,
-        "sequences_trained": steps * batch,
-        "tokens_trained": steps * batch * dargs.max_seq_length if not dargs.line_by_line else None,
-        "train_seconds": round(train_seconds, 2),
-        "wall_seconds": round(time.perf_counter() - start, 2),
-        "git_commit": git_commit(),
-        "torch_threads": torch.get_num_threads(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "metrics": metrics,
-    }
-    results_file = Path(dargs.results_file or Path(targs.output_dir) / "results.json")
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    results_file.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    print("wrote", results_file)
-    return record
+    step_tokens = lm_utils.tokens_per_step(targs, dargs.max_seq_length)
+    return lm_utils.write_record(
+        "mlm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file,
+        num_parameters=n_params, global_steps=steps, sequences_trained=steps * step_tokens // dargs.max_seq_length,
+        tokens_trained=steps * step_tokens if not dargs.line_by_line else None,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
