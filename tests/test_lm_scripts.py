@@ -191,3 +191,46 @@ def test_fixed_seed_masks_and_no_leakage_through_streams(tiny_processor):
         logits_a = model(input_ids=batch_a["input_ids"], attention_mask=batch_a["attention_mask"]).logits
         logits_b = model(input_ids=batch_b["input_ids"], attention_mask=batch_b["attention_mask"]).logits
     assert torch.equal(logits_a, logits_b)
+
+
+# ------------------------------------------------------------------------------------------ the experiment runner
+def _lm_runner():
+    sys.path.insert(0, str(TRAINERS / "experiments"))
+    import lm  # noqa: PLC0415
+
+    return lm
+
+
+def test_lm_runner_records_a_run_and_fails_loudly(tmp_path):
+    lm = _lm_runner()
+    run_dir, out_json = tmp_path / "run", tmp_path / "results" / "li-A-seed0.json"
+    writer = (
+        "import json, pathlib, sys; pathlib.Path(sys.argv[1]).write_text(json.dumps("
+        "{'num_parameters': 1100, 'metrics': {'test_word_perplexity': 123.4}}))"
+    )
+    run_dir.mkdir()
+    cmd = [sys.executable, "-c", writer, str(run_dir / "results.json")]
+    record = lm.run_and_record(cmd, {}, run_dir, out_json, variant="li-A", seed=0, baseline_parameters=1000)
+    saved = json.loads(out_json.read_text())
+    assert saved == record
+    assert saved["variant"] == "li-A" and saved["metrics"]["test_word_perplexity"] == 123.4
+    assert saved["parameter_ratio_to_baseline"] == pytest.approx(1.1)
+    assert saved["runner_wall_seconds"] >= 0 and "runner_git_commit" in saved
+    with pytest.raises(RuntimeError, match="exit 3.*log.txt"):
+        lm.run_and_record(
+            [sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path / "bad", tmp_path / "b.json"
+        )
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_lm_report_is_generated_from_the_committed_results(tmp_path):
+    lm = _lm_runner()
+    results = Path(__file__).resolve().parents[1] / "results" / "lm"
+    text = lm.report(results, tmp_path / "results_lm.md")
+    assert (tmp_path / "results_lm.md").read_text() == text
+    for path in sorted(results.glob("*.json")):
+        record = json.loads(path.read_text())
+        assert f"{record['variant']} (seed {record['seed']})" in text
+        ppl = record["metrics"].get("test_word_perplexity")
+        if ppl is not None:
+            assert lm.fmt(ppl) in text

@@ -134,6 +134,24 @@ def run(cmd: list[str], env: dict[str, str], log: Path) -> None:
         raise RuntimeError(f"run failed (exit {proc.returncode}); see {log}")
 
 
+def run_and_record(
+    cmd: list[str], env: dict[str, str], run_dir: Path, out_json: Path, **fields: Any
+) -> dict[str, Any]:
+    """Run one training script (its log in `run_dir/log.txt`), then write its `run_dir/results.json` plus the
+    runner's `fields`, wall time and commit to `out_json` (the committed result file) and return it."""
+    start = time.perf_counter()
+    run(cmd, env, run_dir / "log.txt")
+    record = json.loads((run_dir / "results.json").read_text())
+    record.update(
+        **fields, runner_wall_seconds=round(time.perf_counter() - start, 1), runner_git_commit=git_commit()
+    )
+    if "baseline_parameters" in fields:
+        record["parameter_ratio_to_baseline"] = record["num_parameters"] / fields["baseline_parameters"]
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return record
+
+
 def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, str]) -> None:
     from msnn_hf.processing_multistream import MultiStreamProcessor
 
@@ -190,22 +208,10 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                 cmd += ["--max_eval_lines", str(clm["max_eval_lines"])]
             only = [s for s in ("validation", "test") if s in clm["eval_splits"]]
             cmd += ["--eval_splits", ",".join(only)]
-            start = time.perf_counter()
-            run(cmd, env, run_dir / "log.txt")
-            record = json.loads((run_dir / "results.json").read_text())
-            record.update(
-                experiment="lm/clm-ptb",
-                variant=variant,
-                seed=seed,
-                preset=args.preset,
-                preset_values=preset,
-                baseline_parameters=baseline_params,
-                parameter_ratio_to_baseline=record["num_parameters"] / baseline_params,
-                runner_wall_seconds=round(time.perf_counter() - start, 1),
-                runner_git_commit=git_commit(),
-            )
-            out_json.parent.mkdir(parents=True, exist_ok=True)
-            out_json.write_text(json.dumps(record, indent=2, default=str) + "\n")
+            record = run_and_record(
+                cmd, env, run_dir, out_json, experiment="lm/clm-ptb", variant=variant, seed=seed,
+                preset=args.preset, preset_values=preset, baseline_parameters=baseline_params,
+            )  # fmt: skip
             print(
                 f"done {name}: {json.dumps({k: v for k, v in record['metrics'].items() if 'word_perplexity' in k})}"
             )
@@ -234,20 +240,10 @@ def mlm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                 cmd += ["--data_dir", args.data_dir]
             for key, value in MLM_VARIANTS[variant].items():
                 cmd += [f"--{key}", str(value)]
-            start = time.perf_counter()
-            run(cmd, env, run_dir / "log.txt")
-            record = json.loads((run_dir / "results.json").read_text())
-            record.update(
-                experiment="lm/mlm-ptb",
-                variant=variant,
-                seed=seed,
-                preset=args.preset,
-                preset_values=preset,
-                runner_wall_seconds=round(time.perf_counter() - start, 1),
-                runner_git_commit=git_commit(),
-            )
-            out_json.parent.mkdir(parents=True, exist_ok=True)
-            out_json.write_text(json.dumps(record, indent=2, default=str) + "\n")
+            record = run_and_record(
+                cmd, env, run_dir, out_json, experiment="lm/mlm-ptb", variant=variant, seed=seed,
+                preset=args.preset, preset_values=preset,
+            )  # fmt: skip
             print(f"done {name}: {record['metrics']}")
 
 
