@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_classification import (  # noqa: E402
     NAMED_LABELS,
     git_commit,
+    portable_paths,
     resolve_data_dir,
     scores_record,
     write_json_atomic,
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
             "command": [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)],
         }
     )
+    record = portable_paths(record)  # committed: no machine-specific absolute paths
     write_json_atomic(args.output_file, record)
     return record
 
