@@ -524,6 +524,27 @@ def test_report_from_synthetic_results(tmp_path, trained_run, tiny_data_dir):
     assert "](figures/sst5_variants.png)" in text
 
 
+def test_report_says_what_the_ablations_suggest_when_the_target_is_missed():
+    import report_sst5
+
+    all3 = ["semantic", "phonetic", "morphological"]
+    groups = {
+        "backbone": [synthetic_record("backbone", 42, 0.49, ["semantic"])],
+        "li": [synthetic_record("li", s, 0.50, all3) for s in (42, 43)],
+        "li-no-phonetic": [synthetic_record("li-no-phonetic", 42, 0.505, ["semantic", "morphological"])],
+        "li-no-morphological": [synthetic_record("li-no-morphological", 42, 0.48, ["semantic", "phonetic"])],
+        "phonetic-only": [synthetic_record("phonetic-only", 42, 0.28, ["phonetic"])],
+        "morphological-only": [synthetic_record("morphological-only", 42, 0.40, ["morphological"])],
+    }
+    text = " ".join(report_sst5.verdict(groups))
+    assert "0.20 points below the 53.2% of BERT-base" not in text and "3.20 points below the 53.2%" in text
+    assert "Ablating **li** (50.00%, n=2): without the phonetic stream +0.50 points (n=1); " in text
+    assert "without the morphological stream -2.00 points (n=1)." in text
+    assert "backbone 49.00%, phonetic-only 28.00%, morphological-only 40.00%" in text
+    groups["li"] = [synthetic_record("li", 42, 0.55, all3)]  # above the target: no miss to explain
+    assert "Ablating" not in " ".join(report_sst5.verdict(groups))
+
+
 def test_word_categories():
     import report_sst5
 
