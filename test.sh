@@ -24,4 +24,5 @@ export GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false
 # Tiny models: one intra-op thread is faster and keeps subprocess tests from oversubscribing the cores.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 "$VENV/bin/ruff" check src tests trainers benchmarks spaces
+"$VENV/bin/ruff" format --check src tests trainers benchmarks spaces
 "$VENV/bin/python" -m pytest -q -rs "$@"
