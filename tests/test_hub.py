@@ -112,14 +112,17 @@ def test_card_metadata_comes_from_the_result_file(tmp_path):
 
 def test_dm_card_and_seed_table(tmp_path):
     spec = hub.load_card_spec("dm-bert-sst5")
+    assert spec.results == "results/sst5/dm-token-seed42.json"  # the grid's run name (sst5.py writes it)
+    assert spec.seed_results == "results/sst5/dm-token-seed*.json"
     spec.root = tmp_path
-    spec.results = "results/sst5/dm-seed42.json"
     spec.figure = "docs/figures/none.png"
     (tmp_path / "results/sst5").mkdir(parents=True)
     dm = {"integration_type": "dm", "alpha_granularity": "token"}
     for seed, acc in ((42, 0.40), (43, 0.42), (44, 0.44)):
         test = {"accuracy": acc, "macro_f1": acc - 0.02}
-        synthetic_result(tmp_path / f"results/sst5/dm-seed{seed}.json", seed=seed, model_config=dm, test=test)
+        synthetic_result(
+            tmp_path / f"results/sst5/dm-token-seed{seed}.json", seed=seed, model_config=dm, test=test
+        )
     card = hub.render_card(spec)
     text = str(card)
     assert "Direct Mixing (DM) (α granularity: token)" in text and "Direct Mixing weights α_s" in text
