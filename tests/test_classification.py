@@ -352,6 +352,39 @@ def test_runner_plan_dry_run_and_skip_finished(tmp_path, monkeypatch, capsys):
     ]
 
 
+def test_runner_skips_runs_locked_by_a_live_runner_and_takes_over_stale_locks(tmp_path, monkeypatch, capsys):
+    import sst5
+
+    results, outputs = tmp_path / "results", tmp_path / "outputs"
+    common = ["--results_dir", str(results), "--outputs_dir", str(outputs), "--model_name_or_path", "bb"]
+    args = sst5.parse_args(["--only", "li", "--seeds", "1", *common])
+    calls = []
+
+    def fake_run(cmd, cwd=None):
+        calls.append(cmd)
+        assert sst5.lock_path(args, "li", 1).read_text() == str(os.getpid())  # held while training
+        Path(cmd[cmd.index("--results_file") + 1]).write_text(json.dumps(finished_record("li", 1)))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(sst5.subprocess, "run", fake_run)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        outputs.mkdir(parents=True)
+        results.mkdir(parents=True)
+        sst5.lock_path(args, "li", 1).write_text(str(other.pid))  # another runner is training li-seed1
+        assert sst5.status_of(args, "li", 1) == f"running (runner pid {other.pid})"
+        assert sst5.main(["--only", "li", "--seeds", "1", *common]) == 0 and calls == []
+        assert "in another runner, skipped" in capsys.readouterr().out
+    finally:
+        other.kill()
+        other.wait()
+    # its runner is gone: the lock is stale and the run is trained here; the lock is released afterwards
+    assert sst5.status_of(args, "li", 1) == "todo"
+    assert sst5.main(["--only", "li", "--seeds", "1", *common]) == 0 and len(calls) == 1
+    assert not sst5.lock_path(args, "li", 1).exists()
+    assert sst5.status_of(args, "li", 1) == "done"
+
+
 # ---------------------------------------------------------------------------------------------------- slow tests
 def run_script(
     argv: list[str], env: dict | None = None, launcher: list[str] | None = None, timeout: int = 900

@@ -13,6 +13,10 @@ run resumes from the last checkpoint in its output folder (`outputs/sst5/<run>-s
 
 Runs on a GPU unchanged (the Trainer picks the device); `--launcher "accelerate launch --num_processes 2"` runs
 each training under a launcher instead of plain python.
+
+Several runners may share one grid (e.g. one per CPU core with `OMP_NUM_THREADS=1`, or one per GPU): a run being
+trained holds `outputs/sst5/<run>-seed<k>.lock` (the runner's PID), and other runners skip it; a lock whose process
+is gone is taken over.
 """
 
 from __future__ import annotations
@@ -260,9 +264,52 @@ def annotate(path: Path, args: argparse.Namespace, name: str, seed: int) -> None
     os.replace(staging, path)
 
 
+def lock_path(args: argparse.Namespace, name: str, seed: int) -> Path:
+    return Path(args.outputs_dir) / f"{name}-seed{seed}.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def lock_holder(path: Path) -> int | None:
+    """The PID of the live runner that holds `path`, or None (no lock, or a stale one)."""
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid != os.getpid() and _pid_alive(pid) else None
+
+
+def acquire_lock(path: Path) -> bool:
+    """Take the run's lock (atomically); False when a live runner holds it. Stale locks are replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if lock_holder(path) is not None:
+                return False
+            path.unlink(missing_ok=True)  # stale: its runner is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
 def status_of(args: argparse.Namespace, name: str, seed: int) -> str:
     if is_finished(result_path(args, name, seed)) and not args.force:
         return "done"
+    holder = lock_holder(lock_path(args, name, seed))
+    if holder is not None:
+        return f"running (runner pid {holder})"
     run = RUNS[name]
     if run.is_late_fusion:
         missing = [m for m in run.members if not (output_dir(args, m, seed) / "config.json").is_file()]
@@ -286,8 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     for index, (name, seed) in enumerate(order, 1):
         path = result_path(args, name, seed)
         label = f"[{index}/{len(order)}] {name} seed {seed}"
-        if status_of(args, name, seed) == "done":
+        status = status_of(args, name, seed)
+        if status == "done":
             print(f"{label}: finished, skipped ({path})", flush=True)
+            continue
+        if status.startswith("running"):
+            print(f"{label}: {status} in another runner, skipped", flush=True)
             continue
         run = RUNS[name]
         if run.is_late_fusion:
@@ -305,9 +356,16 @@ def main(argv: list[str] | None = None) -> int:
             if run.is_late_fusion
             else training_command(args, name, seed)
         )
+        lock = lock_path(args, name, seed)
+        if not acquire_lock(lock):
+            print(f"{label}: taken by another runner, skipped", flush=True)
+            continue
         print(f"{label}: {shlex.join(cmd)}", flush=True)
         started = time.time()
-        returncode = subprocess.run(cmd, cwd=REPO_ROOT).returncode
+        try:
+            returncode = subprocess.run(cmd, cwd=REPO_ROOT).returncode
+        finally:
+            lock.unlink(missing_ok=True)
         if returncode != 0 or not is_finished(path):
             print(f"{label}: FAILED (exit code {returncode}) after {time.time() - started:.0f}s", flush=True)
             failures.append(f"{name}-seed{seed}")
