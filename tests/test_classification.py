@@ -605,6 +605,27 @@ def test_new_params_lr_param_groups(tmp_path, tiny_backbone_dir, tiny_processor)
     backbone = run_classification.backbone_parameter_names(model, tiny_backbone_dir)
     assert backbone and all("streams.semantic." in n or "pooler." in n for n in backbone)
     assert not any("integration" in n or "classifier" in n or "streams.phonetic" in n for n in backbone)
+    assert any(".pooler." in n for n in backbone)  # the tiny backbone checkpoint has pooler weights
+    # a single non-semantic stream: nothing (not even its fresh pooler) is a backbone parameter
+    for variant in ("phonetic-only", "morphological-only"):
+        single = MultiStreamBertForSequenceClassification.from_backbone(
+            tiny_backbone_dir,
+            processor=tiny_processor,
+            num_labels=2,
+            **run_classification.VARIANTS[variant],
+            **json.loads(TINY_OVERRIDES),
+        )
+        assert run_classification.backbone_parameter_names(single, tiny_backbone_dir) == set()
+    # a backbone checkpoint without pooler weights: the (fresh) pooler is new
+    no_pooler = tmp_path / "no-pooler"
+    from transformers import BertModel
+
+    BertModel.from_pretrained(tiny_backbone_dir, add_pooling_layer=False).save_pretrained(no_pooler)
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        if (Path(tiny_backbone_dir) / name).is_file():
+            (no_pooler / name).write_bytes((Path(tiny_backbone_dir) / name).read_bytes())
+    names = run_classification.backbone_parameter_names(model, str(no_pooler))
+    assert names and not any(".pooler." in n for n in names)
     args = TrainingArguments(
         output_dir=str(tmp_path), learning_rate=1e-4, weight_decay=0.01, report_to="none"
     )

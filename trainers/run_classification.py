@@ -309,12 +309,20 @@ def load_model(model_args: ModelArguments, processor, labels, overrides: dict):
 
 def backbone_parameter_names(model, backbone: str) -> set[str]:
     """Names of `model`'s parameters loaded from the backbone: the semantic stream, and the pooler when the
-    backbone checkpoint has one. Everything else (streams, integration, head) is new."""
-    has_pooler = "pooler.dense.weight" in AutoModel.from_pretrained(backbone).state_dict()
+    backbone checkpoint has pooler weights that `from_backbone` copied (same width). Everything else (streams,
+    integration, head, a pooler initialised from scratch) is new and gets `--new_params_lr`."""
+    config = model.config
+    if (
+        "semantic" not in config.streams
+    ):  # phonetic-only / morphological-only: nothing comes from the backbone
+        return set()
+    _, info = AutoModel.from_pretrained(backbone, output_loading_info=True)
+    has_pooler = not any(k.startswith("pooler.") for k in info["missing_keys"])
+    pooler_loaded = has_pooler and config.output_hidden_size == config.hidden_size
     return {
         name
         for name, _ in model.named_parameters()
-        if "streams.semantic." in name or (has_pooler and "pooler." in name)
+        if "streams.semantic." in name or (pooler_loaded and ".pooler." in f".{name}")
     }
 
 
