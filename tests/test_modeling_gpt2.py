@@ -156,6 +156,47 @@ def test_explicit_stream_ids_equal_derived():
         model(x, phonetic_ids=tables["phonetic"][..., :2])
 
 
+def test_generate_with_explicit_stream_ids():
+    """Explicit ids describe the prompt (e.g. `generate(**processor(text, return_tensors="pt"))`); the generated
+    tokens' ids come from the tables. Same tokens as a cache-free greedy loop that does exactly that."""
+    model = make_model("li-all")
+    x = ids(2, 5)
+    tables = model.transformer.stream_tables(x)
+    greedy = dict(max_new_tokens=5, do_sample=False, pad_token_id=PAD)
+    plain = model.generate(x, **greedy)
+    explicit = model.generate(x, phonetic_ids=tables["phonetic"], morph_ids=tables["morphological"], **greedy)
+    torch.testing.assert_close(explicit, plain)
+    other = torch.randint(1, 20, tables["phonetic"].shape, generator=torch.Generator().manual_seed(5))
+    out = model.generate(x, phonetic_ids=other, **greedy)
+    seq = x
+    with torch.no_grad():
+        for _ in range(5):
+            phonetic = torch.cat([other, model.transformer.stream_tables(seq[:, 5:])["phonetic"]], dim=1)
+            logits = model(seq, phonetic_ids=phonetic, use_cache=False).logits
+            seq = torch.cat([seq, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    torch.testing.assert_close(out, seq)
+    beams = model.generate(x, phonetic_ids=other, num_beams=2, max_new_tokens=3, pad_token_id=PAD)
+    assert beams.shape == (2, 8)
+
+
+def test_resize_token_embeddings_resizes_the_stream_tables(tmp_path):
+    model = make_model("li-all")
+    old = model.transformer.stream_tables.phonetic.clone()
+    model.resize_token_embeddings(VOCAB + 3)
+    tables = model.transformer.stream_tables
+    assert model.config.vocab_size == VOCAB + 3 and tables.phonetic.shape == (VOCAB + 3, 4)
+    assert torch.equal(tables.phonetic[:VOCAB], old) and not tables.phonetic[VOCAB:].any()
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    x = torch.tensor([[BOS, VOCAB + 2, 7]])
+    with torch.no_grad():
+        logits = model(x).logits
+    assert logits.shape == (1, 3, VOCAB + 3)
+    model.save_pretrained(tmp_path)
+    reloaded = MultiStreamGPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(x).logits, logits)
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_generate_with_cache_equals_without(variant):
     model = make_model(variant)

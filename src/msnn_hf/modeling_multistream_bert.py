@@ -403,14 +403,7 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
         vocab_size = embeddings.weight.shape[0]
         base = self.base_model
         base.streams[SEMANTIC].config.vocab_size = vocab_size
-        tables = base.stream_tables
-        for name in tables.slot_sizes:
-            old = getattr(tables, name)
-            new = old.new_zeros(vocab_size, old.shape[1])
-            rows = min(vocab_size, old.shape[0])
-            new[:rows] = old[:rows]
-            setattr(tables, name, new)  # replaces the buffer (still persistent)
-        tables.vocab_size = vocab_size
+        base.stream_tables.resize(vocab_size)
         return embeddings
 
     # ---------------------------------------------------------------------------------------------- from_backbone

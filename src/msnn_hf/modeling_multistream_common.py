@@ -51,6 +51,18 @@ class StreamTables(nn.Module):
                 )
             getattr(self, name).copy_(table)
 
+    @torch.no_grad()
+    def resize(self, vocab_size: int) -> None:
+        """Follow a resized vocabulary: new rows get all-zero (`<pad>`) slots until tables for the new tokens are
+        loaded (e.g. from a processor rebuilt for the extended tokenizer); removed rows are dropped."""
+        for name in self.slot_sizes:
+            old = getattr(self, name)
+            new = old.new_zeros(vocab_size, old.shape[1])
+            rows = min(vocab_size, old.shape[0])
+            new[:rows] = old[:rows]
+            setattr(self, name, new)  # replaces the buffer (still persistent)
+        self.vocab_size = vocab_size
+
     def forward(self, input_ids: torch.LongTensor) -> dict[str, torch.LongTensor]:
         """Stream ids for every stream: ``{name: (batch, tokens, slot)}``."""
         return {name: F.embedding(input_ids, getattr(self, name)) for name in self.slot_sizes}

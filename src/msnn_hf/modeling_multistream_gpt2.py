@@ -112,6 +112,25 @@ class MultiStreamGPT2PreTrainedModel(PreTrainedModel):
             raise ValueError("This model has no non-semantic streams, hence no stream tables")
         base.stream_tables.load_tables(tables)
 
+    def resize_token_embeddings(
+        self,
+        new_num_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        mean_resizing: bool = True,
+    ) -> nn.Embedding:
+        """As `PreTrainedModel.resize_token_embeddings`, and the stream tables follow the vocabulary.
+
+        New vocabulary rows get all-zero (`<pad>`) slots until `set_stream_tables` loads tables for the new tokens
+        (e.g. from a processor rebuilt for the extended tokenizer); removed rows are dropped.
+        """
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        vocab_size = embeddings.weight.shape[0]
+        base = self.base_model
+        base.semantic.config.vocab_size = vocab_size
+        if base.stream_tables is not None:
+            base.stream_tables.resize(vocab_size)
+        return embeddings
+
     @classmethod
     def from_backbone(
         cls, name_or_path: str, processor: Any | None = None, **overrides: Any
@@ -366,6 +385,39 @@ class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin
 
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        phonetic_ids: torch.LongTensor | None = None,
+        morph_ids: torch.LongTensor | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """`GenerationMixin`'s inputs, plus explicit stream ids sliced to the tokens of this step.
+
+        Explicit `phonetic_ids` / `morph_ids` given to `generate()` describe the prompt; the generated tokens'
+        stream ids come from the stream tables, as they would for plain `input_ids`.
+        """
+        inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
+        step = inputs.get("input_ids")
+        prompt_from_embeds = kwargs.get("inputs_embeds") is not None
+        for key, name, given in (
+            ("phonetic_ids", "phonetic", phonetic_ids),
+            ("morph_ids", "morphological", morph_ids),
+        ):
+            if given is None:
+                continue
+            if step is None:  # first step from `inputs_embeds`: the whole prompt
+                inputs[key] = given
+                continue
+            # the sequence so far: the prompt (explicit ids), then the generated tokens (from the tables)
+            generated = input_ids if prompt_from_embeds else input_ids[:, given.shape[1] :]
+            if generated.shape[1]:
+                if self.transformer.stream_tables is None:
+                    raise ValueError(f"`{key}` given, but this model has no {name} stream")
+                given = torch.cat([given, self.transformer.stream_tables(generated)[name]], dim=1)
+            inputs[key] = given[:, -step.shape[1] :]  # (B, T_step, slot)
+        return inputs
 
     def forward(
         self,
