@@ -234,3 +234,13 @@ def test_lm_report_is_generated_from_the_committed_results(tmp_path):
         ppl = record["metrics"].get("test_word_perplexity")
         if ppl is not None:
             assert lm.fmt(ppl) in text
+
+
+def test_causal_collator_trains_on_eos_that_doubles_as_pad():
+    eos = 7  # GPT-2 style: pad token = eos token
+    batch = lm_utils.CausalLMCollator(pad_token_id=eos)([{"input_ids": [3, 4, eos]}, {"input_ids": [5, eos]}])
+    assert batch["input_ids"].tolist() == [[3, 4, eos], [5, eos, eos]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].tolist() == [[3, 4, eos], [5, eos, -100]]  # real eos kept, padding ignored
+    with pytest.raises(ValueError, match="pad token"):
+        lm_utils.CausalLMCollator(None)

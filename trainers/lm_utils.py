@@ -95,6 +95,29 @@ def group_blocks(tokenized_lines: Iterable[list[int]], block_size: int) -> list[
     return [flat[i : i + block_size] for i in range(0, usable, block_size)]
 
 
+class CausalLMCollator:
+    """Right-pads a batch of token-id lists for causal LM training. Labels are the input ids, with -100 only at the
+    padded *positions*: unlike `DataCollatorForLanguageModeling(mlm=False)`, which ignores every token equal to the
+    pad id, an end-of-sentence token that doubles as the pad token (GPT-2's tokenizer) is still trained on."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        if pad_token_id is None:
+            raise ValueError("CausalLMCollator needs a pad token id")
+        self.pad_token_id = int(pad_token_id)
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        rows = [list(f["input_ids"]) for f in features]
+        length = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        labels = torch.full((len(rows), length), -100, dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            attention_mask[i, : len(row)] = 1
+            labels[i, : len(row)] = input_ids[i, : len(row)]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
 @dataclass
 class IntegrationArguments:
     """The multi-stream fields both LM scripts expose (their `ModelArguments` extend this); see

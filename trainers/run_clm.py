@@ -28,7 +28,6 @@ import torch
 from datasets import Dataset
 from transformers import (
     AutoTokenizer,
-    DataCollatorForLanguageModeling,
     HfArgumentParser,
     Trainer,
     TrainingArguments,
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
             }
         )
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    collator = lm_utils.CausalLMCollator(tokenizer.pad_token_id)
     trainer = Trainer(
         model=model,
         args=targs,
