@@ -343,6 +343,11 @@ def test_runner_plan_dry_run_and_skip_finished(tmp_path, monkeypatch, capsys):
     assert (
         sst5.main(["--only", "li", "--seeds", "1,2", *common]) == 0 and calls == []
     )  # all finished: nothing runs
+    # --force retrains from scratch: the old output folder (checkpoints) goes first
+    (outputs / "li-seed2" / "checkpoint-4").mkdir(parents=True)
+    assert sst5.main(["--only", "li", "--seeds", "2", "--force", *common]) == 0 and len(calls) == 1
+    assert not (outputs / "li-seed2").exists()
+    calls.clear()
     # late fusion whose member runs finish without leaving model folders is reported as failed, not run
     assert sst5.main(["--only", "late", "--seeds", "1", *common]) == 1
     assert [c[c.index("--run_name") + 1] for c in calls] == [
@@ -383,6 +388,25 @@ def test_runner_skips_runs_locked_by_a_live_runner_and_takes_over_stale_locks(tm
     assert sst5.main(["--only", "li", "--seeds", "1", *common]) == 0 and len(calls) == 1
     assert not sst5.lock_path(args, "li", 1).exists()
     assert sst5.status_of(args, "li", 1) == "done"
+
+
+def test_resume_settings_check_and_steps_before(tmp_path):
+    settings = {
+        "model": {"variant": "li"},
+        "data": {"max_seq_length": 64},
+        "training": {"num_train_epochs": 2.0},
+    }
+    run_classification.check_resume_settings(str(tmp_path), settings)  # nothing recorded: nothing to compare
+    (tmp_path / run_classification.RUN_SETTINGS_FILE).write_text(json.dumps(settings))
+    run_classification.check_resume_settings(str(tmp_path), settings)
+    changed = {**settings, "training": {"num_train_epochs": 4.0}}
+    with pytest.raises(ValueError, match=r"training.num_train_epochs: 2.0 -> 4.0.*delete the folder"):
+        run_classification.check_resume_settings(str(tmp_path), changed)
+    assert run_classification.steps_before(None) == 0
+    checkpoint = tmp_path / "checkpoint-267"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 267}))
+    assert run_classification.steps_before(str(checkpoint)) == 267
 
 
 # ---------------------------------------------------------------------------------------------------- slow tests
@@ -429,6 +453,13 @@ def test_sigkill_and_resume_matches_uninterrupted(
         assert b[split]["macro_f1"] == pytest.approx(a[split]["macro_f1"])
         assert b[split]["loss"] == pytest.approx(a[split]["loss"], rel=1e-5)
     np.testing.assert_allclose(b["stream_weights"]["mean"], a["stream_weights"]["mean"], rtol=1e-5)
+    assert b["train_steps"] == 12  # the step time is over the 8 steps the resuming process did
+    assert b["step_time_s"] == pytest.approx(b["train_runtime_s"] / 8)
+    # resuming that folder with another budget fails instead of mixing two schedules
+    other = [*argv(tmp_path / "resumed")]
+    other[other.index("--max_steps") + 1] = "20"
+    changed = run_script(other)
+    assert changed.returncode != 0 and "training.max_steps: 12 -> 20" in changed.stderr + changed.stdout
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import datasets
@@ -430,6 +430,62 @@ def resolve_data_dir(data_dir: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------------- main
+RUN_SETTINGS_FILE = "run_settings.json"
+# TrainingArguments that decide what a run computes (not where it logs or how often it saves)
+RUN_TRAINING_FIELDS = (
+    "seed", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "warmup_steps", "weight_decay", "lr_scheduler_type", "optim",
+    "metric_for_best_model",
+)  # fmt: skip
+RUN_DATA_FIELDS = (
+    "dataset_name", "dataset_config_name", "data_dir", "train_file", "validation_file", "text_column",
+    "label_column", "class_names", "max_seq_length", "max_train_samples",
+)  # fmt: skip
+
+
+def run_settings(
+    model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> dict:
+    """What a run's result depends on (model variant and budget); stored in the output folder so that resuming it
+    with other settings fails instead of silently mixing two budgets."""
+    training = training_args.to_dict()
+    return {
+        "model": {
+            k: v for k, v in asdict(model_args).items() if k not in ("cache_dir", "processor_cache_dir")
+        },
+        "data": {k: getattr(data_args, k) for k in RUN_DATA_FIELDS if hasattr(data_args, k)},
+        "training": {k: training.get(k) for k in RUN_TRAINING_FIELDS},
+    }
+
+
+def check_resume_settings(output_dir: str, settings: dict) -> None:
+    """Refuse to resume a run in `output_dir` that was started with other settings (see `run_settings`)."""
+    path = os.path.join(output_dir, RUN_SETTINGS_FILE)
+    if not os.path.isfile(path):
+        return  # a run from before settings were recorded: nothing to compare
+    saved = json.loads(Path(path).read_text())
+    current = json.loads(json.dumps(settings, default=str))
+    changed = [
+        f"{group}.{key}: {saved.get(group, {}).get(key)!r} -> {value!r}"
+        for group, values in current.items()
+        for key, value in values.items()
+        if saved.get(group, {}).get(key) != value
+    ]
+    if changed:
+        raise ValueError(
+            f"{output_dir} holds a checkpoint of a run with other settings ({'; '.join(changed)}). Resuming would "
+            "mix two budgets: delete the folder (or pass another --output_dir) to start this run afresh."
+        )
+
+
+def steps_before(checkpoint: str | None) -> int:
+    """The optimizer steps already done by the checkpoint a run resumes from (0 for a fresh run)."""
+    if not checkpoint:
+        return 0
+    state = os.path.join(checkpoint, "trainer_state.json")
+    return int(json.loads(Path(state).read_text()).get("global_step", 0)) if os.path.isfile(state) else 0
+
+
 def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     model_args, data_args, training_args = parse_args(argv)
@@ -573,6 +629,11 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {}
     if training_args.do_train:
         checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+        settings = run_settings(model_args, data_args, training_args)
+        if checkpoint:
+            check_resume_settings(training_args.output_dir, settings)
+        if trainer.is_world_process_zero():
+            write_json_atomic(os.path.join(training_args.output_dir, RUN_SETTINGS_FILE), settings)
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()  # model + processor (processing_class) in output_dir
         metrics = dict(train_result.metrics)
@@ -650,7 +711,15 @@ def main(argv: list[str] | None = None) -> dict:
             "num_parameters": num_parameters,
             "train_runtime_s": train_metrics.get("train_runtime"),
             "train_steps": trainer.state.global_step,
-            "step_time_s": (train_metrics["train_runtime"] / max(trainer.state.global_step, 1))
+            # this process's training time over the steps it did (a resumed run did the others earlier)
+            "step_time_s": (
+                train_metrics["train_runtime"]
+                / max(
+                    trainer.state.global_step
+                    - steps_before(training_args.resume_from_checkpoint or last_checkpoint),
+                    1,
+                )
+            )
             if train_metrics
             else None,
             "resumed_from": (training_args.resume_from_checkpoint or last_checkpoint)

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -131,7 +132,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--outputs_dir", default=str(REPO_ROOT / "outputs" / "sst5"))
     parser.add_argument("--launcher", default=None, help='e.g. "accelerate launch --num_processes 2".')
     parser.add_argument("--extra_args", default="", help="Appended to every run_classification.py command.")
-    parser.add_argument("--force", action="store_true", help="Rerun finished runs.")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="Rerun finished runs from scratch (their output folders are deleted).",
+    )
     parser.add_argument("--dry_run", action="store_true", help="List what would run and exit.")
     return parser.parse_args(argv)
 
@@ -360,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         if not acquire_lock(lock):
             print(f"{label}: taken by another runner, skipped", flush=True)
             continue
+        if args.force and not run.is_late_fusion and output_dir(args, name, seed).is_dir():
+            # --force retrains from scratch: resuming the old checkpoints would only re-evaluate them
+            print(f"{label}: --force, removing {output_dir(args, name, seed)}", flush=True)
+            shutil.rmtree(output_dir(args, name, seed))
         print(f"{label}: {shlex.join(cmd)}", flush=True)
         started = time.time()
         try:
