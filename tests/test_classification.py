@@ -189,6 +189,29 @@ def trained_run(tmp_path_factory, tiny_backbone_dir, tiny_processor_dir, tiny_da
     return out
 
 
+def test_push_to_hub_publishes_this_runs_record(
+    tmp_path, monkeypatch, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir
+):
+    """`--push_to_hub` without `--results_file` fills the card from this run's record (saved next to the
+    checkpoint), never from a committed result that a card spec names."""
+    import msnn_hf.hub
+
+    pushed = {}
+    monkeypatch.setattr(
+        msnn_hf.hub,
+        "push_checkpoint",
+        lambda checkpoint, repo_id, **kw: pushed.update(kw, checkpoint=checkpoint, repo_id=repo_id),
+    )
+    out = tmp_path / "run"
+    argv = base_args(tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, out, max_steps=2)
+    run_classification.main([*argv, "--push_to_hub", "True", "--hub_model_id", "me/li-bert-sst5"])
+    assert pushed["repo_id"] == "me/li-bert-sst5" and pushed["checkpoint"] == str(out)
+    assert pushed["results"] == str(out / run_classification.RECORD_FILE)
+    record = json.loads(Path(pushed["results"]).read_text())
+    final = json.loads((out / "all_results.json").read_text())
+    assert record["test"]["accuracy"] == final["test"]["accuracy"] and record["variant"] == "li"
+
+
 def test_training_writes_record_and_alpha(trained_run):
     record = json.loads((trained_run.parent / "result.json").read_text())
     assert record["variant"] == "dm-token" and record["streams"] == ["semantic", "phonetic", "morphological"]

@@ -147,6 +147,13 @@ def test_missing_or_incomplete_results_fail_clearly(tmp_path, checkpoint):
     local = synthetic_result(tmp_path / "local.json", model_name_or_path=str(tmp_path))
     with pytest.raises(hub.ResultsError, match="local path with no known Hub id"):
         hub.load_result(local)
+    # local data that is not SST-5 (other split sizes) has no Hub id to put in the card: no guessing
+    other_data = {"source": str(tmp_path), "sizes": {"train": 100, "validation": 10, "test": 10}}
+    with pytest.raises(hub.ResultsError, match="local and not SST-5"):
+        hub.render_card("li-bert-sst5", synthetic_result(tmp_path / "other.json", data=other_data))
+    hub_data = {"source": "someone/reviews", "sizes": other_data["sizes"]}
+    card = str(hub.render_card("li-bert-sst5", synthetic_result(tmp_path / "hub.json", data=hub_data)))
+    assert "- someone/reviews" in card and "SetFit/sst5" not in card
 
 
 @pytest.mark.parametrize("name", ["li-bert-sst5", "dm-bert-sst5"])

@@ -431,6 +431,7 @@ def resolve_data_dir(data_dir: str | None) -> str | None:
 
 # --------------------------------------------------------------------------------------------------------- main
 RUN_SETTINGS_FILE = "run_settings.json"
+RECORD_FILE = "result_record.json"  # this run's result record, next to its checkpoint
 # TrainingArguments that decide what a run computes (not where it logs or how often it saves)
 RUN_TRAINING_FIELDS = (
     "seed", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
@@ -607,6 +608,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     metric = load_classification_metric()
+    # Publishing is msnn_hf's own (`push_checkpoint`, after the final evaluation): the Trainer's push would upload
+    # every checkpoint, the pickled training_args.bin included, and before the card's numbers exist.
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     trainer = MultiStreamTrainer(
         model=model,
         args=training_args,
@@ -743,19 +747,22 @@ def main(argv: list[str] | None = None) -> dict:
         write_json_atomic(
             os.path.join(training_args.output_dir, "all_results.json"), {**results, "record": record}
         )
+        # the record travels with the checkpoint too: `--push_to_hub` fills the model card from this run's numbers
+        write_json_atomic(os.path.join(training_args.output_dir, RECORD_FILE), portable_paths(record))
         if data_args.results_file:
             write_json_atomic(data_args.results_file, portable_paths(record))
         print_summary(results, stream_weights)
 
-    if training_args.push_to_hub and training_args.do_train and trainer.is_world_process_zero():
+    if push_to_hub and training_args.do_train and trainer.is_world_process_zero():
         # msnn_hf's own publishing path: safetensors only (no training_args.bin pickle), the full auto_map
         # (AutoModel included) and our model card filled from the result record.
         from msnn_hf.hub import push_checkpoint
 
+        # this run's record, never a committed result of another run that a card spec would name
         push_checkpoint(
             training_args.output_dir,
             training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir)),
-            results=data_args.results_file,
+            results=data_args.results_file or os.path.join(training_args.output_dir, RECORD_FILE),
             private=bool(training_args.hub_private_repo),
             token=training_args.hub_token,
         )

@@ -150,13 +150,23 @@ def hub_base_model(result: dict) -> str:
     )
 
 
+SST5_SPLIT_SIZES = {"train": 8544, "validation": 1101, "test": 2210}
+
+
 def hub_dataset(result: dict) -> str:
-    """The Hub id of the training data: the result's data source when it is a Hub id, else ``SetFit/sst5`` (the
-    local copies here hold the SST-5 splits that SetFit/sst5 publishes)."""
+    """The Hub id of the training data: the result's data source when it is a Hub id; ``SetFit/sst5`` for a local
+    copy of SST-5 (recognised by its split sizes, which are SetFit/sst5's); `ResultsError` for any other local data
+    (a card must not claim a dataset the run did not use)."""
     value = result_value(result, "dataset")
     if isinstance(value, str) and re.fullmatch(r"[\w.\-]+/[\w.\-]+", value) and not Path(value).exists():
         return value
-    return DEFAULT_DATASET
+    sizes = result_value(result, "data_sizes") or {}
+    if {k: sizes.get(k) for k in SST5_SPLIT_SIZES} == SST5_SPLIT_SIZES:
+        return DEFAULT_DATASET
+    raise ResultsError(
+        f"The run's data {value!r} (split sizes {sizes}) is local and not SST-5: the card needs the Hub id of the "
+        "dataset; train with --dataset_name <hub id> or publish the data first"
+    )
 
 
 def command_line(result: dict) -> str:
