@@ -212,6 +212,29 @@ def test_push_to_hub_publishes_this_runs_record(
     assert record["test"]["accuracy"] == final["test"]["accuracy"] and record["variant"] == "li"
 
 
+def test_continuing_a_checkpoint_refuses_a_different_architecture(trained_run):
+    from msnn_hf import MultiStreamBertConfig
+
+    config = MultiStreamBertConfig.from_pretrained(trained_run)  # dm-token, all three streams
+    assert run_classification.variant_of(config) == "dm-token"
+
+    def check(**given):
+        args = run_classification.ModelArguments(model_name_or_path=str(trained_run), **given)
+        run_classification.check_checkpoint_settings(args, config)
+
+    check()  # nothing asked: the checkpoint's own architecture
+    check(variant="dm-token")
+    check(streams="semantic,phonetic,morphological")
+    with pytest.raises(ValueError, match=r"integration_type: checkpoint 'dm', asked 'li'"):
+        check(variant="li")
+    with pytest.raises(ValueError, match=r"streams: checkpoint \['semantic', 'phonetic', 'morphological'\]"):
+        check(streams="semantic,phonetic")
+    with pytest.raises(ValueError, match="integration_layers"):
+        check(integration_layers="last")
+    with pytest.raises(ValueError, match="stream_hidden_size"):
+        check(config_overrides='{"stream_hidden_size": 48}')
+
+
 def test_training_writes_record_and_alpha(trained_run):
     record = json.loads((trained_run.parent / "result.json").read_text())
     assert record["variant"] == "dm-token" and record["streams"] == ["semantic", "phonetic", "morphological"]

@@ -244,3 +244,17 @@ def test_causal_collator_trains_on_eos_that_doubles_as_pad():
     assert batch["labels"].tolist() == [[3, 4, eos], [5, eos, -100]]  # real eos kept, padding ignored
     with pytest.raises(ValueError, match="pad token"):
         lm_utils.CausalLMCollator(None)
+
+
+def test_continuing_an_lm_checkpoint_refuses_a_different_architecture():
+    config = MultiStreamGPT2Config(
+        vocab_size=50, n_embd=16, n_layer=2, n_head=2, integration_type="li", integration_layers="last",
+        stream_hidden_size=8, stream_num_heads=2, stream_intermediate_size=16,
+    )  # fmt: skip
+    args = lm_utils.IntegrationArguments
+    args().check_checkpoint(config, "ckpt")  # all defaults: nothing asked
+    args(integration_type="li", integration_layers="last").check_checkpoint(config, "ckpt")
+    with pytest.raises(ValueError, match=r"integration_layers: checkpoint \[1\], asked \[0, 1\]"):
+        args(integration_type="li", integration_layers="0,1").check_checkpoint(config, "ckpt")
+    with pytest.raises(ValueError, match="stream_hidden_size: checkpoint 8, asked 32"):
+        args(stream_hidden_size=32, integration_layers="last").check_checkpoint(config, "ckpt")

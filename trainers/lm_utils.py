@@ -139,6 +139,25 @@ class IntegrationArguments:
     stream_intermediate_size: int = field(default=256)
     stream_dropout: float = field(default=0.1)
 
+    def check_checkpoint(self, config: Any, checkpoint: str) -> None:
+        """Continuing a multi-stream checkpoint keeps its architecture: options set away from their defaults that
+        disagree with `config` are an error (they would be silently ignored)."""
+        defaults = IntegrationArguments().overrides()
+        asked = {k: v for k, v in self.overrides().items() if v != defaults[k]}
+        if not asked:
+            return
+        merged = type(config)(**{**config.to_dict(), **asked})
+        differ = [
+            f"{k}: checkpoint {getattr(config, k)!r}, asked {getattr(merged, k)!r}"
+            for k in asked
+            if getattr(config, k) != getattr(merged, k)
+        ]
+        if differ:
+            raise ValueError(
+                f"{checkpoint} is a multi-stream checkpoint whose architecture differs from the command line "
+                f"({'; '.join(differ)}). Drop those options to continue training it."
+            )
+
     def overrides(self) -> dict[str, Any]:
         """The multi-stream config fields given on the command line."""
         layers: Any = self.integration_layers

@@ -83,6 +83,7 @@ VARIANTS: dict[str, dict] = {
     "dm-channel": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "channel"},
     "dm-token": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "token"},
 }
+DEFAULT_VARIANT = "li"
 NAMED_LABELS = {"sst5": list(SST5_LABELS)}
 DEBUG_SIGKILL_ENV = "MSNN_DEBUG_SIGKILL_AT_STEP"  # tests: SIGKILL this process at the end of that step
 
@@ -96,7 +97,13 @@ class ModelArguments:
             "help": "The semantic backbone (a BERT checkpoint: Hub id or local folder) or a multi-stream checkpoint."
         }
     )
-    variant: str = field(default="li", metadata={"help": f"Model variant, one of {list(VARIANTS)}."})
+    variant: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Model variant, one of {list(VARIANTS)} (default: 'li' for a backbone; a multi-stream "
+            "checkpoint keeps its own, and a different one is an error)."
+        },
+    )
     streams: str | None = field(
         default=None, metadata={"help": "Comma-separated stream subset overriding the variant's (ablations)."}
     )
@@ -228,9 +235,10 @@ def parse_layers(value: str | None):
 
 def config_overrides_for(model_args: ModelArguments) -> dict:
     """MultiStreamBertConfig overrides of the chosen variant + `--streams`, `--integration_layers`, JSON extras."""
-    if model_args.variant not in VARIANTS:
-        raise ValueError(f"Unknown --variant {model_args.variant!r}; valid: {list(VARIANTS)}")
-    overrides = json.loads(json.dumps(VARIANTS[model_args.variant]))
+    variant = model_args.variant or DEFAULT_VARIANT
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown --variant {variant!r}; valid: {list(VARIANTS)}")
+    overrides = json.loads(json.dumps(VARIANTS[variant]))
     if model_args.streams:
         overrides["streams"] = [s.strip() for s in model_args.streams.split(",") if s.strip()]
     layers = parse_layers(model_args.integration_layers)
@@ -299,12 +307,55 @@ def load_model(model_args: ModelArguments, processor, labels, overrides: dict):
         os.path.isfile(config_file)
         and json.loads(Path(config_file).read_text()).get("model_type") == "multistream_bert"
     ):
-        return MultiStreamBertForSequenceClassification.from_pretrained(
+        model = MultiStreamBertForSequenceClassification.from_pretrained(
             model_args.model_name_or_path, **label_kwargs
         )
+        check_checkpoint_settings(model_args, model.config)
+        return model
     return MultiStreamBertForSequenceClassification.from_backbone(
         model_args.model_name_or_path, processor=processor, **overrides, **label_kwargs
     )
+
+
+def variant_of(config) -> str | None:
+    """The `VARIANTS` name whose integration settings `config` has (any stream subset), or None."""
+    for name, values in VARIANTS.items():
+        fields = {k: v for k, v in values.items() if k != "streams"}
+        if all(getattr(config, k) == v for k, v in fields.items()) and (
+            config.integration_type != "none" or list(config.streams) == values["streams"]
+        ):
+            return name
+    return None
+
+
+def check_checkpoint_settings(model_args: ModelArguments, config) -> None:
+    """A multi-stream checkpoint brings its own architecture: `--variant`, `--streams`, `--integration_layers` or
+    `--config_overrides` that disagree with it are an error (they would be silently ignored)."""
+    explicit = (
+        model_args.variant
+        or model_args.streams
+        or model_args.integration_layers
+        or model_args.config_overrides
+    )
+    if not explicit:
+        return
+    wanted = config_overrides_for(model_args)
+    if model_args.variant is None:  # only what was given on the command line
+        wanted = {k: v for k, v in wanted.items() if k not in VARIANTS[DEFAULT_VARIANT] or k == "streams"}
+        if not model_args.streams:
+            wanted.pop("streams", None)
+    merged = type(config)(**{**config.to_dict(), **wanted})
+    differ = [
+        f"{key}: checkpoint {getattr(config, key)!r}, asked {getattr(merged, key)!r}"
+        for key in wanted
+        if getattr(config, key, None) != getattr(merged, key, None)
+    ]
+    if differ:
+        raise ValueError(
+            f"{model_args.model_name_or_path} is a multi-stream checkpoint whose architecture differs from the "
+            f"command line ({'; '.join(differ)}). Drop those options to continue training it, or start from a "
+            "backbone to train another variant."
+        )
 
 
 def backbone_parameter_names(model, backbone: str) -> set[str]:
@@ -680,7 +731,7 @@ def main(argv: list[str] | None = None) -> dict:
     if trainer.is_world_process_zero():
         train_metrics = results.get("train", {})
         record = {
-            "variant": model_args.variant,
+            "variant": model_args.variant or variant_of(model.config),
             "streams": list(model.config.streams),
             "seed": training_args.seed,
             "model_name_or_path": model_args.model_name_or_path,

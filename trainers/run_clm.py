@@ -125,7 +125,9 @@ def load_splits(args: DataArguments) -> dict[str, list[str]]:
 
 def build_model(margs: ModelArguments, processor: Any, tokenizer: Any) -> MultiStreamGPT2LMHeadModel:
     if margs.model_name_or_path:
-        return MultiStreamGPT2LMHeadModel.from_pretrained(margs.model_name_or_path)
+        model = MultiStreamGPT2LMHeadModel.from_pretrained(margs.model_name_or_path)
+        margs.check_checkpoint(model.config, margs.model_name_or_path)
+        return model
     overrides = margs.overrides()
     if margs.backbone:
         return MultiStreamGPT2LMHeadModel.from_backbone(margs.backbone, processor=processor, **overrides)

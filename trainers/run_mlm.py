@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise ValueError("A multi-stream model needs --processor_name (the stream tables)")
     if margs.model_name_or_path:
         model = MultiStreamBertForMaskedLM.from_pretrained(margs.model_name_or_path)
+        margs.check_checkpoint(model.config, margs.model_name_or_path)
     else:
         model = MultiStreamBertForMaskedLM.from_backbone(
             margs.backbone, processor=processor if multi else None, **overrides
