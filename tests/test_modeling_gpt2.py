@@ -391,6 +391,47 @@ def test_from_backbone_loads_gpt2_weights(tmp_path):
     )
     assert multi.lm_head.weight is sem.wte.weight
 
+    class Smaller(Processor):
+        tokenizer = list(range(VOCAB - 3))  # fewer entries than the backbone's vocabulary: not its tokenizer
+
+    with pytest.raises(ValueError, match="fewer than the 58"):
+        MultiStreamGPT2LMHeadModel.from_backbone(
+            str(tmp_path / "gpt2"), processor=Smaller(), integration_type="li"
+        )
+
+
+def test_from_backbone_refuses_a_processor_built_for_another_tokenizer(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    def tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
+        model = models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>")
+        raw = Tokenizer(model)
+        raw.pre_tokenizer = pre_tokenizers.Whitespace()
+        return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>")
+
+    words = ["<unk>", "<pad>", "<eos>"] + [f"w{i}" for i in range(VOCAB - 5)]
+    backbone = tmp_path / "gpt2"
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(words), n_positions=48, n_embd=32, n_layer=2, n_head=2)
+    ).save_pretrained(backbone)
+    tokenizer(words).save_pretrained(backbone)
+
+    class Processor:
+        tokenizer = None
+        stream_vocab_sizes = {"phonetic": 20, "morphological": 25}
+        slot_sizes = {"phonetic": 4, "morphological": 3}
+        stream_tables = random_tables(tiny_config(vocab_size=len(words) + 1))
+
+    ok = Processor()
+    ok.tokenizer = tokenizer(words + ["added"])  # the backbone's tokenizer plus one added token
+    model = MultiStreamGPT2LMHeadModel.from_backbone(str(backbone), processor=ok, integration_type="li")
+    assert model.config.vocab_size == len(words) + 1
+    other = Processor()
+    other.tokenizer = tokenizer(words[:3] + list(reversed(words[3:])) + ["added"])  # same words, other ids
+    with pytest.raises(ValueError, match=r"numbers tokens differently.*entries differ"):
+        MultiStreamGPT2LMHeadModel.from_backbone(str(backbone), processor=other, integration_type="li")
+
 
 # ----------------------------------------------------------------------------------------------- shared checklist
 from model_checklist import ModelChecklist  # noqa: E402

@@ -52,6 +52,7 @@ from .modeling_multistream_common import (
     STREAM_INPUT_KEYS,
     StreamEncoder,
     StreamTables,
+    check_backbone_tokenizer,
     check_sequence_length,
     resolve_stream_ids,
     stream_attention_mask,
@@ -451,6 +452,7 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
                 )
             )
         if processor is not None:
+            check_backbone_tokenizer(processor.tokenizer, backbone_name_or_path, backbone_config.vocab_size)
             sizes = processor.stream_vocab_sizes
             slots = processor.slot_sizes
             config_overrides = {

@@ -11,9 +11,12 @@ checkpoint as remote code.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import AutoTokenizer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 SEMANTIC = "semantic"
@@ -289,3 +292,35 @@ def stream_attention_mask(
         return None
     mask = mask.expand(mask.shape[0], 1, query_length, key_length)
     return mask | ~mask.any(-1, keepdim=True)
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+def check_backbone_tokenizer(tokenizer, backbone_name_or_path: str, backbone_vocab_size: int) -> None:
+    """A processor's tokenizer must number tokens as the backbone's own tokenizer does: the semantic stream's
+    embedding row ``i`` was trained for the backbone's token ``i``. Compared entry by entry when the backbone
+    ships a tokenizer; otherwise a tokenizer smaller than the backbone's vocabulary is refused (it cannot be the
+    backbone's). Tokens added after the backbone's vocabulary are fine."""
+    own = None
+    folder = Path(backbone_name_or_path)
+    # a local folder without tokenizer files has no tokenizer (AutoTokenizer would build an empty one)
+    if not folder.is_dir() or any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        try:
+            own = AutoTokenizer.from_pretrained(backbone_name_or_path)
+        except (OSError, ValueError):  # a Hub id without tokenizer files, or offline
+            own = None
+    if own is not None:
+        ours = tokenizer.get_vocab()
+        wrong = sorted(t for t, i in own.get_vocab().items() if ours.get(t) != i)
+        if wrong:
+            raise ValueError(
+                f"The processor's tokenizer numbers tokens differently from {backbone_name_or_path}'s own tokenizer "
+                f"({len(wrong)} of {len(own)} entries differ, e.g. {wrong[:3]}): build the processor from the "
+                "backbone's tokenizer (`MultiStreamProcessor.from_tokenizer(backbone, ...)`)"
+            )
+    elif len(tokenizer) < backbone_vocab_size:
+        raise ValueError(
+            f"The processor's tokenizer has {len(tokenizer)} entries, fewer than the {backbone_vocab_size} of "
+            f"{backbone_name_or_path}'s vocabulary: it is not the backbone's tokenizer"
+        )

@@ -37,6 +37,7 @@ from .integration import DirectMixing, LinearIntegration, build_integration
 from .modeling_multistream_common import (
     StreamEncoder,
     StreamTables,
+    check_backbone_tokenizer,
     check_sequence_length,
     resolve_stream_ids,
     stream_attention_mask,
@@ -147,6 +148,7 @@ class MultiStreamGPT2PreTrainedModel(PreTrainedModel):
         backbone = GPT2Model.from_pretrained(name_or_path)
         values: dict[str, Any] = {}
         if processor is not None:
+            check_backbone_tokenizer(processor.tokenizer, name_or_path, backbone.config.vocab_size)
             vocab = processor.stream_vocab_sizes
             slots = processor.slot_sizes
             values.update(
