@@ -167,6 +167,9 @@ def test_dropping_a_stream_removes_its_term(loaded):
     assert result.dropped_probabilities != result.probabilities
     assert "Without phonetic, morphological" in app.notice_markdown(result)
     assert len(app.probability_table(result)) == len(SST5_LABELS)
+    # API clients may send one name or "a,b" as a string: names, not characters
+    assert app.analyse("The careful plan helped.", "phonetic", loaded).dropped == ["phonetic"]
+    assert app.analyse("The plan.", "phonetic, morphological", loaded).dropped == ["phonetic", "morphological"]
 
 
 @pytest.mark.parametrize(

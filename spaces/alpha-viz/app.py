@@ -280,7 +280,9 @@ def analyse(
             f"The input has {len(text):,} characters; only the first {MAX_CHARS} were analysed."
         )
         text = text[:MAX_CHARS]
-    drop = [s for s in (dropped_streams or []) if s]
+    if isinstance(dropped_streams, str):  # one name or "a,b" from an API client, not a list of characters
+        dropped_streams = dropped_streams.split(",")
+    drop = [s.strip() for s in (dropped_streams or []) if s and s.strip()]
     unknown = [s for s in drop if s not in loaded.droppable]
     if unknown:
         result.notices.append(f"Cannot drop {unknown}: droppable streams are {loaded.droppable or 'none'}.")
