@@ -169,7 +169,10 @@ def test_dropping_a_stream_removes_its_term(loaded):
     assert len(app.probability_table(result)) == len(SST5_LABELS)
     # API clients may send one name or "a,b" as a string: names, not characters
     assert app.analyse("The careful plan helped.", "phonetic", loaded).dropped == ["phonetic"]
-    assert app.analyse("The plan.", "phonetic, morphological", loaded).dropped == ["phonetic", "morphological"]
+    assert app.analyse("The plan.", "phonetic, morphological", loaded).dropped == [
+        "phonetic",
+        "morphological",
+    ]
 
 
 @pytest.mark.parametrize(
