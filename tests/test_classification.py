@@ -655,6 +655,17 @@ def test_report_says_what_the_ablations_suggest_when_the_target_is_missed():
     assert "Ablating" not in " ".join(report_sst5.verdict(groups))
 
 
+def test_report_flags_seeds_with_different_model_configs():
+    import report_sst5
+
+    records = [synthetic_record("li", s, 0.5, ["semantic", "phonetic", "morphological"]) for s in (42, 43)]
+    records[0]["model_config"] = {"stream_num_heads": 4, "hidden_size": 384, "_name_or_path": "a"}
+    records[1]["model_config"] = {"stream_num_heads": 2, "hidden_size": 384, "_name_or_path": "b"}
+    assert report_sst5.config_differences(records) == {"stream_num_heads": [4, 2]}
+    records[1]["model_config"]["stream_num_heads"] = 4
+    assert report_sst5.config_differences(records) == {}
+
+
 def test_word_categories():
     import report_sst5
 

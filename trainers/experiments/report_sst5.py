@@ -526,6 +526,20 @@ def ablation_verdict(groups: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+CONFIG_KEYS_IGNORED = ("_name_or_path", "name_or_path", "transformers_version", "architectures", "auto_map")
+
+
+def config_differences(records: list[dict]) -> dict[str, list]:
+    """Model-config fields whose values differ between the seeds of one run: ``{field: [value per record]}``."""
+    configs = [r.get("model_config") or {} for r in records]
+    keys = sorted({k for c in configs for k in c} - set(CONFIG_KEYS_IGNORED))
+    return {
+        k: [c.get(k) for c in configs]
+        for k in keys
+        if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1
+    }
+
+
 def build_report(
     groups: dict[str, list[dict]], analyses: list[dict], figures_dir: Path, doc_path: Path, benchmark: dict
 ) -> str:
@@ -575,6 +589,16 @@ def build_report(
         ),
         f"- Devices: {', '.join(sorted({str(r.get('device')) for rs in groups.values() for r in rs}))}.",
         f"- Code: git {', '.join(sorted({str(r.get('git_commit'))[:12] for rs in groups.values() for r in rs}))}.",
+        *[
+            f"- **{name}: the seeds differ in model configuration** — "
+            + "; ".join(
+                f"`{k}` " + ", ".join(f"{v} (seed {r.get('seed')})" for v, r in zip(values, groups[name]))
+                for k, values in diffs.items()
+            )
+            + "."
+            for name in sorted(groups)
+            if (diffs := config_differences(groups[name]))
+        ],
         "",
         "## Summary",
         "",
