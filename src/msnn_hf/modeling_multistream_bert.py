@@ -52,6 +52,7 @@ from .modeling_multistream_common import (
     STREAM_INPUT_KEYS,
     StreamEncoder,
     StreamTables,
+    StreamTablesVocabularyMixin,
     check_backbone_tokenizer,
     check_sequence_length,
     resolve_stream_ids,
@@ -335,7 +336,7 @@ class MultiStreamBertOnlyMLMHead(nn.Module):
 
 
 # -------------------------------------------------------------------------------------------------- base class
-class MultiStreamBertPreTrainedModel(PreTrainedModel):
+class MultiStreamBertPreTrainedModel(StreamTablesVocabularyMixin, PreTrainedModel):
     """Weight initialisation, checkpoint loading and `from_backbone` shared by every multi-stream BERT model."""
 
     config_class = MultiStreamBertConfig
@@ -385,27 +386,8 @@ class MultiStreamBertPreTrainedModel(PreTrainedModel):
         ``backbone_extra_keys`` are the checkpoint's keys beyond `BertModel`'s (e.g. ``cls.predictions.*``).
         """
 
-    def resize_token_embeddings(
-        self,
-        new_num_tokens: int | None = None,
-        pad_to_multiple_of: int | None = None,
-        mean_resizing: bool = True,
-    ) -> nn.Embedding:
-        """As `PreTrainedModel.resize_token_embeddings`, and the stream tables follow the vocabulary.
-
-        New vocabulary rows get all-zero (`<pad>`) slots until `set_stream_tables` loads tables for the new tokens
-        (e.g. from a processor rebuilt for the extended tokenizer); removed rows are dropped.
-        """
-        if SEMANTIC not in self.config.streams:
-            raise ValueError(
-                "resize_token_embeddings resizes the semantic word embeddings; this model has none"
-            )
-        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
-        vocab_size = embeddings.weight.shape[0]
-        base = self.base_model
-        base.streams[SEMANTIC].config.vocab_size = vocab_size
-        base.stream_tables.resize(vocab_size)
-        return embeddings
+    def semantic_stream(self) -> nn.Module:
+        return self.base_model.streams[SEMANTIC]
 
     # ---------------------------------------------------------------------------------------------- from_backbone
     @classmethod

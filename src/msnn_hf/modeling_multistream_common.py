@@ -71,6 +71,37 @@ class StreamTables(nn.Module):
         return {name: F.embedding(input_ids, getattr(self, name)) for name in self.slot_sizes}
 
 
+class StreamTablesVocabularyMixin:
+    """For the multi-stream `PreTrainedModel`s: `resize_token_embeddings` that keeps the stream tables (and the
+    semantic stream's own config) in step with the vocabulary. The family says where its semantic stream is."""
+
+    def semantic_stream(self) -> nn.Module:
+        """The semantic stream's backbone module (`BertModel` / `GPT2Model`)."""
+        raise NotImplementedError
+
+    def resize_token_embeddings(
+        self,
+        new_num_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        mean_resizing: bool = True,
+    ) -> nn.Embedding:
+        """As `PreTrainedModel.resize_token_embeddings`, and the stream tables follow the vocabulary.
+
+        New vocabulary rows get all-zero (`<pad>`) slots until `set_stream_tables` loads tables for the new tokens
+        (e.g. from a processor rebuilt for the extended tokenizer); removed rows are dropped.
+        """
+        if SEMANTIC not in self.config.streams:
+            raise ValueError(
+                "resize_token_embeddings resizes the semantic word embeddings; this model has none"
+            )
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        vocab_size = embeddings.weight.shape[0]
+        self.semantic_stream().config.vocab_size = vocab_size
+        if self.base_model.stream_tables is not None:
+            self.base_model.stream_tables.resize(vocab_size)
+        return embeddings
+
+
 def resolve_stream_ids(
     tables: StreamTables | None,
     input_ids: torch.LongTensor | None,

@@ -37,6 +37,7 @@ from .integration import DirectMixing, LinearIntegration, build_integration
 from .modeling_multistream_common import (
     StreamEncoder,
     StreamTables,
+    StreamTablesVocabularyMixin,
     check_backbone_tokenizer,
     check_sequence_length,
     resolve_stream_ids,
@@ -88,7 +89,7 @@ class MultiStreamGPT2CausalLMOutput(ModelOutput):
     stream_weights: torch.FloatTensor | None = None
 
 
-class MultiStreamGPT2PreTrainedModel(PreTrainedModel):
+class MultiStreamGPT2PreTrainedModel(StreamTablesVocabularyMixin, PreTrainedModel):
     """Weight initialisation, stream tables and `from_backbone` shared by the multi-stream GPT-2 models."""
 
     config_class = MultiStreamGPT2Config
@@ -113,24 +114,8 @@ class MultiStreamGPT2PreTrainedModel(PreTrainedModel):
             raise ValueError("This model has no non-semantic streams, hence no stream tables")
         base.stream_tables.load_tables(tables)
 
-    def resize_token_embeddings(
-        self,
-        new_num_tokens: int | None = None,
-        pad_to_multiple_of: int | None = None,
-        mean_resizing: bool = True,
-    ) -> nn.Embedding:
-        """As `PreTrainedModel.resize_token_embeddings`, and the stream tables follow the vocabulary.
-
-        New vocabulary rows get all-zero (`<pad>`) slots until `set_stream_tables` loads tables for the new tokens
-        (e.g. from a processor rebuilt for the extended tokenizer); removed rows are dropped.
-        """
-        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
-        vocab_size = embeddings.weight.shape[0]
-        base = self.base_model
-        base.semantic.config.vocab_size = vocab_size
-        if base.stream_tables is not None:
-            base.stream_tables.resize(vocab_size)
-        return embeddings
+    def semantic_stream(self) -> nn.Module:
+        return self.base_model.semantic
 
     @classmethod
     def from_backbone(
