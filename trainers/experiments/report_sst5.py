@@ -29,6 +29,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "trainers"))
 
@@ -135,7 +137,7 @@ def analyse_model(
     words: dict[str, int] = defaultdict(int)
     per_sentence = []
     with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
+        for start in tqdm(range(0, len(texts), batch_size), desc="analysing test sentences", unit="batch"):
             batch_words = [t.split(" ") for t in texts[start : start + batch_size]]
             enc = tokenizer(
                 batch_words,
