@@ -664,6 +664,10 @@ def test_report_flags_seeds_with_different_model_configs():
     assert report_sst5.config_differences(records) == {"stream_num_heads": [4, 2]}
     records[1]["model_config"]["stream_num_heads"] = 4
     assert report_sst5.config_differences(records) == {}
+    # the backbone alone does not use the stream fields: no difference worth reporting
+    for record, heads in zip(records, (4, 2)):
+        record["model_config"].update(streams=["semantic"], integration_type="none", stream_num_heads=heads)
+    assert report_sst5.config_differences(records) == {}
 
 
 def test_word_categories():

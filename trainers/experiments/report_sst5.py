@@ -531,10 +531,33 @@ def ablation_verdict(groups: dict[str, list[dict]]) -> list[str]:
 CONFIG_KEYS_IGNORED = ("_name_or_path", "name_or_path", "transformers_version", "architectures", "auto_map")
 
 
+STREAM_FIELDS = (
+    "stream_hidden_size", "stream_num_heads", "stream_intermediate_size", "stream_dropout", "phonetic_vocab_size",
+    "morph_vocab_size", "phonetic_slot_size", "morph_slot_size",
+)  # fmt: skip
+INTEGRATION_FIELDS = (
+    "integration_layers", "integration_activation", "integration_recurrent", "alpha_granularity", "dm_alpha_init",
+)  # fmt: skip
+
+
+def unused_config_fields(config: dict) -> set[str]:
+    """Fields a model with this config does not use (e.g. stream sizes of the backbone alone)."""
+    unused = set(CONFIG_KEYS_IGNORED)
+    if list(config.get("streams") or []) == ["semantic"]:
+        unused |= set(STREAM_FIELDS)
+    if config.get("integration_type") not in ("li", "dm"):
+        unused |= set(INTEGRATION_FIELDS)
+    elif config.get("integration_type") == "li":
+        unused |= {"alpha_granularity", "dm_alpha_init"}
+    return unused
+
+
 def config_differences(records: list[dict]) -> dict[str, list]:
-    """Model-config fields whose values differ between the seeds of one run: ``{field: [value per record]}``."""
+    """Model-config fields (that the model uses) whose values differ between the seeds of one run:
+    ``{field: [value per record]}``."""
     configs = [r.get("model_config") or {} for r in records]
-    keys = sorted({k for c in configs for k in c} - set(CONFIG_KEYS_IGNORED))
+    unused = set.intersection(*(unused_config_fields(c) for c in configs)) if configs else set()
+    keys = sorted({k for c in configs for k in c} - unused)
     return {
         k: [c.get(k) for c in configs]
         for k in keys
