@@ -257,6 +257,35 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+GENERATE_RATIO_TARGET = 0.7  # issue: generate() tokens/s, multi-stream / plain GPT-2, with the KV cache
+
+
+def speed_section(bench_dir: Path) -> list[str]:
+    """Speed ratios from `benchmarks/bench_gpt2.py`'s files (one table per file; nothing when there are none)."""
+    lines = []
+    for path in sorted(bench_dir.glob("gpt2_bench*.json")):
+        bench = json.loads(path.read_text())
+        args = bench["args"]
+        lines += [
+            f"Speed (`{path.relative_to(REPO)}`): semantic n_embd {args['n_embd']}, {args['n_layer']} layers, "
+            f"vocabulary {args['vocab_size']:,}, streams {args['stream_hidden_size']} wide; {bench.get('device')}, "
+            f"{bench.get('torch_threads')} thread(s); interleaved medians of {args['repeats']} repeats. Reproduce: "
+            f"`{bench['command']}`.",
+            "",
+            "| variant | parameters ÷ plain | generate() tokens/s ÷ plain (target ≥ 0.7) | train step time ÷ plain |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for variant, r in bench["results"].items():
+            ratio = r["generate_tokens_per_s_ratio"]
+            verdict = "met" if ratio >= GENERATE_RATIO_TARGET else "missed"
+            lines.append(
+                f"| {variant} | {r['params_multi'] / r['params_plain']:.3f} | {ratio:.2f} ({verdict}) | "
+                f"{r['train_step_time_ratio']:.2f} |"
+            )
+        lines.append("")
+    return lines
+
+
 def report(results_dir: Path, out: Path) -> str:
     records = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
     clm = [r for r in records if r.get("experiment") == "lm/clm-ptb"]
@@ -319,6 +348,7 @@ def report(results_dir: Path, out: Path) -> str:
                 f"{fmt(m.get('test_masked_tokens'))} | {fmt(m.get('test_masked_token_perplexity'))} |"
             )
         lines.append("")
+    lines += speed_section(REPO / "benchmarks" / "results")
     lines += [
         "Published anchors (not comparable to tiny-budget runs):",
         "",
