@@ -37,6 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 TRAINERS = REPO / "trainers"
 sys.path.insert(0, str(TRAINERS))
+from lm_utils import git_commit  # noqa: E402
 
 CLM_VARIANTS: dict[str, dict[str, Any]] = {
     "gpt2": dict(streams="semantic", integration_type="none"),
@@ -116,13 +117,6 @@ def match_width(target: int, base: dict[str, Any], vocab: int, sizes: dict[str, 
             if abs(n - target) < abs(best[1] - target):
                 best = (d, n)
     return best
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.check_output(["git", "-C", str(REPO), "rev-parse", "HEAD"], text=True).strip()
-    except Exception:
-        return None
 
 
 def run(cmd: list[str], env: dict[str, str], log: Path) -> None:
