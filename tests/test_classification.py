@@ -436,25 +436,6 @@ def test_runner_skips_runs_locked_by_a_live_runner_and_takes_over_stale_locks(tm
     assert sst5.status_of(args, "li", 1) == "done"
 
 
-def test_resume_settings_check_and_steps_before(tmp_path):
-    settings = {
-        "model": {"variant": "li"},
-        "data": {"max_seq_length": 64},
-        "training": {"num_train_epochs": 2.0},
-    }
-    run_classification.check_resume_settings(str(tmp_path), settings)  # nothing recorded: nothing to compare
-    (tmp_path / run_classification.RUN_SETTINGS_FILE).write_text(json.dumps(settings))
-    run_classification.check_resume_settings(str(tmp_path), settings)
-    changed = {**settings, "training": {"num_train_epochs": 4.0}}
-    with pytest.raises(ValueError, match=r"training.num_train_epochs: 2.0 -> 4.0.*delete the folder"):
-        run_classification.check_resume_settings(str(tmp_path), changed)
-    assert run_classification.steps_before(None) == 0
-    checkpoint = tmp_path / "checkpoint-267"
-    checkpoint.mkdir()
-    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 267}))
-    assert run_classification.steps_before(str(checkpoint)) == 267
-
-
 # ---------------------------------------------------------------------------------------------------- slow tests
 def run_script(
     argv: list[str], env: dict | None = None, launcher: list[str] | None = None, timeout: int = 900
@@ -653,6 +634,22 @@ def test_report_says_what_the_ablations_suggest_when_the_target_is_missed():
     assert "backbone 49.00%, phonetic-only 28.00%, morphological-only 40.00%" in text
     groups["li"] = [synthetic_record("li", 42, 0.55, all3)]  # above the target: no miss to explain
     assert "Ablating" not in " ".join(report_sst5.verdict(groups))
+
+
+def test_report_flags_runs_that_collapsed_to_one_class():
+    import report_sst5
+
+    healthy = {"accuracy": 0.5, "macro_f1": 0.45, "confusion_matrix": [[5, 1], [2, 6]]}
+    collapsed = {"accuracy": 0.25, "macro_f1": 0.08, "confusion_matrix": [[0, 10], [0, 9], [0, 1]]}
+    groups = {
+        "early": [{"seed": 42, "test": healthy}, {"seed": 43, "test": collapsed}],
+        "li": [{"seed": 42, "test": healthy}, {"seed": 43}],  # no test scores: skipped
+    }
+    lines = report_sst5.collapsed_runs(groups)
+    assert lines == [
+        "**early seed 43 collapsed**: 100.0% of its test predictions are one class (test accuracy 25.00%, "
+        "macro-F1 8.00%); it is kept in the mean ± std."
+    ]
 
 
 def test_report_flags_seeds_with_different_model_configs():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -107,6 +109,44 @@ def test_run_clm_smoke_and_results_json(bpe, tmp_path):
     assert (out / "model.safetensors").exists() and (out / "stream_tables.safetensors").exists()
     loaded = MultiStreamGPT2LMHeadModel.from_pretrained(out)
     assert loaded.config.integration_type == "dm"
+
+
+def test_run_clm_resumes_an_interrupted_run_to_the_same_weights(bpe, tmp_path):
+    """A run whose output folder holds a mid-way checkpoint continues from it (no flag needed) and ends with the
+    weights of the uninterrupted run; resuming with another budget is refused."""
+    from safetensors.torch import load_file
+
+    data = tmp_path / "train.txt"
+    data.write_text("\n".join(LINES) + "\n")
+
+    def argv(out, max_steps=4):
+        return [
+            "--processor_name", str(bpe / "processor"), "--dataset", "", "--train_file", str(data),
+            "--integration_type", "li", "--integration_layers", "all", "--n_embd", "16", "--n_layer", "2",
+            "--n_head", "2", "--n_positions", "32", "--stream_hidden_size", "8", "--stream_num_heads", "2",
+            "--stream_intermediate_size", "16", "--block_size", "16", "--per_device_train_batch_size", "2",
+            "--max_steps", str(max_steps), "--output_dir", str(out), "--do_train", "--report_to", "none",
+            "--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "2", "--use_cpu", "true",
+            "--disable_tqdm", "true", "--seed", "3",
+        ]  # fmt: skip
+
+    full = tmp_path / "full"
+    record = run_clm.main(argv(full))
+    assert record["resumed_from"] is None and record["steps_before_resume"] == 0
+    assert sorted(p.name for p in full.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    # "interrupted" after step 2: only the step-2 checkpoint is there
+    cut = tmp_path / "cut"
+    shutil.copytree(full / "checkpoint-2", cut / "checkpoint-2")
+    shutil.copy(full / "run_settings.json", cut)
+    with pytest.raises(ValueError, match=r"training.max_steps: 4 -> 6.*delete the folder"):
+        run_clm.main(argv(cut, max_steps=6))
+    resumed = run_clm.main(argv(cut))
+    assert resumed["resumed_from"].endswith("checkpoint-2") and resumed["steps_before_resume"] == 2
+    assert resumed["global_steps"] == 4 and resumed["tokens_trained"] == record["tokens_trained"]
+    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
 def tiny_bert_config(processor, **overrides) -> MultiStreamBertConfig:
@@ -223,13 +263,53 @@ def test_lm_runner_records_a_run_and_fails_loudly(tmp_path):
     assert not (tmp_path / "b.json").exists()
 
 
+def test_lm_runner_skips_finished_locked_and_resumes_or_forces(tmp_path, capsys):
+    lm = _lm_runner()
+    args = lm.argparse.Namespace(
+        preset="cpu", output_root=str(tmp_path / "outputs"), results_dir=str(tmp_path / "results"),
+        force=False, dry_run=False,
+    )  # fmt: skip
+    name = "gpt2-seed0"
+    run_dir = lm.run_dir_of(args, name)
+    writer = (
+        "import json, pathlib, sys; pathlib.Path(sys.argv[1]).write_text(json.dumps("
+        "{'num_parameters': 5, 'metrics': {'test_word_perplexity': 99.0}}))"
+    )
+    cmd = [sys.executable, "-c", writer, str(run_dir / "results.json")]
+    assert lm.status_of(args, name) == "todo"
+    (run_dir / "checkpoint-50").mkdir(parents=True)
+    assert lm.status_of(args, name) == "resume (checkpoint-50)"
+    # dry run: lists, runs nothing
+    assert lm.execute(lm.argparse.Namespace(**{**vars(args), "dry_run": True}), name, cmd, {}) is None
+    assert "gpt2-seed0: resume (checkpoint-50)" in capsys.readouterr().out
+    assert not lm.result_of(args, name).exists()
+    # another live runner holds it
+    lock = lm.lock_of(args, name)
+    lock.write_text(str(os.getppid()))
+    assert lm.status_of(args, name).startswith("running") and lm.execute(args, name, cmd, {}) is None
+    lock.unlink()
+    record = lm.execute(args, name, cmd, {}, variant="gpt2", seed=0)
+    assert record["metrics"]["test_word_perplexity"] == 99.0 and (run_dir / "checkpoint-50").is_dir()
+    assert json.loads(lm.result_of(args, name).read_text()) == record and not lock.exists()
+    assert lm.status_of(args, name) == "done" and lm.execute(args, name, cmd, {}) is None
+    # --force: the output folder (and its checkpoints) is deleted and the run trained again
+    forced = lm.argparse.Namespace(**{**vars(args), "force": True})
+    assert lm.execute(forced, name, cmd, {}, variant="gpt2", seed=0) is not None
+    assert not (run_dir / "checkpoint-50").exists()
+    assert lm.save_args({"save_steps": None}) == ["--save_strategy", "no"]
+    assert lm.save_args({"save_steps": 50})[:4] == ["--save_strategy", "steps", "--save_steps", "50"]
+
+
 def test_lm_report_is_generated_from_the_committed_results(tmp_path):
     lm = _lm_runner()
     results = Path(__file__).resolve().parents[1] / "results" / "lm"
     text = lm.report(results, tmp_path / "results_lm.md")
     assert (tmp_path / "results_lm.md").read_text() == text
-    for path in sorted(results.glob("*.json")):
+    paths = sorted(results.glob("*/*.json"))
+    assert paths, "no committed LM results"
+    for path in paths:
         record = json.loads(path.read_text())
+        assert f"### Budget `{record['preset']}`" in text
         assert f"{record['variant']} (seed {record['seed']})" in text
         ppl = record["metrics"].get("test_word_perplexity")
         if ppl is not None:

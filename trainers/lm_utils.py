@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
+from train_common import check_checkpoint_architecture, git_commit, resume_checkpoint, training_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,17 +146,9 @@ class IntegrationArguments:
         asked = {k: v for k, v in self.overrides().items() if v != defaults[k]}
         if not asked:
             return
-        merged = type(config)(**{**config.to_dict(), **asked})
-        differ = [
-            f"{k}: checkpoint {getattr(config, k)!r}, asked {getattr(merged, k)!r}"
-            for k in asked
-            if getattr(config, k) != getattr(merged, k)
-        ]
-        if differ:
-            raise ValueError(
-                f"{checkpoint} is a multi-stream checkpoint whose architecture differs from the command line "
-                f"({'; '.join(differ)}). Drop those options to continue training it."
-            )
+        check_checkpoint_architecture(
+            config, asked, checkpoint, "Drop those options to continue training it."
+        )
 
     def overrides(self) -> dict[str, Any]:
         """The multi-stream config fields given on the command line."""
@@ -346,29 +338,50 @@ def masked_lm_nll(
 
 
 # ------------------------------------------------------------------------------ the scripts' shared train / record
-def git_commit() -> str | None:
-    """The commit of this checkout (None outside git)."""
-    try:
-        repo = Path(__file__).resolve().parents[1]
-        return subprocess.check_output(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], text=True, stderr=subprocess.DEVNULL
-        ).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+# data arguments that only decide what is evaluated and where results go: changing them does not change training
+EVAL_ONLY_FIELDS = frozenset(
+    {
+        "extra_eval",
+        "max_eval_lines",
+        "eval_batch_size",
+        "eval_splits",
+        "results_file",
+        "validation_file",
+        "test_file",
+    }
+)
 
 
-def train_and_save(trainer: Any, training_args: Any, processor: Any = None) -> tuple[dict[str, Any], float]:
-    """`trainer.train()` (resuming when asked), then save the model and the processor next to it.
+def run_settings(model_args: Any, data_args: Any, training_args: Any) -> dict[str, dict[str, Any]]:
+    """What an LM run's training depends on: the model arguments, the data arguments but the evaluation-only
+    ones, and the budget fields of the `TrainingArguments` (`train_common.RUN_TRAINING_FIELDS`)."""
+    return {
+        "model": asdict(model_args),
+        "data": {k: v for k, v in asdict(data_args).items() if k not in EVAL_ONLY_FIELDS},
+        "training": training_settings(training_args),
+    }
 
-    Returns the training metrics (keys prefixed `train_`) and the training wall time in seconds."""
+
+def train_and_save(
+    trainer: Any, training_args: Any, processor: Any = None, settings: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], float, str | None]:
+    """`trainer.train()`, then save the model and the processor next to it.
+
+    Resumes from `--resume_from_checkpoint`, else from the last checkpoint in `output_dir` (a run killed mid-way
+    continues where its last `--save_steps` checkpoint left it), after checking that the folder's run was started
+    with the same `settings` (`train_common.resume_checkpoint`). Returns the training metrics (keys prefixed
+    `train_`), this process's training wall time in seconds and the checkpoint it resumed from (or None)."""
+    checkpoint = resume_checkpoint(training_args, settings or {}, trainer.is_world_process_zero())
+    if checkpoint:
+        print(f"resuming from {checkpoint}", flush=True)
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - t0
     metrics = {k if k.startswith("train") else f"train_{k}": v for k, v in result.metrics.items()}
     trainer.save_model()
     if processor is not None:
         processor.save_pretrained(training_args.output_dir)
-    return metrics, seconds
+    return metrics, seconds, checkpoint
 
 
 def tokens_per_step(training_args: Any, sequence_length: int) -> int:

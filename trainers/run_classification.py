@@ -30,7 +30,6 @@ import logging
 import os
 import platform
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,7 +48,6 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 import msnn_hf
 from msnn_hf.callbacks import (
@@ -69,6 +67,17 @@ from msnn_hf.metrics.sst_metrics.sst_metrics import classification_scores
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_common import (  # noqa: E402
+    check_checkpoint_architecture,
+    git_commit,
+    last_checkpoint,
+    resume_checkpoint,
+    steps_before,
+    training_settings,
+    write_json_atomic,
+)
+
 ALL_STREAMS = ["semantic", "phonetic", "morphological"]
 
 # variant name -> MultiStreamBertConfig overrides. One table for the script, the experiment runner and the report.
@@ -344,18 +353,12 @@ def check_checkpoint_settings(model_args: ModelArguments, config) -> None:
         wanted = {k: v for k, v in wanted.items() if k not in VARIANTS[DEFAULT_VARIANT] or k == "streams"}
         if not model_args.streams:
             wanted.pop("streams", None)
-    merged = type(config)(**{**config.to_dict(), **wanted})
-    differ = [
-        f"{key}: checkpoint {getattr(config, key)!r}, asked {getattr(merged, key)!r}"
-        for key in wanted
-        if getattr(config, key, None) != getattr(merged, key, None)
-    ]
-    if differ:
-        raise ValueError(
-            f"{model_args.model_name_or_path} is a multi-stream checkpoint whose architecture differs from the "
-            f"command line ({'; '.join(differ)}). Drop those options to continue training it, or start from a "
-            "backbone to train another variant."
-        )
+    check_checkpoint_architecture(
+        config,
+        wanted,
+        model_args.model_name_or_path,
+        "Drop those options to continue training it, or start from a backbone to train another variant.",
+    )
 
 
 def backbone_parameter_names(model, backbone: str) -> set[str]:
@@ -421,25 +424,6 @@ class SigkillAtStepCallback(TrainerCallback):
 
 
 # ------------------------------------------------------------------------------------------------- bookkeeping
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return (
-            out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def device_description(training_args: TrainingArguments) -> str:
     device = training_args.device
     if device.type == "cuda":
@@ -462,17 +446,6 @@ def scores_record(scores: dict, id2label: dict[int, str], loss: float | None = N
     return record
 
 
-def write_json_atomic(path: str | os.PathLike, payload) -> None:
-    """Write JSON through a temporary file + rename, so a killed run never leaves half a result file."""
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    staging = f"{path}.tmp{os.getpid()}"
-    with open(staging, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(staging, path)
-
-
 def resolve_data_dir(data_dir: str | None) -> str | None:
     if data_dir is None or os.path.isdir(data_dir):
         return data_dir
@@ -481,14 +454,7 @@ def resolve_data_dir(data_dir: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------------- main
-RUN_SETTINGS_FILE = "run_settings.json"
 RECORD_FILE = "result_record.json"  # this run's result record, next to its checkpoint
-# TrainingArguments that decide what a run computes (not where it logs or how often it saves)
-RUN_TRAINING_FIELDS = (
-    "seed", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "warmup_steps", "weight_decay", "lr_scheduler_type", "optim",
-    "metric_for_best_model",
-)  # fmt: skip
 RUN_DATA_FIELDS = (
     "dataset_name", "dataset_config_name", "data_dir", "train_file", "validation_file", "text_column",
     "label_column", "class_names", "max_seq_length", "max_train_samples",
@@ -500,42 +466,13 @@ def run_settings(
 ) -> dict:
     """What a run's result depends on (model variant and budget); stored in the output folder so that resuming it
     with other settings fails instead of silently mixing two budgets."""
-    training = training_args.to_dict()
     return {
         "model": {
             k: v for k, v in asdict(model_args).items() if k not in ("cache_dir", "processor_cache_dir")
         },
         "data": {k: getattr(data_args, k) for k in RUN_DATA_FIELDS if hasattr(data_args, k)},
-        "training": {k: training.get(k) for k in RUN_TRAINING_FIELDS},
+        "training": training_settings(training_args),
     }
-
-
-def check_resume_settings(output_dir: str, settings: dict) -> None:
-    """Refuse to resume a run in `output_dir` that was started with other settings (see `run_settings`)."""
-    path = os.path.join(output_dir, RUN_SETTINGS_FILE)
-    if not os.path.isfile(path):
-        return  # a run from before settings were recorded: nothing to compare
-    saved = json.loads(Path(path).read_text())
-    current = json.loads(json.dumps(settings, default=str))
-    changed = [
-        f"{group}.{key}: {saved.get(group, {}).get(key)!r} -> {value!r}"
-        for group, values in current.items()
-        for key, value in values.items()
-        if saved.get(group, {}).get(key) != value
-    ]
-    if changed:
-        raise ValueError(
-            f"{output_dir} holds a checkpoint of a run with other settings ({'; '.join(changed)}). Resuming would "
-            "mix two budgets: delete the folder (or pass another --output_dir) to start this run afresh."
-        )
-
-
-def steps_before(checkpoint: str | None) -> int:
-    """The optimizer steps already done by the checkpoint a run resumes from (0 for a fresh run)."""
-    if not checkpoint:
-        return 0
-    state = os.path.join(checkpoint, "trainer_state.json")
-    return int(json.loads(Path(state).read_text()).get("global_step", 0)) if os.path.isfile(state) else 0
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -560,18 +497,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     # ---- resume: an explicit checkpoint, else the last one in output_dir
-    last_checkpoint = None
-    if (
-        training_args.do_train
-        and os.path.isdir(training_args.output_dir)
-        and training_args.resume_from_checkpoint is None
-    ):
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if last_checkpoint is not None:
-            logger.info(
-                "Checkpoint detected, resuming training at %s (delete the folder to start over).",
-                last_checkpoint,
-            )
+    checkpoint = last_checkpoint(training_args)
+    if checkpoint is not None:
+        logger.info("Resuming training from %s (delete the output folder to start over).", checkpoint)
 
     # ---- data: load and validate every row before anything expensive happens
     raw = load_classification_splits(
@@ -683,12 +611,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     results: dict = {}
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-        settings = run_settings(model_args, data_args, training_args)
-        if checkpoint:
-            check_resume_settings(training_args.output_dir, settings)
-        if trainer.is_world_process_zero():
-            write_json_atomic(os.path.join(training_args.output_dir, RUN_SETTINGS_FILE), settings)
+        checkpoint = resume_checkpoint(
+            training_args,
+            run_settings(model_args, data_args, training_args),
+            trainer.is_world_process_zero(),
+        )
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()  # model + processor (processing_class) in output_dir
         metrics = dict(train_result.metrics)
@@ -770,16 +697,13 @@ def main(argv: list[str] | None = None) -> dict:
             "step_time_s": (
                 train_metrics["train_runtime"]
                 / max(
-                    trainer.state.global_step
-                    - steps_before(training_args.resume_from_checkpoint or last_checkpoint),
+                    trainer.state.global_step - steps_before(checkpoint),
                     1,
                 )
             )
             if train_metrics
             else None,
-            "resumed_from": (training_args.resume_from_checkpoint or last_checkpoint)
-            if training_args.do_train
-            else None,
+            "resumed_from": checkpoint,
             "best_model_checkpoint": trainer.state.best_model_checkpoint,
             "eval_history": [
                 h for h in trainer.state.log_history if "eval_macro_f1" in h or "eval_loss" in h

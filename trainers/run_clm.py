@@ -36,6 +36,7 @@ from transformers import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
+from train_common import steps_before  # noqa: E402
 
 from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa: E402
 from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel  # noqa: E402
@@ -222,9 +223,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         processing_class=tokenizer,
     )
     metrics: dict[str, Any] = {}
-    train_seconds = 0.0
+    train_seconds, resumed_from = 0.0, None
     if targs.do_train:
-        metrics, train_seconds = lm_utils.train_and_save(trainer, targs, processor)
+        metrics, train_seconds, resumed_from = lm_utils.train_and_save(
+            trainer, targs, processor, lm_utils.run_settings(margs, dargs, targs)
+        )
     steps = trainer.state.global_step
     step_tokens = lm_utils.tokens_per_step(targs, dargs.block_size)
     tokens_trained = steps * step_tokens if not dargs.line_by_line else None
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     return lm_utils.write_record(
         "clm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file,
+        resumed_from=resumed_from, steps_before_resume=steps_before(resumed_from),
         num_parameters=n_params, global_steps=steps, tokens_per_step=step_tokens, tokens_trained=tokens_trained,
     )  # fmt: skip
 

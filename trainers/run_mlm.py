@@ -32,6 +32,7 @@ from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArgum
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
 from run_clm import DATASETS, count_parameters  # noqa: E402
+from train_common import steps_before  # noqa: E402
 
 from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
 
@@ -223,9 +224,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         processing_class=tokenizer,
     )
     metrics: dict[str, Any] = {}
-    train_seconds = 0.0
+    train_seconds, resumed_from = 0.0, None
     if targs.do_train:
-        metrics, train_seconds = lm_utils.train_and_save(trainer, targs, processor)
+        metrics, train_seconds, resumed_from = lm_utils.train_and_save(
+            trainer, targs, processor, lm_utils.run_settings(margs, dargs, targs)
+        )
     if targs.do_eval and "test" in splits:
         test_ds = encode(tokenizer, splits["test"], dargs.max_seq_length, dargs.line_by_line)
         rows = [dict(zip(test_ds, values)) for values in zip(*test_ds.values())]
@@ -242,6 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     step_tokens = lm_utils.tokens_per_step(targs, dargs.max_seq_length)
     return lm_utils.write_record(
         "mlm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file,
+        resumed_from=resumed_from, steps_before_resume=steps_before(resumed_from),
         num_parameters=n_params, global_steps=steps, sequences_trained=steps * step_tokens // dargs.max_seq_length,
         tokens_trained=steps * step_tokens if not dargs.line_by_line else None,
     )  # fmt: skip

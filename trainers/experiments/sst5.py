@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = REPO_ROOT / "trainers"
 sys.path.insert(0, str(TRAINERS))
+from train_common import acquire_lock, lock_holder, write_json_atomic  # noqa: E402
 
 DEFAULT_SEEDS = (42, 43, 44)
 
@@ -264,49 +264,11 @@ def annotate(path: Path, args: argparse.Namespace, name: str, seed: int) -> None
             "reproduce": reproduce_command(args, name, seed),
         }
     )
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(staging, path)
+    write_json_atomic(path, record)
 
 
 def lock_path(args: argparse.Namespace, name: str, seed: int) -> Path:
     return Path(args.outputs_dir) / f"{name}-seed{seed}.lock"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
-def lock_holder(path: Path) -> int | None:
-    """The PID of the live runner that holds `path`, or None (no lock, or a stale one)."""
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid != os.getpid() and _pid_alive(pid) else None
-
-
-def acquire_lock(path: Path) -> bool:
-    """Take the run's lock (atomically); False when a live runner holds it. Stale locks are replaced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            if lock_holder(path) is not None:
-                return False
-            path.unlink(missing_ok=True)  # stale: its runner is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        return True
-    return False
 
 
 def status_of(args: argparse.Namespace, name: str, seed: int) -> str:
