@@ -118,7 +118,8 @@ def count_params(overrides: dict[str, Any], vocab_size: int, processor_sizes: di
     values = dict(overrides)
     if isinstance(values.get("streams"), str):
         values["streams"] = values["streams"].split(",")
-    config = MultiStreamGPT2Config(vocab_size=vocab_size, **processor_sizes, **values)
+    specials = dict(bos_token_id=None, eos_token_id=None, pad_token_id=None)  # no effect on the count
+    config = MultiStreamGPT2Config(vocab_size=vocab_size, **processor_sizes, **specials, **values)
     with torch.device("meta"):
         model = MultiStreamGPT2LMHeadModel(config)
     return sum(p.numel() for p in model.parameters())
