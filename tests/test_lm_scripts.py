@@ -317,7 +317,7 @@ def test_lm_report_is_generated_from_the_committed_results(tmp_path):
     bench = json.loads((results.parents[1] / "benchmarks" / "results" / "gpt2_bench.json").read_text())
     for variant, r in bench["results"].items():
         verdict = "met" if r["generate_tokens_per_s_ratio"] >= 0.7 else "missed"
-        assert f"| {variant} | " in text and f"{r['generate_tokens_per_s_ratio']:.2f} ({verdict})" in text
+        assert f"| {variant} | " in text and f"{r['generate_tokens_per_s_ratio']:.3f} ({verdict})" in text
 
 
 def test_causal_collator_trains_on_eos_that_doubles_as_pad():

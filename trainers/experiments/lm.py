@@ -354,7 +354,7 @@ def speed_section(bench_dir: Path) -> list[str]:
             ratio = r["generate_tokens_per_s_ratio"]
             verdict = "met" if ratio >= GENERATE_RATIO_TARGET else "missed"
             lines.append(
-                f"| {variant} | {r['params_multi'] / r['params_plain']:.3f} | {ratio:.2f} ({verdict}) | "
+                f"| {variant} | {r['params_multi'] / r['params_plain']:.3f} | {ratio:.3f} ({verdict}) | "
                 f"{r['train_step_time_ratio']:.2f} |"
             )
         lines.append("")
