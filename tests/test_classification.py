@@ -621,7 +621,7 @@ def test_report_says_what_the_ablations_suggest_when_the_target_is_missed():
     all3 = ["semantic", "phonetic", "morphological"]
     groups = {
         "backbone": [synthetic_record("backbone", 42, 0.49, ["semantic"])],
-        "li": [synthetic_record("li", s, 0.50, all3) for s in (42, 43)],
+        "li": [synthetic_record("li", s, acc, all3) for s, acc in ((42, 0.49), (43, 0.51))],
         "li-no-phonetic": [synthetic_record("li-no-phonetic", 42, 0.505, ["semantic", "morphological"])],
         "li-no-morphological": [synthetic_record("li-no-morphological", 42, 0.48, ["semantic", "phonetic"])],
         "phonetic-only": [synthetic_record("phonetic-only", 42, 0.28, ["phonetic"])],
@@ -629,27 +629,51 @@ def test_report_says_what_the_ablations_suggest_when_the_target_is_missed():
     }
     text = " ".join(report_sst5.verdict(groups))
     assert "0.20 points below the 53.2% of BERT-base" not in text and "3.20 points below the 53.2%" in text
-    assert "Ablating **li** (50.00%, n=2): without the phonetic stream +0.50 points (n=1); " in text
-    assert "without the morphological stream -2.00 points (n=1)." in text
+    # paired by seed: against li seed 42 (49 %), not li's mean (50 %)
+    assert (
+        "Ablating **li** (50.00%, n=2): without the phonetic stream +1.50 points against li with the same seed (42); "
+        in text
+    )
+    assert "without the morphological stream -1.00 points against li with the same seed (42)." in text
+    groups["li-no-phonetic"] = [synthetic_record("li-no-phonetic", 44, 0.505, ["semantic", "morphological"])]
+    assert "without the phonetic stream +0.50 points against li's mean (n=1, no shared seed)" in " ".join(
+        report_sst5.verdict(groups)
+    )
     assert "backbone 49.00%, phonetic-only 28.00%, morphological-only 40.00%" in text
     groups["li"] = [synthetic_record("li", 42, 0.55, all3)]  # above the target: no miss to explain
     assert "Ablating" not in " ".join(report_sst5.verdict(groups))
 
 
-def test_report_flags_runs_that_collapsed_to_one_class():
+def test_report_flags_runs_that_did_not_learn_the_task():
     import report_sst5
 
-    healthy = {"accuracy": 0.5, "macro_f1": 0.45, "confusion_matrix": [[5, 1], [2, 6]]}
-    collapsed = {"accuracy": 0.25, "macro_f1": 0.08, "confusion_matrix": [[0, 10], [0, 9], [0, 1]]}
+    healthy = {"accuracy": 0.5, "macro_f1": 0.45, "confusion_matrix": [[5, 1, 0], [2, 6, 1], [0, 1, 4]]}
+    one_class = {"accuracy": 0.25, "macro_f1": 0.08, "confusion_matrix": [[0, 10, 0], [0, 9, 0], [0, 1, 0]]}
+    two_of_five = {
+        "accuracy": 0.3,
+        "macro_f1": 0.16,
+        "confusion_matrix": [
+            [0, 5, 0, 4, 0],
+            [0, 9, 0, 6, 0],
+            [0, 4, 0, 5, 0],
+            [0, 3, 0, 7, 0],
+            [0, 1, 0, 6, 0],
+        ],
+    }
     groups = {
-        "early": [{"seed": 42, "test": healthy}, {"seed": 43, "test": collapsed}],
+        "early": [{"seed": 42, "test": healthy}, {"seed": 43, "test": one_class}],
+        "dm-token": [{"seed": 44, "test": two_of_five}],
         "li": [{"seed": 42, "test": healthy}, {"seed": 43}],  # no test scores: skipped
     }
     lines = report_sst5.collapsed_runs(groups)
-    assert lines == [
-        "**early seed 43 collapsed**: 100.0% of its test predictions are one class (test accuracy 25.00%, "
-        "macro-F1 8.00%); it is kept in the mean ± std."
-    ]
+    assert len(lines) == 2
+    assert lines[0].startswith(
+        "**dm-token seed 44 did not learn the task**: its test predictions use 2 of the 5 classes (56.0% on the "
+        "most frequent one); test accuracy 30.00%, macro-F1 16.00%."
+    )
+    assert lines[1].startswith(
+        "**early seed 43 did not learn the task**: its test predictions use 1 of the 3"
+    )
 
 
 def test_report_flags_seeds_with_different_model_configs():

@@ -498,8 +498,9 @@ def verdict(groups: dict[str, list[dict]]) -> list[str]:
 
 
 def collapsed_runs(groups: dict[str, list[dict]]) -> list[str]:
-    """Runs whose classifier predicts (almost) one class on test: they did not train, and their seed's numbers
-    pull the variant's mean down. Read from the confusion matrix (rows: true, columns: predicted)."""
+    """Runs that did not learn the task: on test they put `COLLAPSE_SHARE` of their predictions on one class, or
+    use fewer than half of the classes at all. Their seed's numbers pull the variant's mean down (they are kept in
+    it). Read from the confusion matrix (rows: true, columns: predicted)."""
     lines = []
     for name in sorted(groups):
         for record in groups[name]:
@@ -507,13 +508,36 @@ def collapsed_runs(groups: dict[str, list[dict]]) -> list[str]:
             if matrix.ndim != 2 or not matrix.sum():
                 continue
             predicted = matrix.sum(0) / matrix.sum()
-            if predicted.max() >= COLLAPSE_SHARE:
+            used, classes = int((predicted > 0).sum()), len(predicted)
+            if predicted.max() >= COLLAPSE_SHARE or used < math.ceil(classes / 2):
                 lines.append(
-                    f"**{name} seed {record.get('seed')} collapsed**: {100 * predicted.max():.1f}% of its test "
-                    f"predictions are one class (test accuracy {100 * record['test']['accuracy']:.2f}%, macro-F1 "
-                    f"{100 * record['test']['macro_f1']:.2f}%); it is kept in the mean ± std."
+                    f"**{name} seed {record.get('seed')} did not learn the task**: its test predictions use "
+                    f"{used} of the {classes} classes ({100 * predicted.max():.1f}% on the most frequent one); test "
+                    f"accuracy {100 * record['test']['accuracy']:.2f}%, macro-F1 {100 * record['test']['macro_f1']:.2f}%. "
+                    "It is kept in the mean ± std."
                 )
     return lines
+
+
+def paired_ablation(groups: dict[str, list[dict]], full: str, ablation: str) -> str:
+    """The ablation's test accuracy against the full model's runs with the same seeds (a failed seed of the full
+    model must not make an ablation look good); the full model's mean when no seed is shared."""
+    seeds = {r.get("_seed", r.get("seed")) for r in groups[ablation]}
+    same = [r for r in groups[full] if r.get("_seed", r.get("seed")) in seeds]
+    ablated = mean_std(metric_values(groups[ablation], "test", "accuracy"))[0]
+    stream = ablation.rsplit("-no-", 1)[1]
+    if same:
+        reference = mean_std(metric_values(same, "test", "accuracy"))[0]
+        shared = ", ".join(str(r.get("_seed", r.get("seed"))) for r in same)
+        return (
+            f"without the {stream} stream {100 * (ablated - reference):+.2f} points against {full} with the same "
+            f"seed{'s' if len(same) > 1 else ''} ({shared})"
+        )
+    reference = mean_std(metric_values(groups[full], "test", "accuracy"))[0]
+    return (
+        f"without the {stream} stream {100 * (ablated - reference):+.2f} points against {full}'s mean "
+        f"(n={len(groups[ablation])}, no shared seed)"
+    )
 
 
 def ablation_verdict(groups: dict[str, list[dict]]) -> list[str]:
@@ -526,12 +550,7 @@ def ablation_verdict(groups: dict[str, list[dict]]) -> list[str]:
     for full, group in ABLATION_GROUPS.items():
         if full not in groups:
             continue
-        parts = [
-            f"without the {name.rsplit('-no-', 1)[1]} stream {100 * (acc(name) - acc(full)):+.2f} points "
-            f"(n={len(groups[name])})"
-            for name in group[1:]
-            if name in groups
-        ]
+        parts = [paired_ablation(groups, full, name) for name in group[1:] if name in groups]
         if parts:
             lines.append(
                 f"Ablating **{full}** ({100 * acc(full):.2f}%, n={len(groups[full])}): "
