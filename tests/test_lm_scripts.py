@@ -320,6 +320,16 @@ def test_lm_report_is_generated_from_the_committed_results(tmp_path):
         assert f"| {variant} | " in text and f"{r['generate_tokens_per_s_ratio']:.3f} ({verdict})" in text
 
 
+def test_lm_report_lists_the_runs_a_budget_still_lacks(tmp_path):
+    lm = _lm_runner()
+    committed = Path(__file__).resolve().parents[1] / "results" / "lm" / "cpu-tiny" / "gpt2-seed0.json"
+    (tmp_path / "cpu-tiny").mkdir()
+    shutil.copy(committed, tmp_path / "cpu-tiny")
+    text = lm.report(tmp_path, tmp_path / "out.md")
+    assert "| gpt2 (seed 0) |" in text
+    assert "Not run yet at this budget: li-A, li-B, dm-A, dm-B, mlm-single, mlm-dm-B (" in text
+
+
 def test_causal_collator_trains_on_eos_that_doubles_as_pad():
     eos = 7  # GPT-2 style: pad token = eos token
     batch = lm_utils.CausalLMCollator(pad_token_id=eos)([{"input_ids": [3, 4, eos]}, {"input_ids": [5, eos]}])

@@ -459,6 +459,16 @@ def report(results_dir: Path, out: Path) -> str:
             "",
             *run_tables(by_preset[preset]),
         ]
+        done = {(r.get("variant"), r.get("seed")) for r in by_preset[preset]}
+        budget = PRESETS.get(preset, {})
+        missing = [v for v in budget.get("clm_variants", ()) if not any(d[0] == v for d in done)]
+        missing += [v for v in MLM_VARIANTS if budget and not any(d[0] == v for d in done)]
+        if missing:
+            lines += [
+                f"Not run yet at this budget: {', '.join(missing)} (`python trainers/experiments/lm.py --preset "
+                f"{preset}` continues where it stopped).",
+                "",
+            ]
     lines += speed_section(REPO / "benchmarks" / "results")
     lines += [
         "Published anchors (not comparable to tiny-budget runs):",
