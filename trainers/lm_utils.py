@@ -363,7 +363,7 @@ def run_settings(model_args: Any, data_args: Any, training_args: Any) -> dict[st
 
 
 def train_and_save(
-    trainer: Any, training_args: Any, processor: Any = None, settings: dict[str, dict[str, Any]] | None = None
+    trainer: Any, training_args: Any, processor: Any, settings: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, Any], float, str | None]:
     """`trainer.train()`, then save the model and the processor next to it.
 
@@ -371,7 +371,7 @@ def train_and_save(
     continues where its last `--save_steps` checkpoint left it), after checking that the folder's run was started
     with the same `settings` (`train_common.resume_checkpoint`). Returns the training metrics (keys prefixed
     `train_`), this process's training wall time in seconds and the checkpoint it resumed from (or None)."""
-    checkpoint = resume_checkpoint(training_args, settings or {}, trainer.is_world_process_zero())
+    checkpoint = resume_checkpoint(training_args, settings, trainer.is_world_process_zero())
     if checkpoint:
         print(f"resuming from {checkpoint}", flush=True)
     t0 = time.perf_counter()
