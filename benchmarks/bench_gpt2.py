@@ -7,7 +7,10 @@ better for training):
 * ``train_step_time_ratio``: one forward + backward + AdamW step on a `(batch, block)` batch.
 
 Models are measured interleaved (plain, variant, plain, variant, ...) and the median of the repeats is kept, so
-that load from other processes on the machine affects both sides alike. Random weights; tables random.
+that load from other processes on the machine affects both sides alike. Every measurement is taken twice: wall
+clock (what a user waits) and this process's CPU time (``*_cpu_*`` fields), which hardly moves when other processes
+share the core, so the CPU-time ratios are the ones to compare between runs on a busy machine. With one torch thread
+the two agree on an idle machine. Random weights; tables random.
 
 Usage::
 
@@ -71,26 +74,31 @@ def build(args: argparse.Namespace, variant: str | None) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def time_generate(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int) -> float:
-    start = time.perf_counter()
+def time_generate(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int) -> tuple[float, float]:
+    """New tokens per second of wall clock and per second of this process's CPU time."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     out = model.generate(
         prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0
     )
-    elapsed = time.perf_counter() - start
+    elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     assert out.shape[1] == prompt.shape[1] + new_tokens
-    return new_tokens * prompt.shape[0] / elapsed  # tokens / s
+    tokens = new_tokens * prompt.shape[0]
+    return tokens / elapsed, tokens / elapsed_cpu
 
 
-def time_train_step(model: torch.nn.Module, batch: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+def time_train_step(
+    model: torch.nn.Module, batch: torch.Tensor, optimizer: torch.optim.Optimizer
+) -> tuple[float, float]:
+    """Seconds of wall clock and of CPU time of one forward + backward + optimizer step."""
     model.train()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     loss = model(batch, labels=batch, use_cache=False).loss
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    elapsed = time.perf_counter() - start
+    elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     model.eval()
-    return elapsed
+    return elapsed, elapsed_cpu
 
 
 def git_commit() -> str | None:
@@ -124,6 +132,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    load_at_start = list(
+        os.getloadavg()
+    )  # other processes on the machine: wall-clock ratios are noisier then
 
     g = torch.Generator().manual_seed(0)
     prompt = torch.randint(3, args.vocab_size, (args.gen_batch, args.prompt_length), generator=g).to(device)
@@ -137,22 +148,29 @@ def main() -> None:
         for m, o in ((plain, plain_opt), (model, opt)):  # warm-up
             time_generate(m, prompt, 4)
             time_train_step(m, batch, o)
-        gen_plain, gen_multi, step_plain, step_multi = [], [], [], []
+        samples: dict[str, list[tuple[float, float]]] = {"gen_p": [], "gen_m": [], "step_p": [], "step_m": []}
         for _ in range(args.repeats):
-            gen_plain.append(time_generate(plain, prompt, args.new_tokens))
-            gen_multi.append(time_generate(model, prompt, args.new_tokens))
-            step_plain.append(time_train_step(plain, batch, plain_opt))
-            step_multi.append(time_train_step(model, batch, opt))
-        med = statistics.median
+            samples["gen_p"].append(time_generate(plain, prompt, args.new_tokens))
+            samples["gen_m"].append(time_generate(model, prompt, args.new_tokens))
+            samples["step_p"].append(time_train_step(plain, batch, plain_opt))
+            samples["step_m"].append(time_train_step(model, batch, opt))
+        wall = {k: statistics.median(v[0] for v in values) for k, values in samples.items()}
+        cpu = {k: statistics.median(v[1] for v in values) for k, values in samples.items()}
         results[variant] = {
             "params_plain": sum(p.numel() for p in plain.parameters()),
             "params_multi": sum(p.numel() for p in model.parameters()),
-            "generate_tokens_per_s_plain": med(gen_plain),
-            "generate_tokens_per_s_multi": med(gen_multi),
-            "generate_tokens_per_s_ratio": med(gen_multi) / med(gen_plain),
-            "train_step_s_plain": med(step_plain),
-            "train_step_s_multi": med(step_multi),
-            "train_step_time_ratio": med(step_multi) / med(step_plain),
+            "generate_tokens_per_s_plain": wall["gen_p"],
+            "generate_tokens_per_s_multi": wall["gen_m"],
+            "generate_tokens_per_s_ratio": wall["gen_m"] / wall["gen_p"],
+            "train_step_s_plain": wall["step_p"],
+            "train_step_s_multi": wall["step_m"],
+            "train_step_time_ratio": wall["step_m"] / wall["step_p"],
+            "generate_tokens_per_cpu_s_plain": cpu["gen_p"],
+            "generate_tokens_per_cpu_s_multi": cpu["gen_m"],
+            "generate_tokens_per_cpu_s_ratio": cpu["gen_m"] / cpu["gen_p"],
+            "train_step_cpu_s_plain": cpu["step_p"],
+            "train_step_cpu_s_multi": cpu["step_m"],
+            "train_step_cpu_time_ratio": cpu["step_m"] / cpu["step_p"],
         }
         print(variant, json.dumps({k: round(v, 4) for k, v in results[variant].items()}), flush=True)
 
@@ -167,7 +185,9 @@ def main() -> None:
         "transformers": transformers.__version__,
         "git_commit": git_commit(),
         "note": "ratios = multi-stream / plain GPT2LMHeadModel with the same semantic config; medians of interleaved "
-        "repeats; target generate ratio >= 0.7",
+        "repeats; wall clock and (*_cpu_*) this process's CPU time; target generate ratio >= 0.7",
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": list(os.getloadavg()),
         "results": results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

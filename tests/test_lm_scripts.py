@@ -316,8 +316,10 @@ def test_lm_report_is_generated_from_the_committed_results(tmp_path):
             assert lm.fmt(ppl) in text
     bench = json.loads((results.parents[1] / "benchmarks" / "results" / "gpt2_bench.json").read_text())
     for variant, r in bench["results"].items():
-        verdict = "met" if r["generate_tokens_per_s_ratio"] >= 0.7 else "missed"
-        assert f"| {variant} | " in text and f"{r['generate_tokens_per_s_ratio']:.3f} ({verdict})" in text
+        for key in ("generate_tokens_per_s_ratio", "generate_tokens_per_cpu_s_ratio"):
+            if key in r:
+                verdict = "met" if r[key] >= 0.7 else "missed"
+                assert f"| {variant} | " in text and f"{r[key]:.3f} ({verdict})" in text
 
 
 def test_lm_report_lists_the_runs_a_budget_still_lacks(tmp_path):

@@ -547,8 +547,13 @@ def test_from_backbone_with_the_processor(tmp_path, tiny_processor):
 
 # ------------------------------------------------------------------------------------- integration internals
 @pytest.mark.parametrize("granularity", ["scalar", "channel", "token"])
-def test_direct_mixing_fast_path_equals_the_stacked_formula(granularity):
-    """`DirectMixing.mix` (no `alpha * U` materialised) equals ``(mixing_weights(U) * U).sum(0)`` and its weights."""
+@pytest.mark.parametrize("tokens", [1, 40])
+def test_direct_mixing_fast_path_equals_the_stacked_formula(granularity, tokens):
+    """`DirectMixing.mix` (no `alpha * U` materialised) equals ``(mixing_weights(U) * U).sum(0)`` and its weights.
+
+    ``tokens``: 1 (decoding; gamma scales the product) and 40 (2 x 40 x 32 activations > the 32 x 32 weight;
+    gamma is folded into the weight) take the two branches of the recurrent term.
+    """
     torch.manual_seed(0)
     dm = DirectMixing(
         {"semantic": 32, "phonetic": 16, "morphological": 32}, 32, alpha_granularity=granularity
@@ -557,17 +562,27 @@ def test_direct_mixing_fast_path_equals_the_stacked_formula(granularity):
         for param in dm.parameters():
             param.add_(0.3 * torch.randn_like(param))
     outputs = {
-        "semantic": torch.randn(2, 5, 32),
-        "phonetic": torch.randn(2, 5, 16),
-        "morphological": torch.randn(2, 5, 32),
+        "semantic": torch.randn(2, tokens, 32),
+        "phonetic": torch.randn(2, tokens, 16),
+        "morphological": torch.randn(2, tokens, 32),
     }
-    previous = torch.randn(2, 5, 32)
+    previous = torch.randn(2, tokens, 32)
     units = dm.normalised_streams(outputs)  # (S, B, T, H)
+    torch.testing.assert_close(
+        units[1], outputs["phonetic"] @ dm.stream_proj["phonetic"].weight.T
+        / (outputs["phonetic"] @ dm.stream_proj["phonetic"].weight.T).pow(2).mean(-1, keepdim=True).add(dm.eps).sqrt()
+    )  # fmt: skip
     alpha = dm.mixing_weights(units)
     potential = (alpha * units).sum(0) + dm.bias + dm.gamma * dm.recurrent_proj(previous)
     out = dm(outputs, previous)
     torch.testing.assert_close(out.integrated, dm.act(potential))
-    torch.testing.assert_close(out.weights, alpha.mean(-1).expand(-1, 2, 5).permute(1, 2, 0))
+    torch.testing.assert_close(out.weights, alpha.mean(-1).expand(-1, 2, tokens).permute(1, 2, 0))
+    without = dm(outputs, previous, return_weights=False)
+    assert without.weights is None
+    torch.testing.assert_close(without.integrated, out.integrated)
+    (ours,) = torch.autograd.grad(out.integrated.sum(), dm.gamma)  # gamma's gradient through either branch
+    (reference,) = torch.autograd.grad(dm.act(potential).sum(), dm.gamma)
+    torch.testing.assert_close(ours, reference)
 
 
 def test_resize_token_embeddings_resizes_the_stream_tables(tmp_path):

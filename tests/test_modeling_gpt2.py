@@ -297,6 +297,76 @@ def test_stream_weights_output():
     assert len(out.hidden_states) == 3
 
 
+# ----------------------------------------------------------------------------------------------- batched stream layers
+def one_by_one(layers, states, attention_mask, cache=None, store=None):
+    """`run_stream_layers` without the batching: every stream's layer on its own."""
+    return [layer(x, attention_mask, cache=cache) for layer, x in zip(layers, states)]
+
+
+@pytest.mark.parametrize("variant", ["li-all", "dm-token-last"])
+def test_batched_stream_layers_equal_one_by_one(variant, monkeypatch):
+    """The streams' layers run as one batched layer: same logits, gradients and generations as one by one."""
+    import msnn_hf.modeling_multistream_gpt2 as gpt2_module
+
+    model = make_model(variant)
+    x, prompt = ids(2, 9, seed=4), ids(2, 4, seed=6)
+    model.train()
+    loss = model(x, labels=x).loss
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    model.eval()
+    with torch.no_grad():
+        logits = model(x).logits
+    generated = model.generate(prompt, max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    monkeypatch.setattr(gpt2_module, "run_stream_layers", one_by_one)
+    model.train()
+    loss_ref = model(x, labels=x).loss
+    grads_ref = torch.autograd.grad(loss_ref, list(model.parameters()))
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(x).logits)
+    torch.testing.assert_close(loss, loss_ref)
+    for (name, _), grad, ref in zip(model.named_parameters(), grads, grads_ref):
+        torch.testing.assert_close(grad, ref, msg=name)
+    assert torch.equal(generated, model.generate(prompt, max_new_tokens=6, min_new_tokens=6, do_sample=False))
+
+
+def test_batched_stream_layers_follow_parameter_updates(monkeypatch):
+    """Without gradients the stacked stream weights are kept between calls; an optimizer step or a
+    `load_state_dict` must still be seen by the next call."""
+    import msnn_hf.modeling_multistream_gpt2 as gpt2_module
+
+    model, other = make_model("dm-scalar"), make_model("dm-scalar", seed=1)
+    x = ids(2, 7, seed=2)
+    store = model.transformer._stacked_stream_weights
+    with torch.no_grad():
+        before = model(x).logits
+    assert store, "no-grad calls keep the stacked weights"
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(x, labels=x).loss.backward()
+    optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        after_step = model(x).logits
+        model.load_state_dict(other.state_dict())
+        after_load = model(x).logits
+        monkeypatch.setattr(gpt2_module, "run_stream_layers", one_by_one)
+        torch.testing.assert_close(after_load, model(x).logits)
+        torch.testing.assert_close(after_load, other(x).logits)
+    assert not torch.allclose(before, after_step)
+
+
+def test_stream_layers_of_different_shapes_run_one_by_one():
+    from msnn_hf.modeling_multistream_common import StreamLayer, run_stream_layers
+
+    torch.manual_seed(0)
+    layers = [StreamLayer(16, 2, 32, dropout=0.0), StreamLayer(8, 2, 16, dropout=0.0)]
+    states = [torch.randn(2, 5, 16), torch.randn(2, 5, 8)]
+    out = run_stream_layers(layers, states, None, store={})
+    for layer, x, y in zip(layers, states, out):
+        torch.testing.assert_close(y, layer(x, None))
+
+
 # ----------------------------------------------------------------------------------------------- save / load / hub
 def test_save_load_round_trip_and_auto_classes(tmp_path):
     register()

@@ -404,10 +404,14 @@ def write_record(
     started: float,
     train_seconds: float,
     results_file: str | os.PathLike | None = None,
+    commit: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Write the run's record (arguments, config, parameter count, wall time, commit, metrics) as JSON to
-    `results_file` (default `<output_dir>/results.json`) and return it. Non-finite floats become null."""
+    `results_file` (default `<output_dir>/results.json`) and return it. Non-finite floats become null.
+
+    ``commit``: the code's git commit read when the run started (`git_commit()` at the start of `main`); the
+    checkout may have moved on while it trained. Read now when not given."""
     record = {
         "task": task,
         "model_args": asdict(model_args),
@@ -421,7 +425,7 @@ def write_record(
         **extra,
         "train_seconds": round(train_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "git_commit": git_commit(),
+        "git_commit": commit if commit is not None else git_commit(),
         "torch_threads": torch.get_num_threads(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "metrics": {

@@ -478,6 +478,7 @@ def run_settings(
 
 def main(argv: list[str] | None = None) -> dict:
     started = time.time()
+    commit = git_commit()  # the code that runs, before the checkout can move on
     model_args, data_args, training_args = parse_args(argv)
 
     logging.basicConfig(
@@ -710,7 +711,7 @@ def main(argv: list[str] | None = None) -> dict:
                 h for h in trainer.state.log_history if "eval_macro_f1" in h or "eval_loss" in h
             ],
             "wall_time_s": time.time() - started,
-            "git_commit": git_commit(),
+            "git_commit": commit,
             "device": device_description(training_args),
             "versions": {
                 "torch": torch.__version__,

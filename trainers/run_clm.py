@@ -36,7 +36,7 @@ from transformers import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from train_common import steps_before  # noqa: E402
+from train_common import git_commit, steps_before  # noqa: E402
 
 from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa: E402
 from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel  # noqa: E402
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
     set_seed(targs.seed)
     start = time.perf_counter()
+    commit = git_commit()  # the code that runs, before the checkout can move on
 
     processor = None
     if margs.processor_name:
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             metrics["validation_trainer_eval_loss"] = trainer.evaluate()["eval_loss"]
 
     return lm_utils.write_record(
-        "clm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file,
+        "clm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file, commit,
         resumed_from=resumed_from, steps_before_resume=steps_before(resumed_from),
         num_parameters=n_params, global_steps=steps, tokens_per_step=step_tokens, tokens_trained=tokens_trained,
     )  # fmt: skip

@@ -32,7 +32,7 @@ from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArgum
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
 from run_clm import DATASETS, count_parameters  # noqa: E402
-from train_common import steps_before  # noqa: E402
+from train_common import git_commit, steps_before  # noqa: E402
 
 from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
 
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
     set_seed(targs.seed)
     start = time.perf_counter()
+    commit = git_commit()  # the code that runs, before the checkout can move on
     splits = load_splits(dargs)
     overrides = margs.overrides()
     multi = overrides["integration_type"] != "none" or overrides["streams"] != ["semantic"]
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = trainer.state.global_step
     step_tokens = lm_utils.tokens_per_step(targs, dargs.max_seq_length)
     return lm_utils.write_record(
-        "mlm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file,
+        "mlm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file, commit,
         resumed_from=resumed_from, steps_before_resume=steps_before(resumed_from),
         num_parameters=n_params, global_steps=steps, sequences_trained=steps * step_tokens // dargs.max_seq_length,
         tokens_trained=steps * step_tokens if not dargs.line_by_line else None,

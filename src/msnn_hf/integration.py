@@ -25,8 +25,8 @@ layer, ``z`` the integrated state.
 What "raw" means for a transformer layer: the block's output hidden state, *before* the integrated
 pathway's own bias, normalisation and activation (the "threshold"). Every call has the same signature::
 
-    forward(stream_outputs: dict[str, Tensor (B, T, d_s)], previous: Tensor (B, T, H) | None)
-        -> IntegrationOutput(integrated (B, T, H), weights (B, T, S))
+    forward(stream_outputs: dict[str, Tensor (B, T, d_s)], previous: Tensor (B, T, H) | None, return_weights=True)
+        -> IntegrationOutput(integrated (B, T, H), weights (B, T, S) or None when not return_weights)
 
 with ``S`` in the order of the ``streams`` given at construction.
 """
@@ -58,12 +58,13 @@ class IntegrationOutput:
     Args:
         integrated (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`):
             the new integrated state ``z_l``.
-        weights (`torch.FloatTensor` of shape `(batch_size, sequence_length, num_streams)`):
-            per-token weight of every stream (DM: alpha; LI: normalised contribution norms).
+        weights (`torch.FloatTensor` of shape `(batch_size, sequence_length, num_streams)`, *optional*):
+            per-token weight of every stream (DM: alpha; LI: normalised contribution norms); `None` when the call
+            was made with `return_weights=False` (saves LI's norms when nobody reads them, e.g. in generation).
     """
 
     integrated: torch.Tensor
-    weights: torch.Tensor
+    weights: torch.Tensor | None
 
 
 def _activation(name: str) -> nn.Module:
@@ -85,8 +86,11 @@ def _check_inputs(streams: list[str], stream_outputs: dict[str, torch.Tensor]) -
 
 
 def rms_normalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Divide every vector (last dimension) by its root mean square: unit scale, no learned parameters."""
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    """Divide every vector (last dimension) by its root mean square: unit scale, no learned parameters.
+
+    ``x / sqrt(mean(x**2) + eps)``, as one fused `F.rms_norm` (no weight) rather than four element-wise ops.
+    """
+    return F.rms_norm(x, (x.shape[-1],), eps=eps)
 
 
 class LinearIntegration(nn.Module):
@@ -139,7 +143,10 @@ class LinearIntegration(nn.Module):
         self.norm.reset_parameters()
 
     def forward(
-        self, stream_outputs: dict[str, torch.Tensor], previous: torch.Tensor | None = None
+        self,
+        stream_outputs: dict[str, torch.Tensor],
+        previous: torch.Tensor | None = None,
+        return_weights: bool = True,
     ) -> IntegrationOutput:
         _check_inputs(self.streams, stream_outputs)
         contributions = [self.stream_proj[s](stream_outputs[s]) for s in self.streams]  # S x (B, T, H)
@@ -147,8 +154,10 @@ class LinearIntegration(nn.Module):
         if previous is not None and self.recurrent_proj is not None:
             potential = potential + self.recurrent_proj(previous)
         integrated = self.act(self.norm(potential))  # (B, T, H)
-        norms = torch.stack([c.norm(dim=-1) for c in contributions], dim=-1)  # (B, T, S)
-        weights = norms / norms.sum(-1, keepdim=True).clamp_min(1e-12)
+        weights = None
+        if return_weights:
+            norms = torch.stack([c.norm(dim=-1) for c in contributions], dim=-1)  # (B, T, S)
+            weights = norms / norms.sum(-1, keepdim=True).clamp_min(1e-12)
         return IntegrationOutput(integrated=integrated, weights=weights)
 
 
@@ -276,16 +285,24 @@ class DirectMixing(nn.Module):
         return potential, alpha
 
     def forward(
-        self, stream_outputs: dict[str, torch.Tensor], previous: torch.Tensor | None = None
+        self,
+        stream_outputs: dict[str, torch.Tensor],
+        previous: torch.Tensor | None = None,
+        return_weights: bool = True,
     ) -> IntegrationOutput:
         _check_inputs(self.streams, stream_outputs)
         potential, weights = self.mix(self.unit_list(stream_outputs))  # (B, T, H), (B, T, S)
         if previous is not None and self.recurrent_proj is not None:
-            # gamma * W_z z + b, with gamma folded into the (H, H) weight instead of the (B, T, H) activations
-            potential = potential + F.linear(previous, self.gamma * self.recurrent_proj.weight, self.bias)
+            # gamma * W_z z + b: gamma scales whichever is smaller, the (H, H) weight (training: many tokens)
+            # or the (tokens, H) product (decoding one token at a time: scaling the weight would cost H*H)
+            weight = self.recurrent_proj.weight
+            if previous.numel() > weight.numel():
+                potential = potential + F.linear(previous, self.gamma * weight, self.bias)
+            else:
+                potential = torch.addcmul(potential + self.bias, self.gamma, F.linear(previous, weight))
         else:
             potential = potential + self.bias
-        return IntegrationOutput(integrated=self.act(potential), weights=weights)
+        return IntegrationOutput(integrated=self.act(potential), weights=weights if return_weights else None)
 
 
 INTEGRATION_CLASSES: dict[str, type[nn.Module]] = {

@@ -56,6 +56,7 @@ from .modeling_multistream_common import (
     check_backbone_tokenizer,
     check_sequence_length,
     resolve_stream_ids,
+    run_stream_layers,
     stream_attention_mask,
 )
 
@@ -501,6 +502,7 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
         self.stream_tables = StreamTables(config.vocab_size, config.slot_sizes)
         self.fusion.build(self, config)
         self.pooler = MultiStreamBertPooler(config.output_hidden_size) if add_pooling_layer else None
+        self._stacked_stream_weights: dict = {}  # `run_stream_layers`' stacked weights, kept between no-grad calls
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -588,6 +590,27 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
         if name == SEMANTIC:
             return self.streams[SEMANTIC].encoder.layer[layer]
         return self.streams[name].layers[layer]
+
+    def _run_layer(
+        self, layer: int, states: dict[str, torch.Tensor], masks: dict[str, torch.Tensor | None]
+    ) -> dict[str, torch.Tensor]:
+        """One layer of every stream: BERT's for semantic, the others' together (`run_stream_layers`)."""
+        others = [s for s in states if s != SEMANTIC]
+        outputs = dict(
+            zip(
+                others,
+                run_stream_layers(
+                    [self._stream_layer(s, layer) for s in others],
+                    [states[s] for s in others],
+                    masks[others[0]] if others else None,
+                    store=self._stacked_stream_weights,
+                ),
+                strict=True,
+            )
+        )
+        if SEMANTIC in states:
+            outputs[SEMANTIC] = self._stream_layer(SEMANTIC, layer)(states[SEMANTIC], masks[SEMANTIC])
+        return {s: outputs[s] for s in states}  # the streams' order
 
     def embed(
         self,
@@ -697,7 +720,7 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
         all_hidden = [self.fusion.trace(states, z)] if output_hidden_states else None
         weights = []
         for layer in range(self.config.num_hidden_layers):
-            states = {s: self._stream_layer(s, layer)(x, masks[s]) for s, x in states.items()}  # raw outputs
+            states = self._run_layer(layer, states, masks)  # raw outputs {stream: (B, T, d_s)}
             z, layer_weights = self.fusion.integrate(self, layer, states, z)
             if layer_weights is not None:
                 weights.append(layer_weights)  # (B, T, S)

@@ -294,6 +294,153 @@ class StreamEncoder(nn.Module):
         )
 
 
+def _layer_signature(layer: nn.Module) -> tuple | None:
+    """What must agree for `StreamLayer`s to run as one batched layer; ``None`` for anything else."""
+    if type(layer) is not StreamLayer:
+        return None
+    attn, mlp = layer.attn, layer.mlp
+    return (
+        attn.num_heads,
+        attn.head_dim,
+        mlp.fc_in.out_features,
+        type(mlp.act),
+        getattr(mlp.act, "approximate", None),
+        layer.attn_norm.eps,
+        layer.mlp_norm.eps,
+        attn.dropout,
+        layer.resid_dropout.p,
+        mlp.dropout.p,
+        layer.attn_norm.weight.dtype,
+        layer.attn_norm.weight.device,
+    )
+
+
+_FUSED_PARAMETERS: tuple[str, ...] = (
+    "attn_norm.weight",
+    "attn_norm.bias",
+    "attn.qkv_proj.weight",
+    "attn.qkv_proj.bias",
+    "attn.out_proj.weight",
+    "attn.out_proj.bias",
+    "mlp_norm.weight",
+    "mlp_norm.bias",
+    "mlp.fc_in.weight",
+    "mlp.fc_in.bias",
+    "mlp.fc_out.weight",
+    "mlp.fc_out.bias",
+)
+
+
+def _layer_parameters(layer: StreamLayer) -> tuple[torch.Tensor, ...]:
+    """The parameters of `_FUSED_PARAMETERS`, in that order (plain attribute reads: this runs at every step)."""
+    attn, mlp = layer.attn, layer.mlp
+    return (
+        layer.attn_norm.weight,
+        layer.attn_norm.bias,
+        attn.qkv_proj.weight,
+        attn.qkv_proj.bias,
+        attn.out_proj.weight,
+        attn.out_proj.bias,
+        layer.mlp_norm.weight,
+        layer.mlp_norm.bias,
+        mlp.fc_in.weight,
+        mlp.fc_in.bias,
+        mlp.fc_out.weight,
+        mlp.fc_out.bias,
+    )
+
+
+def _stacked_parameters(layers: list[StreamLayer], store: dict | None) -> dict[str, torch.Tensor]:
+    """Every `StreamLayer` parameter stacked over the layers, shaped for `torch.baddbmm` / broadcasting:
+    norms and biases `(S, 1, d)`, projection weights `(S, d_in, d_out)`.
+
+    Without gradients (evaluation, `generate()`), the stacks are kept in ``store`` (contiguous) and rebuilt only
+    when a parameter changed: its identity, storage or version counter (bumped by every in-place update, e.g. an
+    optimizer step or `load_state_dict`). With gradients they are stacked afresh on every call, so that the
+    gradients reach the per-stream parameters.
+    """
+    params = [_layer_parameters(layer) for layer in layers]
+    cacheable = store is not None and not (
+        torch.is_grad_enabled() and any(p.requires_grad for row in params for p in row)
+    )
+    key = slot = None
+    if cacheable:
+        key = tuple((id(p), p.data_ptr(), p._version) for row in params for p in row)
+        slot = tuple(id(layer) for layer in layers)
+        cached = store.get(slot)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+    stacked = {}
+    for i, label in enumerate(_FUSED_PARAMETERS):
+        tensor = torch.stack([row[i] for row in params])  # (S, out) or (S, out, in)
+        tensor = tensor.transpose(1, 2) if tensor.dim() == 3 else tensor[:, None, :]
+        stacked[label] = tensor.contiguous() if cacheable else tensor
+    if cacheable:
+        store[slot] = (key, stacked)
+    return stacked
+
+
+def run_stream_layers(
+    layers: list[nn.Module],
+    states: list[torch.Tensor],
+    attention_mask: torch.Tensor | None,
+    cache=None,
+    store: dict | None = None,
+) -> list[torch.Tensor]:
+    """Run one layer of each non-semantic stream: ``[layers[i](states[i]) for i]``.
+
+    When the layers are `StreamLayer`s of one shape (the usual case: every stream has `stream_hidden_size`), they
+    run as **one** batched layer: every projection a single `torch.baddbmm` over the stacked per-stream weights,
+    every stream's heads side by side in one attention call. Same parameters, same values (up to float rounding),
+    a fraction of the operator calls, which is what a decoding step with a handful of tokens pays for. The KV
+    cache then holds all streams' heads in the first layer's slot, ``(batch, S * num_heads, tokens, head_dim)``.
+    Layers of different shapes, a single stream, and gradient checkpointing run one by one.
+
+    Args:
+        layers: one layer per stream, in the order of ``states``.
+        states: each stream's input `(batch, tokens, d_s)`.
+        attention_mask: boolean SDPA mask `(batch or 1, 1, tokens, key_length)` shared by the streams, or `None`.
+        cache: a `transformers.Cache` (keys and values of every attention layer), or `None`.
+        store: a dict owned by the model, where the stacked weights are kept between calls without gradients.
+
+    Returns:
+        Every stream's raw output `(batch, tokens, d_s)`, in order.
+    """
+    signatures = {_layer_signature(layer) for layer in layers}
+    checkpointing = any(
+        layer.training and getattr(layer, "gradient_checkpointing", False) for layer in layers
+    )
+    if len(layers) < 2 or None in signatures or len(signatures) > 1 or checkpointing:
+        return [layer(x, attention_mask, cache=cache) for layer, x in zip(layers, states, strict=True)]
+    first = layers[0]
+    training = first.training
+    num_streams, heads, head_dim = len(layers), first.attn.num_heads, first.attn.head_dim
+    batch, tokens, hidden = states[0].shape
+    w = _stacked_parameters(layers, store)
+    x = torch.stack(states).view(num_streams, batch * tokens, hidden)  # (S, B*T, d)
+
+    def norm(t: torch.Tensor, module: str, eps: float) -> torch.Tensor:
+        return torch.addcmul(w[module + ".bias"], F.layer_norm(t, (hidden,), eps=eps), w[module + ".weight"])
+
+    def linear(t: torch.Tensor, module: str) -> torch.Tensor:
+        return torch.baddbmm(w[module + ".bias"], t, w[module + ".weight"])
+
+    qkv = linear(norm(x, "attn_norm", first.attn_norm.eps), "attn.qkv_proj")  # (S, B*T, 3d)
+    qkv = qkv.view(num_streams, batch, tokens, 3, heads, head_dim).permute(3, 1, 0, 4, 2, 5)
+    q, k, v = qkv.reshape(3, batch, num_streams * heads, tokens, head_dim).unbind(0)  # (B, S*nh, T, hd)
+    if cache is not None:
+        k, v = cache.update(k, v, first.attn.layer_idx)
+    y = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=attention_mask, dropout_p=first.attn.dropout if training else 0.0
+    )  # (B, S*nh, T, hd)
+    y = y.view(batch, num_streams, heads, tokens, head_dim).permute(1, 0, 3, 2, 4)
+    y = linear(y.reshape(num_streams, batch * tokens, hidden), "attn.out_proj")  # (S, B*T, d)
+    x = x + F.dropout(y, first.resid_dropout.p, training)
+    h = first.mlp.act(linear(norm(x, "mlp_norm", first.mlp_norm.eps), "mlp.fc_in"))  # (S, B*T, d_ff)
+    x = x + F.dropout(linear(h, "mlp.fc_out"), first.mlp.dropout.p, training)
+    return list(x.view(num_streams, batch, tokens, hidden).unbind(0))  # S x (B, T, d)
+
+
 def stream_attention_mask(
     attention_mask: torch.Tensor | None,
     query_length: int,
@@ -306,6 +453,9 @@ def stream_attention_mask(
     ``attention_mask`` is the usual 2-D padding mask over all ``key_length`` positions (past + current).
     Rows that would attend to nothing (queries at padding positions) attend everywhere instead, which keeps
     SDPA free of NaNs; those positions are padding and are never read.
+
+    ``None`` (attend everywhere) when nothing is masked: no padding and either not causal or a single query, which
+    is the last position (every cached decoding step); SDPA then skips the mask altogether.
     """
     mask = None
     if attention_mask is not None:
@@ -313,8 +463,9 @@ def stream_attention_mask(
             raise ValueError(
                 f"attention_mask covers {attention_mask.shape[-1]} positions, expected {key_length}"
             )
-        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, K)
-    if causal:
+        if not bool(attention_mask.all()):
+            mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, K)
+    if causal and query_length > 1:
         past = key_length - query_length
         q_pos = torch.arange(past, key_length, device=device)[:, None]
         causal_mask = (torch.arange(key_length, device=device)[None, :] <= q_pos)[None, None]  # (1,1,Q,K)

@@ -13,7 +13,9 @@ integrate"::
 
 Causality: the stream ids of token t are a gather of token t's row of the stream tables, every attention is
 causal and the integration is per token, so position t never sees a later token. KV cache: one `DynamicCache`
-holds the semantic blocks (cache layers ``0 .. n_layer-1``) and then every stream's layers (offsets after them).
+holds the semantic blocks (cache layers ``0 .. n_layer-1``) and then every stream's layers (offsets after them);
+streams of one shape run each point's layers as one batched layer (`run_stream_layers`), whose keys and values
+(all streams' heads) sit in the first stream's slot.
 
 Only relative imports of siblings and public torch / transformers API: this module is copied into every
 checkpoint as remote code.
@@ -41,6 +43,7 @@ from .modeling_multistream_common import (
     check_backbone_tokenizer,
     check_sequence_length,
     resolve_stream_ids,
+    run_stream_layers,
     stream_attention_mask,
 )
 
@@ -188,6 +191,7 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             )
             offset += len(points)
         self.num_cache_layers = offset
+        self._stacked_stream_weights: dict = {}  # `run_stream_layers`' stacked weights, kept between no-grad calls
         self.streams = nn.ModuleDict(streams)
         self.integration = nn.ModuleList(
             build_integration(
@@ -327,11 +331,23 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             point = self._integration_point.get(i)
             if point is None:
                 continue
-            for name, stream in self.streams.items():
-                states[name] = stream.layers[point](states[name], stream_mask, cache=cache)  # (B, T, d_s)
-            out = self.integration[point]({"semantic": hidden, **states}, previous=integrated)
+            names = list(self.streams)
+            outputs = run_stream_layers(
+                [self.streams[name].layers[point] for name in names],
+                [states[name] for name in names],
+                stream_mask,
+                cache=cache,
+                store=self._stacked_stream_weights,
+            )  # the streams' layers as one batched layer
+            states = dict(zip(names, outputs, strict=True))  # {name: (B, T, d_s)}
+            out = self.integration[point](
+                {"semantic": hidden, **states},
+                previous=integrated,
+                return_weights=bool(output_stream_weights),
+            )
             integrated = out.integrated  # (B, T, H)
-            weights.append(out.weights)  # (B, T, S)
+            if output_stream_weights:
+                weights.append(out.weights)  # (B, T, S)
         final = integrated if self.integration else hidden
         stacked = torch.stack(weights) if (output_stream_weights and weights) else None
         out = MultiStreamGPT2ModelOutput(
