@@ -111,6 +111,37 @@ def test_run_clm_smoke_and_results_json(bpe, tmp_path):
     assert loaded.config.integration_type == "dm"
 
 
+def test_blank_streams_control_keeps_the_architecture_and_drops_the_stream_content(bpe):
+    """`--blank_streams` (the `dm-A-blank` control): same config and parameters as the real model, stream tables
+    all padding (the streams see positions only); refused where it cannot mean anything."""
+    from msnn_hf.processing_multistream import MultiStreamProcessor
+
+    processor = MultiStreamProcessor.from_pretrained(bpe / "processor")
+    common = ["--integration_type", "dm", "--integration_layers", "last", "--n_embd", "16", "--n_layer", "2",
+              "--n_head", "2", "--n_positions", "32", "--stream_hidden_size", "8", "--stream_num_heads", "2",
+              "--stream_intermediate_size", "16"]  # fmt: skip
+
+    def build(extra):
+        parser = run_clm.HfArgumentParser(run_clm.ModelArguments)
+        (margs,) = parser.parse_args_into_dataclasses(common + extra)
+        torch.manual_seed(0)
+        return run_clm.build_model(margs, processor, processor.tokenizer)
+
+    real, blank = build([]), build(["--blank_streams", "true"])
+    assert blank.config.to_dict() == real.config.to_dict()
+    assert run_clm.count_parameters(blank) == run_clm.count_parameters(real)
+    tables = blank.transformer.stream_tables
+    assert not tables.phonetic.any() and not tables.morphological.any()
+    assert real.transformer.stream_tables.phonetic.any()
+    ids = processor.tokenizer("the cat sat on the mat", return_tensors="pt")["input_ids"]
+    with torch.no_grad():  # the streams still run: the same model, only their input carries no unit content
+        assert torch.isfinite(blank(ids).logits).all()
+    with pytest.raises(ValueError, match="non-semantic streams"):
+        build(["--blank_streams", "true", "--streams", "semantic", "--integration_type", "none"])
+    with pytest.raises(ValueError, match="loaded checkpoint"):
+        build(["--blank_streams", "true", "--model_name_or_path", str(bpe)])
+
+
 def test_run_clm_resumes_an_interrupted_run_to_the_same_weights(bpe, tmp_path):
     """A run whose output folder holds a mid-way checkpoint continues from it (no flag needed) and ends with the
     weights of the uninterrupted run; resuming with another budget is refused."""

@@ -545,6 +545,48 @@ def test_from_backbone_with_the_processor(tmp_path, tiny_processor):
     assert len(predictions) == 3 and all("token_str" in p for p in predictions)
 
 
+# ------------------------------------------------------------------------------------- batched stream layers
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(integration_type="dm", alpha_granularity="token"),
+        dict(integration_type="concat", streams=["morphological", "semantic", "phonetic"]),
+    ],
+)
+def test_batched_stream_layers_equal_one_by_one(overrides, monkeypatch):
+    """The phonetic and morphological layers run as one batched layer: the same logits, stream weights and
+    gradients as running them one by one, whatever the order of the streams."""
+    import msnn_hf.modeling_multistream_bert as bert_module
+
+    model = build(**overrides).train()  # dropout is 0 in TINY
+    ids = torch.randint(5, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    labels = torch.tensor([0, 2])
+
+    def run():
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, output_stream_weights=True)
+        grads = torch.autograd.grad(out.loss, list(model.parameters()), allow_unused=True)
+        return out, grads
+
+    batched, grads = run()
+    monkeypatch.setattr(
+        bert_module,
+        "run_stream_layers",
+        lambda layers, states, attention_mask, cache=None, store=None: [
+            layer(x, attention_mask) for layer, x in zip(layers, states)
+        ],
+    )
+    single, grads_ref = run()
+    torch.testing.assert_close(batched.logits, single.logits)
+    if single.stream_weights is not None:
+        torch.testing.assert_close(batched.stream_weights, single.stream_weights)
+    for (name, _), grad, ref in zip(model.named_parameters(), grads, grads_ref):
+        if ref is None:
+            assert grad is None, name
+        else:
+            torch.testing.assert_close(grad, ref, msg=name)
+
+
 # ------------------------------------------------------------------------------------- integration internals
 @pytest.mark.parametrize("granularity", ["scalar", "channel", "token"])
 @pytest.mark.parametrize("tokens", [1, 40])
@@ -583,6 +625,33 @@ def test_direct_mixing_fast_path_equals_the_stacked_formula(granularity, tokens)
     (ours,) = torch.autograd.grad(out.integrated.sum(), dm.gamma)  # gamma's gradient through either branch
     (reference,) = torch.autograd.grad(dm.act(potential).sum(), dm.gamma)
     torch.testing.assert_close(ours, reference)
+
+
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_linear_integration_joint_product_equals_the_sum_of_projections(recurrent):
+    """Without weights asked for, LI computes ``[r_1 .. r_S, z] @ [W_1 .. W_S, W_z]^T + b`` as one product (its
+    concatenated weight kept between no-grad calls): the same state as the sum of the per-stream projections, and
+    a changed parameter is seen at once."""
+    torch.manual_seed(0)
+    li = LinearIntegration({"semantic": 32, "phonetic": 16, "morphological": 24}, 32, recurrent=recurrent)
+    outputs = {
+        "semantic": torch.randn(2, 5, 32),
+        "phonetic": torch.randn(2, 5, 16),
+        "morphological": torch.randn(2, 5, 24),
+    }
+    for previous in (None, torch.randn(2, 5, 32)):
+        reference = li(outputs, previous)  # per-stream contributions (weights asked for)
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad):
+                joint = li(outputs, previous, return_weights=False)
+            assert joint.weights is None
+            torch.testing.assert_close(joint.integrated, reference.integrated)
+    with torch.no_grad():
+        li(outputs, None, return_weights=False)
+        li.stream_proj["phonetic"].weight.add_(torch.randn(32, 16))  # in place: the kept weight must follow
+        torch.testing.assert_close(
+            li(outputs, None, return_weights=False).integrated, li(outputs, None).integrated
+        )
 
 
 def test_resize_token_embeddings_resizes_the_stream_tables(tmp_path):

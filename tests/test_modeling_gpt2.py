@@ -331,38 +331,48 @@ def test_batched_stream_layers_equal_one_by_one(variant, monkeypatch):
 
 
 def test_batched_stream_layers_follow_parameter_updates(monkeypatch):
-    """Without gradients the stacked stream weights are kept between calls; an optimizer step or a
-    `load_state_dict` must still be seen by the next call."""
+    """Without gradients the stacked stream weights (and the integrations' derived weights) are kept between
+    calls; an optimizer step or a `load_state_dict` must still be seen by the next call."""
     import msnn_hf.modeling_multistream_gpt2 as gpt2_module
 
-    model, other = make_model("dm-scalar"), make_model("dm-scalar", seed=1)
-    x = ids(2, 7, seed=2)
-    store = model.transformer._stacked_stream_weights
-    with torch.no_grad():
-        before = model(x).logits
-    assert store, "no-grad calls keep the stacked weights"
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    model(x, labels=x).loss.backward()
-    optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        after_step = model(x).logits
-        model.load_state_dict(other.state_dict())
-        after_load = model(x).logits
-        monkeypatch.setattr(gpt2_module, "run_stream_layers", one_by_one)
-        torch.testing.assert_close(after_load, model(x).logits)
-        torch.testing.assert_close(after_load, other(x).logits)
-    assert not torch.allclose(before, after_step)
+    for variant in ("dm-scalar", "li-all"):
+        model, other = make_model(variant), make_model(variant, seed=1)
+        x = ids(2, 7, seed=2)
+
+        def uncached(model=model, x=x):  # with gradients nothing is kept: every derived weight is rebuilt
+            with torch.enable_grad():
+                return model(x).logits.detach()
+
+        with torch.no_grad():
+            before = model(x).logits
+        assert model.transformer._stacked_stream_weights._entries, "no-grad calls keep the stacked weights"
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        model(x, labels=x).loss.backward()
+        optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            after_step = model(x).logits
+        torch.testing.assert_close(after_step, uncached())
+        assert not torch.allclose(before, after_step)
+        with torch.no_grad():
+            model.load_state_dict(other.state_dict())
+            after_load = model(x).logits
+            torch.testing.assert_close(after_load, other(x).logits)
+        torch.testing.assert_close(after_load, uncached())
+        with monkeypatch.context() as patch, torch.no_grad():
+            patch.setattr(gpt2_module, "run_stream_layers", one_by_one)
+            torch.testing.assert_close(after_load, model(x).logits)
 
 
 def test_stream_layers_of_different_shapes_run_one_by_one():
+    from msnn_hf.integration import ParameterCache
     from msnn_hf.modeling_multistream_common import StreamLayer, run_stream_layers
 
     torch.manual_seed(0)
     layers = [StreamLayer(16, 2, 32, dropout=0.0), StreamLayer(8, 2, 16, dropout=0.0)]
     states = [torch.randn(2, 5, 16), torch.randn(2, 5, 8)]
-    out = run_stream_layers(layers, states, None, store={})
+    out = run_stream_layers(layers, states, None, store=ParameterCache())
     for layer, x, y in zip(layers, states, out):
         torch.testing.assert_close(y, layer(x, None))
 

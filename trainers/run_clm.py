@@ -65,6 +65,13 @@ class ModelArguments(lm_utils.IntegrationArguments):
     n_inner: int | None = field(default=None)
     n_positions: int = field(default=256)
     dropout: float = field(default=0.1, metadata={"help": "resid/embd/attn dropout of the semantic stream"})
+    blank_streams: bool = field(
+        default=False,
+        metadata={
+            "help": "control experiment: all-padding stream tables, so that the non-semantic streams see positions "
+            "only (same architecture and parameters, no phonetic / morphological content); new models only"
+        },
+    )
 
 
 @dataclass
@@ -125,6 +132,10 @@ def load_splits(args: DataArguments) -> dict[str, list[str]]:
 
 
 def build_model(margs: ModelArguments, processor: Any, tokenizer: Any) -> MultiStreamGPT2LMHeadModel:
+    if margs.blank_streams and (margs.model_name_or_path or margs.backbone):
+        raise ValueError(
+            "--blank_streams builds a new model's tables; it does not apply to a loaded checkpoint"
+        )
     if margs.model_name_or_path:
         model = MultiStreamGPT2LMHeadModel.from_pretrained(margs.model_name_or_path)
         margs.check_checkpoint(model.config, margs.model_name_or_path)
@@ -157,10 +168,15 @@ def build_model(margs: ModelArguments, processor: Any, tokenizer: Any) -> MultiS
         **overrides,
     )
     model = MultiStreamGPT2LMHeadModel(config)
+    if margs.blank_streams and not config.non_semantic_streams:
+        raise ValueError("--blank_streams needs a model with non-semantic streams")
     if config.non_semantic_streams:
         if processor is None:
             raise ValueError("A multi-stream model needs --processor_name (the stream tables)")
-        model.set_stream_tables(processor.stream_tables)
+        tables = processor.stream_tables
+        if margs.blank_streams:  # every token's slots all padding: the streams carry positions only
+            tables = {name: torch.zeros_like(torch.as_tensor(table)) for name, table in tables.items()}
+        model.set_stream_tables(tables)
     return model
 
 

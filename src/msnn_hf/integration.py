@@ -93,6 +93,30 @@ def rms_normalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return F.rms_norm(x, (x.shape[-1],), eps=eps)
 
 
+class ParameterCache:
+    """Tensors derived from parameters (stacked, concatenated, scaled), kept between calls made without gradients.
+
+    `get(name, params, build)` returns ``build()``; without gradients the result is kept and returned again until
+    one of ``params`` changes: its identity, storage (`.to()`, `load_state_dict(assign=True)`) or version counter
+    (bumped by every in-place update: an optimizer step, `load_state_dict`, `torch.no_grad()` edits). With
+    gradients it is built on every call, so that gradients flow to the parameters. Not part of the state dict.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict = {}
+
+    def get(self, name, params: list[torch.Tensor], build) -> torch.Tensor | dict:
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return build()
+        key = tuple((id(p), p.data_ptr(), p._version) for p in params)
+        entry = self._entries.get(name)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        value = build()
+        self._entries[name] = (key, value)
+        return value
+
+
 class LinearIntegration(nn.Module):
     """Linear Integration: ``z = act(norm(W_z z_prev + sum_s W_s r_s + b))``.
 
@@ -128,6 +152,7 @@ class LinearIntegration(nn.Module):
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
         self.act = _activation(activation)
+        self._derived = ParameterCache()
         self.reset_parameters()
 
     @torch.no_grad()
@@ -149,15 +174,26 @@ class LinearIntegration(nn.Module):
         return_weights: bool = True,
     ) -> IntegrationOutput:
         _check_inputs(self.streams, stream_outputs)
+        recurrent = previous is not None and self.recurrent_proj is not None
+        if not return_weights:
+            # one product: [r_1 .. r_S, z] @ [W_1 .. W_S, W_z]^T + b, the weights concatenated (kept when no grad)
+            inputs = [stream_outputs[s] for s in self.streams] + ([previous] if recurrent else [])
+            projections = [self.stream_proj[s] for s in self.streams]
+            projections += [self.recurrent_proj] if recurrent else []
+            weight = self._derived.get(
+                ("joint", recurrent),
+                [p.weight for p in projections],
+                lambda: torch.cat([p.weight for p in projections], dim=1),
+            )  # (H, sum of widths)
+            potential = F.linear(torch.cat(inputs, dim=-1), weight, self.bias)  # (B, T, H)
+            return IntegrationOutput(integrated=self.act(self.norm(potential)), weights=None)
         contributions = [self.stream_proj[s](stream_outputs[s]) for s in self.streams]  # S x (B, T, H)
         potential = sum(contributions[1:], contributions[0]) + self.bias  # (B, T, H)
-        if previous is not None and self.recurrent_proj is not None:
+        if recurrent:
             potential = potential + self.recurrent_proj(previous)
         integrated = self.act(self.norm(potential))  # (B, T, H)
-        weights = None
-        if return_weights:
-            norms = torch.stack([c.norm(dim=-1) for c in contributions], dim=-1)  # (B, T, S)
-            weights = norms / norms.sum(-1, keepdim=True).clamp_min(1e-12)
+        norms = torch.stack([c.norm(dim=-1) for c in contributions], dim=-1)  # (B, T, S)
+        weights = norms / norms.sum(-1, keepdim=True).clamp_min(1e-12)
         return IntegrationOutput(integrated=integrated, weights=weights)
 
 
@@ -215,6 +251,7 @@ class DirectMixing(nn.Module):
         self.gamma = nn.Parameter(torch.empty(())) if recurrent else None
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         self.act = _activation(activation)
+        self._derived = ParameterCache()
         self.reset_parameters()
 
     def _initial_alpha(self) -> torch.Tensor:
@@ -295,9 +332,11 @@ class DirectMixing(nn.Module):
         if previous is not None and self.recurrent_proj is not None:
             # gamma * W_z z + b: gamma scales whichever is smaller, the (H, H) weight (training: many tokens)
             # or the (tokens, H) product (decoding one token at a time: scaling the weight would cost H*H)
+            # (without gradients gamma * W_z is kept between calls)
             weight = self.recurrent_proj.weight
-            if previous.numel() > weight.numel():
-                potential = potential + F.linear(previous, self.gamma * weight, self.bias)
+            if not torch.is_grad_enabled() or previous.numel() > weight.numel():
+                scaled = self._derived.get("recurrent", [self.gamma, weight], lambda: self.gamma * weight)
+                potential = potential + F.linear(previous, scaled, self.bias)
             else:
                 potential = torch.addcmul(potential + self.bias, self.gamma, F.linear(previous, weight))
         else:

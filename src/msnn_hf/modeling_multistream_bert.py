@@ -46,7 +46,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput, logging
 
 from .configuration_multistream_bert import BERT_COMPATIBLE_MODEL_TYPES, MultiStreamBertConfig
-from .integration import DirectMixing, LinearIntegration, build_integration
+from .integration import DirectMixing, LinearIntegration, ParameterCache, build_integration
 from .modeling_multistream_common import (
     SEMANTIC,
     STREAM_INPUT_KEYS,
@@ -502,7 +502,9 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
         self.stream_tables = StreamTables(config.vocab_size, config.slot_sizes)
         self.fusion.build(self, config)
         self.pooler = MultiStreamBertPooler(config.output_hidden_size) if add_pooling_layer else None
-        self._stacked_stream_weights: dict = {}  # `run_stream_layers`' stacked weights, kept between no-grad calls
+        self._stacked_stream_weights = (
+            ParameterCache()
+        )  # `run_stream_layers`' stacked weights (no-grad calls)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:

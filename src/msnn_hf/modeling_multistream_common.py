@@ -19,6 +19,8 @@ from torch.nn import functional as F
 from transformers import AutoTokenizer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .integration import ParameterCache
+
 SEMANTIC = "semantic"
 STREAM_INPUT_KEYS: dict[str, str] = {"phonetic": "phonetic_ids", "morphological": "morph_ids"}
 TEXT_STREAMS: tuple[str, ...] = (SEMANTIC, *STREAM_INPUT_KEYS)
@@ -350,34 +352,28 @@ def _layer_parameters(layer: StreamLayer) -> tuple[torch.Tensor, ...]:
     )
 
 
-def _stacked_parameters(layers: list[StreamLayer], store: dict | None) -> dict[str, torch.Tensor]:
+def _stacked_parameters(layers: list[StreamLayer], store: ParameterCache | None) -> dict[str, torch.Tensor]:
     """Every `StreamLayer` parameter stacked over the layers, shaped for `torch.baddbmm` / broadcasting:
-    norms and biases `(S, 1, d)`, projection weights `(S, d_in, d_out)`.
+    norms and biases `(S, 1, d)`, projection weights `(S, d_in, d_out)` (contiguous).
 
-    Without gradients (evaluation, `generate()`), the stacks are kept in ``store`` (contiguous) and rebuilt only
-    when a parameter changed: its identity, storage or version counter (bumped by every in-place update, e.g. an
-    optimizer step or `load_state_dict`). With gradients they are stacked afresh on every call, so that the
-    gradients reach the per-stream parameters.
+    Without gradients (evaluation, `generate()`) the stacks are kept in ``store`` until a parameter changes
+    (`ParameterCache`); with gradients they are stacked on every call, so that gradients reach every stream's own
+    parameters.
     """
     params = [_layer_parameters(layer) for layer in layers]
-    cacheable = store is not None and not (
-        torch.is_grad_enabled() and any(p.requires_grad for row in params for p in row)
-    )
-    key = slot = None
-    if cacheable:
-        key = tuple((id(p), p.data_ptr(), p._version) for row in params for p in row)
-        slot = tuple(id(layer) for layer in layers)
-        cached = store.get(slot)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-    stacked = {}
-    for i, label in enumerate(_FUSED_PARAMETERS):
-        tensor = torch.stack([row[i] for row in params])  # (S, out) or (S, out, in)
-        tensor = tensor.transpose(1, 2) if tensor.dim() == 3 else tensor[:, None, :]
-        stacked[label] = tensor.contiguous() if cacheable else tensor
-    if cacheable:
-        store[slot] = (key, stacked)
-    return stacked
+
+    def build() -> dict[str, torch.Tensor]:
+        stacked = {}
+        for i, label in enumerate(_FUSED_PARAMETERS):
+            if params[0][i].dim() == 2:  # a projection (out, in): stack the transposes, (S, in, out)
+                stacked[label] = torch.stack([row[i].t() for row in params])
+            else:  # a norm weight or a bias (d,): (S, 1, d)
+                stacked[label] = torch.stack([row[i] for row in params])[:, None, :]
+        return stacked
+
+    if store is None:
+        return build()
+    return store.get(tuple(id(layer) for layer in layers), [p for row in params for p in row], build)
 
 
 def run_stream_layers(
@@ -385,7 +381,7 @@ def run_stream_layers(
     states: list[torch.Tensor],
     attention_mask: torch.Tensor | None,
     cache=None,
-    store: dict | None = None,
+    store: ParameterCache | None = None,
 ) -> list[torch.Tensor]:
     """Run one layer of each non-semantic stream: ``[layers[i](states[i]) for i]``.
 
@@ -401,7 +397,7 @@ def run_stream_layers(
         states: each stream's input `(batch, tokens, d_s)`.
         attention_mask: boolean SDPA mask `(batch or 1, 1, tokens, key_length)` shared by the streams, or `None`.
         cache: a `transformers.Cache` (keys and values of every attention layer), or `None`.
-        store: a dict owned by the model, where the stacked weights are kept between calls without gradients.
+        store: the model's `ParameterCache`, where the stacked weights are kept between calls without gradients.
 
     Returns:
         Every stream's raw output `(batch, tokens, d_s)`, in order.
@@ -435,9 +431,10 @@ def run_stream_layers(
     )  # (B, S*nh, T, hd)
     y = y.view(batch, num_streams, heads, tokens, head_dim).permute(1, 0, 3, 2, 4)
     y = linear(y.reshape(num_streams, batch * tokens, hidden), "attn.out_proj")  # (S, B*T, d)
-    x = x + F.dropout(y, first.resid_dropout.p, training)
+    x = x + (F.dropout(y, first.resid_dropout.p) if training else y)
     h = first.mlp.act(linear(norm(x, "mlp_norm", first.mlp_norm.eps), "mlp.fc_in"))  # (S, B*T, d_ff)
-    x = x + F.dropout(linear(h, "mlp.fc_out"), first.mlp.dropout.p, training)
+    h = linear(h, "mlp.fc_out")
+    x = x + (F.dropout(h, first.mlp.dropout.p) if training else h)
     return list(x.view(num_streams, batch, tokens, hidden).unbind(0))  # S x (B, T, d)
 
 

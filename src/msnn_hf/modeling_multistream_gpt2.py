@@ -35,7 +35,7 @@ from transformers.masking_utils import create_causal_mask
 from transformers.utils import ModelOutput
 
 from .configuration_multistream_gpt2 import MultiStreamGPT2Config
-from .integration import DirectMixing, LinearIntegration, build_integration
+from .integration import DirectMixing, LinearIntegration, ParameterCache, build_integration
 from .modeling_multistream_common import (
     StreamEncoder,
     StreamTables,
@@ -191,7 +191,9 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             )
             offset += len(points)
         self.num_cache_layers = offset
-        self._stacked_stream_weights: dict = {}  # `run_stream_layers`' stacked weights, kept between no-grad calls
+        self._stacked_stream_weights = (
+            ParameterCache()
+        )  # `run_stream_layers`' stacked weights (no-grad calls)
         self.streams = nn.ModuleDict(streams)
         self.integration = nn.ModuleList(
             build_integration(

@@ -4,7 +4,10 @@ Causal LM (`run_clm.py`), PTB, byte-level BPE trained on PTB train (`train_bpe_t
 
 * ``gpt2``: single-stream GPT-2 (`integration_type="none"`), the baseline; its width sets the parameter budget;
 * ``li-A`` / ``dm-A``: integration at the output only (roadmap option A, ``integration_layers="last"``);
-* ``li-B`` / ``dm-B``: integration after every block (option B); ``dm-token-B``: DM with a per-token gate.
+* ``li-B`` / ``dm-B``: integration after every block (option B); ``dm-token-B``: DM with a per-token gate;
+* ``dm-A-blank``: a control, ``dm-A`` with all-padding stream tables (`run_clm.py --blank_streams`): the same
+  architecture, parameters and DM read-out, but the phonetic and morphological streams see positions only. What
+  ``dm-A`` gains over it comes from the streams' content; what it shares comes from the read-out itself.
 
 Every multi-stream variant gets the semantic width (``n_embd``, a multiple of ``n_head``) whose total parameter count
 is closest to the baseline's (within 2 %, checked); the streams keep a fixed width. Every run sees the same tokens
@@ -35,6 +38,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -60,7 +64,11 @@ CLM_VARIANTS: dict[str, dict[str, Any]] = {
     "dm-A": dict(integration_type="dm", alpha_granularity="scalar", integration_layers="last"),
     "dm-B": dict(integration_type="dm", alpha_granularity="scalar", integration_layers="all"),
     "dm-token-B": dict(integration_type="dm", alpha_granularity="token", integration_layers="all"),
+    "dm-A-blank": dict(
+        integration_type="dm", alpha_granularity="scalar", integration_layers="last", blank_streams=True
+    ),
 }
+RUN_FLAGS = ("blank_streams",)  # variant settings that are `run_clm.py` options, not config fields
 MLM_VARIANTS: dict[str, dict[str, Any]] = {
     "mlm-single": dict(streams="semantic", integration_type="none"),
     "mlm-dm-B": dict(integration_type="dm", alpha_granularity="scalar", integration_layers="all"),
@@ -86,7 +94,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         mlm=dict(max_steps=300, batch=16, max_seq_length=64, learning_rate=1e-4, max_eval_lines=None, save_steps=50),
         stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
         threads=1,
-        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B"),
+        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B", "dm-A-blank"),
     ),
     "gpu": dict(
         clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=256, block_size=256, batch=32, max_steps=20000,
@@ -255,6 +263,7 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
     )
     for variant in args.variants or preset["clm_variants"]:
         overrides = dict(CLM_VARIANTS[variant])
+        flags = {key: overrides.pop(key) for key in RUN_FLAGS if key in overrides}
         if variant != "gpt2":
             overrides.update(preset["stream"])
             width, params = match_width(baseline_params, {**shape, **overrides}, vocab, sizes)
@@ -277,7 +286,7 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                    "--results_file", str(run_dir / "results.json")]  # fmt: skip
             if data_dir:
                 cmd += ["--data_dir", str(data_dir)]
-            for key, value in overrides.items():
+            for key, value in {**overrides, **flags}.items():
                 cmd += [f"--{key}", str(value)]
             if "wikitext2" in clm["eval_splits"] and wikitext.exists():
                 cmd += ["--extra_eval", f"wikitext2={wikitext}"]
@@ -394,6 +403,54 @@ WIKITEXT_NOTE = (
 )
 
 
+def mean_std(values: list[float]) -> str:
+    """``mean ± sample std (n=k)``; the mean alone for one value."""
+    if len(values) == 1:
+        return f"{fmt(values[0])} (n=1)"
+    return f"{fmt(statistics.mean(values))} ± {fmt(statistics.stdev(values))} (n={len(values)})"
+
+
+def seed_summary(clm: list[dict[str, Any]], baseline: str = "gpt2") -> list[str]:
+    """Per variant over its seeds: PTB valid / test word perplexity (mean ± std) and the paired difference to the
+    baseline trained with the same seed (same data order and initialisation seed), with how often it is lower."""
+    by_variant: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in clm:
+        if r["metrics"].get("test_word_perplexity") is not None:
+            by_variant.setdefault(r["variant"], {})[r["seed"]] = r["metrics"]
+    if not any(len(seeds) > 1 for seeds in by_variant.values()):
+        return []
+    base = by_variant.get(baseline, {})
+    order = {v: i for i, v in enumerate(CLM_VARIANTS)}
+    lines = [
+        f"Over seeds (mean ± sample standard deviation; the difference to `{baseline}` pairs runs of the same seed, "
+        "negative = lower perplexity than the baseline):",
+        "",
+        f"| variant | seeds | PTB valid word ppl | PTB test word ppl | test ppl − {baseline}, same seed | lower than "
+        f"{baseline} |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for variant in sorted(by_variant, key=lambda v: order.get(v, 99)):
+        runs = by_variant[variant]
+        seeds = sorted(runs)
+        valid = [
+            runs[k]["validation_word_perplexity"] for k in seeds if runs[k].get("validation_word_perplexity")
+        ]
+        test = [runs[k]["test_word_perplexity"] for k in seeds]
+        shared = [k for k in seeds if k in base]
+        if variant == baseline or not shared:
+            diff, lower = "-", "-"
+        else:
+            deltas = [runs[k]["test_word_perplexity"] - base[k]["test_word_perplexity"] for k in shared]
+            diff = mean_std(deltas)
+            lower = f"{sum(d < 0 for d in deltas)} of {len(deltas)}"
+        lines.append(
+            f"| {variant} | {', '.join(map(str, seeds))} | {mean_std(valid) if valid else '-'} | {mean_std(test)} | "
+            f"{diff} | {lower} |"
+        )
+    lines.append("")
+    return lines
+
+
 def run_tables(records: list[dict[str, Any]]) -> list[str]:
     """The CLM and MLM tables of one budget's result records."""
     clm = [r for r in records if r.get("experiment") == "lm/clm-ptb"]
@@ -435,6 +492,7 @@ def run_tables(records: list[dict[str, Any]]) -> list[str]:
                 f"{fmt(m.get('test_token_perplexity'))} | {fmt(m.get('wikitext2_word_perplexity'))} |"
             )
         lines.append("")
+        lines += seed_summary(clm)
     if mlm:
         lines += [
             "Masked LM: all-MiniLM-L6-v2 fine-tuned with whole-word MLM on PTB train; identical fixed-seed masks for "
