@@ -276,21 +276,18 @@ class DirectMixing(nn.Module):
             self.gamma.fill_(self.gamma_init)
         self.bias.zero_()
 
-    def unit_list(self, stream_outputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        """``u_s`` for every stream, in order: `num_streams x (batch, tokens, hidden_size)`."""
-        units = []
+    def normalised_streams(self, stream_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``u_s`` for every stream, stacked: `(num_streams, batch, tokens, hidden_size)` (one RMS normalisation
+        over the stacked projections)."""
+        raw = []
         for s in self.streams:
             r = stream_outputs[s]
             if s in self.stream_proj:
                 r = self.stream_proj[s](r)
             elif r.shape[-1] != self.hidden_size:
                 raise ValueError(f"Stream {s!r} has width {r.shape[-1]}, expected {self.hidden_size}")
-            units.append(rms_normalise(r, self.eps))
-        return units
-
-    def normalised_streams(self, stream_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``u_s`` for every stream, stacked: `(num_streams, batch, tokens, hidden_size)`."""
-        return torch.stack(self.unit_list(stream_outputs), dim=0)  # (S, B, T, H)
+            raw.append(r)
+        return rms_normalise(torch.stack(raw), self.eps)  # (S, B, T, H)
 
     def mixing_weights(self, units: torch.Tensor) -> torch.Tensor:
         """alpha broadcastable against ``units``: `(S, B, T, 1)` or `(S, 1, 1, H)` or `(S, 1, 1, 1)`."""
@@ -302,23 +299,26 @@ class DirectMixing(nn.Module):
         features = units.permute(1, 2, 0, 3).reshape(batch, tokens, num_streams * hidden)
         return F.softmax(self.gate(features), dim=-1).permute(2, 0, 1)[..., None]  # (S, B, T, 1)
 
-    def mix(self, units: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``sum_s alpha_s * u_s`` `(B, T, H)` and the per-token weights `(B, T, S)`.
+    def mix(
+        self, units: torch.Tensor, return_weights: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``sum_s alpha_s * u_s`` `(B, T, H)` from the stacked units `(S, B, T, H)`, and the per-token weights
+        `(B, T, S)` (`None` unless ``return_weights``).
 
-        Same values as ``(mixing_weights(U) * U).sum(0)`` on the stacked units, computed without materialising
-        ``alpha * U`` (a matrix-vector product for scalar alpha, per-stream products otherwise): a training step
-        of the integration is about a third cheaper on CPU.
+        Same values as ``(mixing_weights(U) * U).sum(0)``, computed without materialising ``alpha * U`` (a
+        matrix-vector product for scalar alpha, per-stream products otherwise): a training step of the
+        integration is about a third cheaper on CPU.
         """
-        batch, tokens, hidden = units[0].shape
+        num_streams, batch, tokens, hidden = units.shape
         if self.alpha_granularity == "scalar":
-            stacked = torch.stack(units, dim=0).view(len(units), -1)  # (S, B*T*H)
-            potential = (self.alpha[None] @ stacked).view(batch, tokens, hidden)
-            return potential, self.alpha.expand(batch, tokens, -1)
+            potential = (self.alpha[None] @ units.view(num_streams, -1)).view(batch, tokens, hidden)
+            return potential, self.alpha.expand(batch, tokens, -1) if return_weights else None
+        unit_list = units.unbind(0)
         if self.alpha_granularity == "channel":
-            potential = sum(self.alpha[i] * u for i, u in enumerate(units))  # (B, T, H)
-            return potential, self.alpha.mean(-1).expand(batch, tokens, -1)
-        alpha = F.softmax(self.gate(torch.cat(units, dim=-1)), dim=-1)  # (B, T, S)
-        potential = sum(alpha[..., i : i + 1] * u for i, u in enumerate(units))  # (B, T, H)
+            potential = sum(self.alpha[i] * u for i, u in enumerate(unit_list))  # (B, T, H)
+            return potential, self.alpha.mean(-1).expand(batch, tokens, -1) if return_weights else None
+        alpha = F.softmax(self.gate(torch.cat(unit_list, dim=-1)), dim=-1)  # (B, T, S)
+        potential = sum(alpha[..., i : i + 1] * u for i, u in enumerate(unit_list))  # (B, T, H)
         return potential, alpha
 
     def forward(
@@ -328,7 +328,9 @@ class DirectMixing(nn.Module):
         return_weights: bool = True,
     ) -> IntegrationOutput:
         _check_inputs(self.streams, stream_outputs)
-        potential, weights = self.mix(self.unit_list(stream_outputs))  # (B, T, H), (B, T, S)
+        potential, weights = self.mix(
+            self.normalised_streams(stream_outputs), return_weights
+        )  # (B,T,H), (B,T,S)
         if previous is not None and self.recurrent_proj is not None:
             # gamma * W_z z + b: gamma scales whichever is smaller, the (H, H) weight (training: many tokens)
             # or the (tokens, H) product (decoding one token at a time: scaling the weight would cost H*H)
