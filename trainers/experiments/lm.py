@@ -494,10 +494,11 @@ def run_tables(records: list[dict[str, Any]]) -> list[str]:
         lines.append("")
         lines += seed_summary(clm)
     if mlm:
+        cut = mlm[0]["data_args"].get("max_eval_lines")
         lines += [
             "Masked LM: all-MiniLM-L6-v2 fine-tuned with whole-word MLM on PTB train; identical fixed-seed masks for "
-            "every model; masked-token perplexity (WordPiece tokens, masks replaced by `[MASK]`) on the first "
-            f"{mlm[0]['data_args'].get('max_eval_lines') or 'all'} lines of PTB test. The multi-stream model adds its "
+            "every model; masked-token perplexity (WordPiece tokens, masks replaced by `[MASK]`) on "
+            f"{f'the first {cut} lines' if cut else 'all'} of PTB test. The multi-stream model adds its "
             "streams and integration to the same pretrained backbone (more parameters; new parts start untrained).",
             "",
             "| variant | integration | parameters | steps | sequences seen | train s | masked tokens | masked-token ppl |",
