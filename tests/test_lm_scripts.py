@@ -353,6 +353,32 @@ def test_lm_report_is_generated_from_the_committed_results(tmp_path):
                 assert f"| {variant} | " in text and f"{r[key]:.3f} ({verdict})" in text
 
 
+def test_gpt2_speed_benchmark_records_wall_and_cpu_ratios_and_the_report_shows_them(tmp_path, monkeypatch):
+    """`benchmarks/bench_gpt2.py` on a tiny shape: both clocks' ratios recorded (consistent with their own
+    numerators and denominators) and the report's speed table shows the CPU-time verdict too."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_gpt2
+
+    out = tmp_path / "gpt2_bench_tiny.json"
+    monkeypatch.setattr(sys, "argv", ["bench_gpt2.py", "--variants", "dm-scalar-B", "--vocab_size", "256",
+                                      "--n_embd", "32", "--n_layer", "2", "--n_head", "2", "--stream_hidden_size",
+                                      "16", "--repeats", "1", "--new_tokens", "3", "--train_batch", "2",
+                                      "--block_size", "16", "--threads", "1", "--out", str(out)])  # fmt: skip
+    bench_gpt2.main()
+    r = json.loads(out.read_text())["results"]["dm-scalar-B"]
+    for clock in ("", "cpu_"):
+        ratio = r[f"generate_tokens_per_{clock}s_ratio"]
+        assert ratio == pytest.approx(
+            r[f"generate_tokens_per_{clock}s_multi"] / r[f"generate_tokens_per_{clock}s_plain"]
+        )
+        assert r[f"train_step_{clock}time_ratio"] == pytest.approx(
+            r[f"train_step_{clock}s_multi"] / r[f"train_step_{clock}s_plain"]
+        )
+    text = "\n".join(_lm_runner().speed_section(tmp_path))
+    verdict = "met" if r["generate_tokens_per_cpu_s_ratio"] >= 0.7 else "missed"
+    assert f"{r['generate_tokens_per_cpu_s_ratio']:.3f} ({verdict})" in text and "same, CPU time" in text
+
+
 def test_lm_report_lists_the_runs_a_budget_still_lacks(tmp_path):
     lm = _lm_runner()
     committed = Path(__file__).resolve().parents[1] / "results" / "lm" / "cpu-tiny" / "gpt2-seed0.json"

@@ -351,7 +351,7 @@ def speed_section(bench_dir: Path) -> list[str]:
         bench = json.loads(path.read_text())
         args = bench["args"]
         lines += [
-            f"Speed (`{path.relative_to(REPO)}`): semantic n_embd {args['n_embd']}, {args['n_layer']} layers, "
+            f"Speed (`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`): semantic n_embd {args['n_embd']}, {args['n_layer']} layers, "
             f"vocabulary {args['vocab_size']:,}, streams {args['stream_hidden_size']} wide; {bench.get('device')}, "
             f"{bench.get('torch_threads')} thread(s); interleaved medians of {args['repeats']} repeats. Reproduce: "
             f"`{bench['command']}`.",
