@@ -247,6 +247,11 @@ def test_beam_search_and_sampling_run():
     prompt = ids(2, 4)
     beams = model.generate(prompt, max_new_tokens=5, num_beams=3, num_return_sequences=2, do_sample=False)
     assert beams.shape == (4, 9)
+    # beam search reorders the cache (the streams' batched slots too): the same beams as without a cache
+    uncached = model.generate(
+        prompt, max_new_tokens=5, num_beams=3, num_return_sequences=2, do_sample=False, use_cache=False
+    )
+    assert torch.equal(beams, uncached)
     torch.manual_seed(0)
     sampled = model.generate(
         prompt, max_new_tokens=5, min_new_tokens=5, do_sample=True, top_k=10, temperature=0.9
