@@ -8,9 +8,11 @@ better for training):
 
 Models are measured interleaved (plain, variant, plain, variant, ...) and the median of the repeats is kept, so
 that load from other processes on the machine affects both sides alike. Every measurement is taken twice: wall
-clock (what a user waits) and this process's CPU time (``*_cpu_*`` fields), which hardly moves when other processes
-share the core, so the CPU-time ratios are the ones to compare between runs on a busy machine. With one torch thread
-the two agree on an idle machine. Random weights; tables random.
+clock (what a user waits) and this process's CPU time (``*_cpu_*`` fields), which leaves out the time spent waiting
+for a core but not the slowdown that other processes cause through shared caches and memory bandwidth (that slows
+the plain model's large matrix products more than the multi-stream model's many small operators, so ratios measured
+on a loaded machine come out higher: on this 2-core machine separate runs differ by up to about 0.1). With one torch
+thread the two agree on an idle machine. Random weights; tables random.
 
 Usage::
 

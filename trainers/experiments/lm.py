@@ -361,8 +361,10 @@ def speed_section(bench_dir: Path) -> list[str]:
         if with_cpu:
             load = bench.get("load_average_at_start")
             lines += [
-                "Each ratio twice: wall clock, and this process's CPU time (robust to other processes on the "
-                f"machine; load average at the start {load[0]:.1f} on {bench.get('cpu_count')} cores)."
+                "Each ratio twice: wall clock, and this process's CPU time (which leaves out the time the process "
+                "waited for a core, but not the slowdown other processes cause through shared caches and memory: "
+                f"load average at the start {load[0]:.1f} on {bench.get('cpu_count')} cores). Ratios of separate runs "
+                "on this shared machine differ by up to about 0.1."
                 if load
                 else "Each ratio twice: wall clock, and this process's CPU time.",
                 "",
