@@ -134,9 +134,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    load_at_start = list(
-        os.getloadavg()
-    )  # other processes on the machine: wall-clock ratios are noisier then
+    # other processes on the machine: wall-clock ratios are noisier then
+    load_at_start = list(os.getloadavg())
 
     g = torch.Generator().manual_seed(0)
     prompt = torch.randint(3, args.vocab_size, (args.gen_batch, args.prompt_length), generator=g).to(device)

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
-from train_common import check_checkpoint_architecture, git_commit, resume_checkpoint, training_settings
+from train_common import check_checkpoint_architecture, resume_checkpoint, training_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -404,14 +404,15 @@ def write_record(
     started: float,
     train_seconds: float,
     results_file: str | os.PathLike | None = None,
-    commit: str | None = None,
+    *,
+    commit: str | None,
     **extra: Any,
 ) -> dict[str, Any]:
     """Write the run's record (arguments, config, parameter count, wall time, commit, metrics) as JSON to
     `results_file` (default `<output_dir>/results.json`) and return it. Non-finite floats become null.
 
-    ``commit``: the code's git commit read when the run started (`git_commit()` at the start of `main`); the
-    checkout may have moved on while it trained. Read now when not given."""
+    ``commit``: the code's git commit read when the run started (`git_commit()` at the start of `main`), not
+    now: the checkout may have moved on while it trained. Required, so that no caller records the later one."""
     record = {
         "task": task,
         "model_args": asdict(model_args),
@@ -425,7 +426,7 @@ def write_record(
         **extra,
         "train_seconds": round(train_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "git_commit": commit if commit is not None else git_commit(),
+        "git_commit": commit,
         "torch_threads": torch.get_num_threads(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "metrics": {

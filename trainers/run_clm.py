@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             metrics["validation_trainer_eval_loss"] = trainer.evaluate()["eval_loss"]
 
     return lm_utils.write_record(
-        "clm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file, commit,
+        "clm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file, commit=commit,
         resumed_from=resumed_from, steps_before_resume=steps_before(resumed_from),
         num_parameters=n_params, global_steps=steps, tokens_per_step=step_tokens, tokens_trained=tokens_trained,
     )  # fmt: skip

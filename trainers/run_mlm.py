@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = trainer.state.global_step
     step_tokens = lm_utils.tokens_per_step(targs, dargs.max_seq_length)
     return lm_utils.write_record(
-        "mlm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file, commit,
+        "mlm", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file, commit=commit,
         resumed_from=resumed_from, steps_before_resume=steps_before(resumed_from),
         num_parameters=n_params, global_steps=steps, sequences_trained=steps * step_tokens // dargs.max_seq_length,
         tokens_trained=steps * step_tokens if not dargs.line_by_line else None,

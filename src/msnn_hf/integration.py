@@ -319,7 +319,7 @@ class DirectMixing(nn.Module):
             return potential, self.alpha.mean(-1).expand(batch, tokens, -1) if return_weights else None
         alpha = F.softmax(self.gate(torch.cat(unit_list, dim=-1)), dim=-1)  # (B, T, S)
         potential = sum(alpha[..., i : i + 1] * u for i, u in enumerate(unit_list))  # (B, T, H)
-        return potential, alpha
+        return potential, alpha if return_weights else None
 
     def forward(
         self,
@@ -343,7 +343,7 @@ class DirectMixing(nn.Module):
                 potential = torch.addcmul(potential + self.bias, self.gamma, F.linear(previous, weight))
         else:
             potential = potential + self.bias
-        return IntegrationOutput(integrated=self.act(potential), weights=weights if return_weights else None)
+        return IntegrationOutput(integrated=self.act(potential), weights=weights)
 
 
 INTEGRATION_CLASSES: dict[str, type[nn.Module]] = {

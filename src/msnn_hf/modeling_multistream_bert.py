@@ -502,9 +502,8 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
         self.stream_tables = StreamTables(config.vocab_size, config.slot_sizes)
         self.fusion.build(self, config)
         self.pooler = MultiStreamBertPooler(config.output_hidden_size) if add_pooling_layer else None
-        self._stacked_stream_weights = (
-            ParameterCache()
-        )  # `run_stream_layers`' stacked weights (no-grad calls)
+        # `run_stream_layers`' stacked weights, kept between calls without gradients
+        self._stacked_stream_weights = ParameterCache()
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:

@@ -317,39 +317,23 @@ def _layer_signature(layer: nn.Module) -> tuple | None:
     )
 
 
-_FUSED_PARAMETERS: tuple[str, ...] = (
-    "attn_norm.weight",
-    "attn_norm.bias",
-    "attn.qkv_proj.weight",
-    "attn.qkv_proj.bias",
-    "attn.out_proj.weight",
-    "attn.out_proj.bias",
-    "mlp_norm.weight",
-    "mlp_norm.bias",
-    "mlp.fc_in.weight",
-    "mlp.fc_in.bias",
-    "mlp.fc_out.weight",
-    "mlp.fc_out.bias",
-)
-
-
-def _layer_parameters(layer: StreamLayer) -> tuple[torch.Tensor, ...]:
-    """The parameters of `_FUSED_PARAMETERS`, in that order (plain attribute reads: this runs at every step)."""
+def _layer_parameters(layer: StreamLayer) -> dict[str, torch.Tensor]:
+    """The parameters a batched layer stacks, by name (plain attribute reads: this runs at every step)."""
     attn, mlp = layer.attn, layer.mlp
-    return (
-        layer.attn_norm.weight,
-        layer.attn_norm.bias,
-        attn.qkv_proj.weight,
-        attn.qkv_proj.bias,
-        attn.out_proj.weight,
-        attn.out_proj.bias,
-        layer.mlp_norm.weight,
-        layer.mlp_norm.bias,
-        mlp.fc_in.weight,
-        mlp.fc_in.bias,
-        mlp.fc_out.weight,
-        mlp.fc_out.bias,
-    )
+    return {
+        "attn_norm.weight": layer.attn_norm.weight,
+        "attn_norm.bias": layer.attn_norm.bias,
+        "attn.qkv_proj.weight": attn.qkv_proj.weight,
+        "attn.qkv_proj.bias": attn.qkv_proj.bias,
+        "attn.out_proj.weight": attn.out_proj.weight,
+        "attn.out_proj.bias": attn.out_proj.bias,
+        "mlp_norm.weight": layer.mlp_norm.weight,
+        "mlp_norm.bias": layer.mlp_norm.bias,
+        "mlp.fc_in.weight": mlp.fc_in.weight,
+        "mlp.fc_in.bias": mlp.fc_in.bias,
+        "mlp.fc_out.weight": mlp.fc_out.weight,
+        "mlp.fc_out.bias": mlp.fc_out.bias,
+    }
 
 
 def _stacked_parameters(layers: list[StreamLayer], store: ParameterCache | None) -> dict[str, torch.Tensor]:
@@ -364,16 +348,16 @@ def _stacked_parameters(layers: list[StreamLayer], store: ParameterCache | None)
 
     def build() -> dict[str, torch.Tensor]:
         stacked = {}
-        for i, label in enumerate(_FUSED_PARAMETERS):
-            if params[0][i].dim() == 2:  # a projection (out, in): stack the transposes, (S, in, out)
-                stacked[label] = torch.stack([row[i].t() for row in params])
+        for name, first in params[0].items():
+            if first.dim() == 2:  # a projection (out, in): stack the transposes, (S, in, out)
+                stacked[name] = torch.stack([row[name].t() for row in params])
             else:  # a norm weight or a bias (d,): (S, 1, d)
-                stacked[label] = torch.stack([row[i] for row in params])[:, None, :]
+                stacked[name] = torch.stack([row[name] for row in params])[:, None, :]
         return stacked
 
     if store is None:
         return build()
-    return store.get(tuple(id(layer) for layer in layers), [p for row in params for p in row], build)
+    return store.get(tuple(id(layer) for layer in layers), [p for row in params for p in row.values()], build)
 
 
 def run_stream_layers(

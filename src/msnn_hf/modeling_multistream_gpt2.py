@@ -191,9 +191,8 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             )
             offset += len(points)
         self.num_cache_layers = offset
-        self._stacked_stream_weights = (
-            ParameterCache()
-        )  # `run_stream_layers`' stacked weights (no-grad calls)
+        # `run_stream_layers`' stacked weights, kept between calls without gradients
+        self._stacked_stream_weights = ParameterCache()
         self.streams = nn.ModuleDict(streams)
         self.integration = nn.ModuleList(
             build_integration(
