@@ -303,9 +303,9 @@ def test_stream_weights_output():
 
 
 # ----------------------------------------------------------------------------------------------- batched stream layers
-def one_by_one(layers, states, attention_mask, cache=None, store=None):
-    """`run_stream_layers` without the batching: every stream's layer on its own."""
-    return [layer(x, attention_mask, cache=cache) for layer, x in zip(layers, states)]
+def one_by_one(groups, store=None):
+    """`batched_stream_weights` refusing every group: the model then runs every stream's layer on its own."""
+    return None
 
 
 @pytest.mark.parametrize("variant", ["li-all", "dm-token-last"])
@@ -322,7 +322,7 @@ def test_batched_stream_layers_equal_one_by_one(variant, monkeypatch):
     with torch.no_grad():
         logits = model(x).logits
     generated = model.generate(prompt, max_new_tokens=6, min_new_tokens=6, do_sample=False)
-    monkeypatch.setattr(gpt2_module, "run_stream_layers", one_by_one)
+    monkeypatch.setattr(gpt2_module, "batched_stream_weights", one_by_one)
     model.train()
     loss_ref = model(x, labels=x).loss
     grads_ref = torch.autograd.grad(loss_ref, list(model.parameters()))
@@ -366,7 +366,7 @@ def test_batched_stream_layers_follow_parameter_updates(monkeypatch):
             torch.testing.assert_close(after_load, other(x).logits)
         torch.testing.assert_close(after_load, uncached())
         with monkeypatch.context() as patch, torch.no_grad():
-            patch.setattr(gpt2_module, "run_stream_layers", one_by_one)
+            patch.setattr(gpt2_module, "batched_stream_weights", one_by_one)
             torch.testing.assert_close(after_load, model(x).logits)
 
 

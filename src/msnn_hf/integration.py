@@ -28,13 +28,16 @@ pathway's own bias, normalisation and activation (the "threshold"). Every call h
     forward(stream_outputs: dict[str, Tensor (B, T, d_s)], previous: Tensor (B, T, H) | None, return_weights=True)
         -> IntegrationOutput(integrated (B, T, H), weights (B, T, S) or None when not return_weights)
 
-with ``S`` in the order of the ``streams`` given at construction.
+with ``S`` in the order of the ``streams`` given at construction; ``stream_outputs`` may also be a list in that
+order, or a `StackedStreams` (what the models pass: no dict to build and check at every layer of every decoding
+step, no stack to split apart).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -83,6 +86,37 @@ def _check_inputs(streams: list[str], stream_outputs: dict[str, torch.Tensor]) -
     shapes = {s: tuple(stream_outputs[s].shape[:2]) for s in streams}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"All streams must share (batch, tokens); got {shapes}")
+
+
+class StackedStreams(NamedTuple):
+    """Stream outputs as the models hold them: the reference (first) stream's output and every other stream's
+    output stacked, in the order of the integration's ``streams`` (they share one width). Passing this instead of a
+    dict saves splitting the stack apart at every layer (and Direct Mixing then projects them in one product).
+
+    Args:
+        reference (`torch.FloatTensor` of shape `(batch_size, sequence_length, d_0)`): the first stream's output.
+        others (`torch.FloatTensor` of shape `(num_streams - 1, batch_size, sequence_length, d)`): the others'.
+    """
+
+    reference: torch.Tensor
+    others: torch.Tensor
+
+
+def _ordered_inputs(
+    streams: list[str], stream_outputs: dict[str, torch.Tensor] | list[torch.Tensor] | StackedStreams
+) -> list[torch.Tensor]:
+    """The stream outputs in the order of ``streams``: from a dict by name (checked: names and (batch, tokens)), a
+    `StackedStreams`, or a list already in that order (only its length is checked)."""
+    if isinstance(stream_outputs, StackedStreams):
+        stream_outputs = [stream_outputs.reference, *stream_outputs.others.unbind(0)]
+    elif isinstance(stream_outputs, dict):
+        _check_inputs(streams, stream_outputs)
+        return [stream_outputs[s] for s in streams]
+    if len(stream_outputs) != len(streams):
+        raise ValueError(
+            f"Integration expects {len(streams)} stream outputs (in the order {streams}); got {len(stream_outputs)}"
+        )
+    return list(stream_outputs)
 
 
 def rms_normalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -169,17 +203,18 @@ class LinearIntegration(nn.Module):
 
     def forward(
         self,
-        stream_outputs: dict[str, torch.Tensor],
+        stream_outputs: dict[str, torch.Tensor] | list[torch.Tensor] | StackedStreams,
         previous: torch.Tensor | None = None,
         return_weights: bool = True,
     ) -> IntegrationOutput:
-        _check_inputs(self.streams, stream_outputs)
+        inputs = _ordered_inputs(self.streams, stream_outputs)
         recurrent = previous is not None and self.recurrent_proj is not None
         if not return_weights:
             # one product: [r_1 .. r_S, z] @ [W_1 .. W_S, W_z]^T + b, the weights concatenated (kept when no grad)
-            inputs = [stream_outputs[s] for s in self.streams] + ([previous] if recurrent else [])
             projections = [self.stream_proj[s] for s in self.streams]
-            projections += [self.recurrent_proj] if recurrent else []
+            if recurrent:
+                inputs.append(previous)
+                projections.append(self.recurrent_proj)
             weight = self._derived.get(
                 ("joint", recurrent),
                 [p.weight for p in projections],
@@ -187,7 +222,7 @@ class LinearIntegration(nn.Module):
             )  # (H, sum of widths)
             potential = F.linear(torch.cat(inputs, dim=-1), weight, self.bias)  # (B, T, H)
             return IntegrationOutput(integrated=self.act(self.norm(potential)), weights=None)
-        contributions = [self.stream_proj[s](stream_outputs[s]) for s in self.streams]  # S x (B, T, H)
+        contributions = [self.stream_proj[s](r) for s, r in zip(self.streams, inputs)]  # S x (B, T, H)
         potential = sum(contributions[1:], contributions[0]) + self.bias  # (B, T, H)
         if recurrent:
             potential = potential + self.recurrent_proj(previous)
@@ -276,12 +311,36 @@ class DirectMixing(nn.Module):
             self.gamma.fill_(self.gamma_init)
         self.bias.zero_()
 
-    def normalised_streams(self, stream_outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def normalised_streams(
+        self, stream_outputs: dict[str, torch.Tensor] | list[torch.Tensor] | StackedStreams
+    ) -> torch.Tensor:
         """``u_s`` for every stream, stacked: `(num_streams, batch, tokens, hidden_size)` (one RMS normalisation
-        over the stacked projections)."""
+        over the stacked projections). ``stream_outputs``: by name, a list in the order of `streams`, or a
+        `StackedStreams`, whose stacked streams are projected by one batched product when they all need a
+        projection (weights stacked on each call with gradients, kept without)."""
+        if isinstance(stream_outputs, StackedStreams):
+            others = stream_outputs.others  # (S-1, B, T, d)
+            names = self.streams[1:]
+            if names and all(s in self.stream_proj for s in names):
+                weights = [self.stream_proj[s].weight for s in names]
+                stacked = self._derived.get(
+                    "stream_proj", weights, lambda: torch.stack([w.t() for w in weights])
+                )  # (S-1, d, H)
+                num, batch, tokens, width = others.shape
+                projected = torch.bmm(others.reshape(num, batch * tokens, width), stacked)
+                reference = stream_outputs.reference
+                if self.streams[0] in self.stream_proj:
+                    reference = self.stream_proj[self.streams[0]](reference)
+                elif reference.shape[-1] != self.hidden_size:
+                    raise ValueError(
+                        f"Stream {self.streams[0]!r} has width {reference.shape[-1]}, expected {self.hidden_size}"
+                    )
+                raw = torch.cat([reference.reshape(1, batch * tokens, -1), projected])  # (S, B*T, H)
+                return rms_normalise(raw, self.eps).view(num + 1, batch, tokens, self.hidden_size)
         raw = []
-        for s in self.streams:
-            r = stream_outputs[s]
+        if not isinstance(stream_outputs, list):
+            stream_outputs = _ordered_inputs(self.streams, stream_outputs)
+        for s, r in zip(self.streams, stream_outputs, strict=True):
             if s in self.stream_proj:
                 r = self.stream_proj[s](r)
             elif r.shape[-1] != self.hidden_size:
@@ -323,14 +382,20 @@ class DirectMixing(nn.Module):
 
     def forward(
         self,
-        stream_outputs: dict[str, torch.Tensor],
+        stream_outputs: dict[str, torch.Tensor] | list[torch.Tensor] | StackedStreams,
         previous: torch.Tensor | None = None,
         return_weights: bool = True,
     ) -> IntegrationOutput:
-        _check_inputs(self.streams, stream_outputs)
-        potential, weights = self.mix(
-            self.normalised_streams(stream_outputs), return_weights
-        )  # (B,T,H), (B,T,S)
+        if isinstance(stream_outputs, StackedStreams):
+            if len(stream_outputs.others) != len(self.streams) - 1:
+                raise ValueError(
+                    f"Integration expects {len(self.streams) - 1} stacked streams after the reference (the order "
+                    f"{self.streams}); got {len(stream_outputs.others)}"
+                )
+            inputs = stream_outputs
+        else:
+            inputs = _ordered_inputs(self.streams, stream_outputs)
+        potential, weights = self.mix(self.normalised_streams(inputs), return_weights)  # (B,T,H), (B,T,S)
         if previous is not None and self.recurrent_proj is not None:
             # gamma * W_z z + b: gamma scales whichever is smaller, the (H, H) weight (training: many tokens)
             # or the (tokens, H) product (decoding one token at a time: scaling the weight would cost H*H)

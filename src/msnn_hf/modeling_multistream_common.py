@@ -39,6 +39,7 @@ class StreamTables(nn.Module):
         super().__init__()
         self.vocab_size = vocab_size
         self.slot_sizes = dict(slot_sizes)
+        self._checked_ranges: dict[str, tuple] = {}  # `check_range`'s results, by table
         for name, slot in self.slot_sizes.items():
             self.register_buffer(name, torch.zeros(vocab_size, slot, dtype=torch.long), persistent=True)
 
@@ -67,6 +68,21 @@ class StreamTables(nn.Module):
             new[:rows] = old[:rows]
             setattr(self, name, new)  # replaces the buffer (still persistent)
         self.vocab_size = vocab_size
+
+    def check_range(self, name: str, vocab_size: int) -> None:
+        """Raise unless every id in table ``name`` lies in ``[0, vocab_size)``. The result is kept until the table
+        changes (identity, storage or version counter), so that a decoding step does not scan the gathered ids."""
+        table = getattr(self, name)
+        key = (id(table), table.data_ptr(), table._version, vocab_size)
+        checked = self._checked_ranges
+        if checked.get(name) == key:
+            return
+        if table.numel() and (int(table.min()) < 0 or int(table.max()) >= vocab_size):
+            raise ValueError(
+                f"Stream table {name!r} holds ids in [{int(table.min())}, {int(table.max())}], outside the {name} "
+                f"vocabulary [0, {vocab_size}): were the tables built by a processor with another stream vocabulary?"
+            )
+        checked[name] = key
 
     def forward(self, input_ids: torch.LongTensor) -> dict[str, torch.LongTensor]:
         """Stream ids for every stream: ``{name: (batch, tokens, slot)}``."""
@@ -113,7 +129,8 @@ def resolve_stream_ids(
     """Stream ids to use: explicitly given ids take precedence, the rest are gathered from the tables.
 
     Validates shape (``(batch, tokens, slot)`` matching ``input_ids``) and range (``[0, vocab)``) with a
-    `ValueError` that names the stream, instead of a broadcast or an index error deep inside torch.
+    `ValueError` that names the stream, instead of a broadcast or an index error deep inside torch: given ids
+    themselves, gathered ids through their table (`StreamTables.check_range`).
     """
     resolved: dict[str, torch.LongTensor] = {}
     derived = None
@@ -125,7 +142,11 @@ def resolve_stream_ids(
                 raise ValueError(f"`{key}` is required when `input_ids` are not given")
             if derived is None:
                 derived = tables(input_ids)
-            ids = derived[name]
+            tables.check_range(
+                name, vocab
+            )  # the table, not the gathered ids (checked once per table version)
+            resolved[name] = derived[name]
+            continue
         slot = tables.slot_sizes[name] if tables is not None else ids.shape[-1]
         if ids.dim() != 3 or ids.shape[-1] != slot:
             raise ValueError(f"`{key}` must have shape (batch, tokens, {slot}); got {tuple(ids.shape)}")
@@ -296,68 +317,158 @@ class StreamEncoder(nn.Module):
         )
 
 
-def _layer_signature(layer: nn.Module) -> tuple | None:
-    """What must agree for `StreamLayer`s to run as one batched layer; ``None`` for anything else."""
+_BATCHED_SUBMODULES: dict[str, tuple[str, str | None, type[nn.Module]]] = {
+    # name in the batched layer: (child of the StreamLayer, its child or None, the exact type required)
+    "attn_norm": ("attn_norm", None, nn.LayerNorm),
+    "attn.qkv_proj": ("attn", "qkv_proj", nn.Linear),
+    "attn.out_proj": ("attn", "out_proj", nn.Linear),
+    "mlp_norm": ("mlp_norm", None, nn.LayerNorm),
+    "mlp.fc_in": ("mlp", "fc_in", nn.Linear),
+    "mlp.fc_out": ("mlp", "fc_out", nn.Linear),
+}
+
+
+def _batchable_layer(layer: nn.Module) -> tuple[tuple, dict[str, torch.Tensor]] | None:
+    """What must agree for `StreamLayer`s to run as one batched layer, and the parameters that layer stacks, by
+    name; ``None`` when the layer cannot be batched: not a plain `StreamLayer`, a submodule replaced by another kind
+    (an adapter such as a LoRA layer), or forward hooks on the layer or its submodules (the batched layer calls no
+    module, so they would not run). Runs on every call, hence the direct reads of the module and parameter dicts
+    (`nn.Module.__getattr__` costs about a microsecond a read, which adds up to a visible share of a decoding step).
+    """
     if type(layer) is not StreamLayer:
         return None
-    attn, mlp = layer.attn, layer.mlp
-    return (
+    children = layer._modules
+    attn, mlp = children["attn"], children["mlp"]
+    act = mlp._modules["act"]
+    modules = [layer, attn, mlp, act]
+    params: dict[str, torch.Tensor] = {}
+    for name, (child, grandchild, kind) in _BATCHED_SUBMODULES.items():
+        module = children[child] if grandchild is None else children[child]._modules[grandchild]
+        if type(module) is not kind:
+            return None
+        modules.append(module)
+        own = module._parameters
+        params[name + ".weight"], params[name + ".bias"] = own["weight"], own["bias"]
+    if any(m._forward_hooks or m._forward_pre_hooks for m in modules):
+        return None
+    norm, mlp_norm = children["attn_norm"], children["mlp_norm"]
+    signature = (
         attn.num_heads,
         attn.head_dim,
-        mlp.fc_in.out_features,
-        type(mlp.act),
-        getattr(mlp.act, "approximate", None),
-        layer.attn_norm.eps,
-        layer.mlp_norm.eps,
+        params["mlp.fc_in.weight"].shape,
+        type(act),
+        getattr(act, "approximate", None),
+        norm.eps,
+        mlp_norm.eps,
         attn.dropout,
-        layer.resid_dropout.p,
-        mlp.dropout.p,
-        layer.attn_norm.weight.dtype,
-        layer.attn_norm.weight.device,
+        children["resid_dropout"].p,
+        mlp._modules["dropout"].p,
+        params["attn_norm.weight"].dtype,
+        params["attn_norm.weight"].device,
+        layer.training,
+        any(p is None for p in params.values()),
     )
+    return signature, params
 
 
-def _layer_parameters(layer: StreamLayer) -> dict[str, torch.Tensor]:
-    """The parameters a batched layer stacks, by name (plain attribute reads: this runs at every step)."""
-    attn, mlp = layer.attn, layer.mlp
-    return {
-        "attn_norm.weight": layer.attn_norm.weight,
-        "attn_norm.bias": layer.attn_norm.bias,
-        "attn.qkv_proj.weight": attn.qkv_proj.weight,
-        "attn.qkv_proj.bias": attn.qkv_proj.bias,
-        "attn.out_proj.weight": attn.out_proj.weight,
-        "attn.out_proj.bias": attn.out_proj.bias,
-        "mlp_norm.weight": layer.mlp_norm.weight,
-        "mlp_norm.bias": layer.mlp_norm.bias,
-        "mlp.fc_in.weight": mlp.fc_in.weight,
-        "mlp.fc_in.bias": mlp.fc_in.bias,
-        "mlp.fc_out.weight": mlp.fc_out.weight,
-        "mlp.fc_out.bias": mlp.fc_out.bias,
-    }
+def _stack_parameters(params: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One group's parameters stacked over its layers, for `torch.baddbmm`: projection weights `(S, d_in, d_out)`,
+    biases `(S, 1, d_out)`.
 
-
-def _stacked_parameters(layers: list[StreamLayer], store: ParameterCache | None) -> dict[str, torch.Tensor]:
-    """Every `StreamLayer` parameter stacked over the layers, shaped for `torch.baddbmm` / broadcasting:
-    norms and biases `(S, 1, d)`, projection weights `(S, d_in, d_out)` (contiguous).
-
-    Without gradients (evaluation, `generate()`) the stacks are kept in ``store`` until a parameter changes
-    (`ParameterCache`); with gradients they are stacked on every call, so that gradients reach every stream's own
-    parameters.
+    Each LayerNorm's affine map is folded into the projection that reads it: ``(n * g + b) W + c`` is
+    ``n (g W) + (b W + c)`` for the normalised input ``n``, so the batched layer needs no per-stream scale and shift
+    of the activations (two operator calls fewer per layer; the fold itself is one product per weight, on the
+    weights, which are smaller than a training batch's activations and kept between calls without gradients).
     """
-    params = [_layer_parameters(layer) for layer in layers]
 
-    def build() -> dict[str, torch.Tensor]:
-        stacked = {}
-        for name, first in params[0].items():
-            if first.dim() == 2:  # a projection (out, in): stack the transposes, (S, in, out)
-                stacked[name] = torch.stack([row[name].t() for row in params])
-            else:  # a norm weight or a bias (d,): (S, 1, d)
-                stacked[name] = torch.stack([row[name] for row in params])[:, None, :]
-        return stacked
+    def stack(name: str) -> torch.Tensor:
+        first = params[0][name]
+        if first.dim() == 2:  # a projection (out, in): stack the transposes, (S, in, out)
+            return torch.stack([row[name].t() for row in params])
+        return torch.stack([row[name] for row in params])[:, None, :]  # a norm weight or a bias: (S, 1, d)
+
+    stacked = {
+        name: stack(name)
+        for name in ("attn.out_proj.weight", "attn.out_proj.bias", "mlp.fc_out.weight", "mlp.fc_out.bias")
+    }
+    for norm, proj in (("attn_norm", "attn.qkv_proj"), ("mlp_norm", "mlp.fc_in")):
+        weight, gain, shift = stack(proj + ".weight"), stack(norm + ".weight"), stack(norm + ".bias")
+        stacked[proj + ".weight"] = gain.transpose(1, 2) * weight  # (S, d, 1) * (S, d, out)
+        stacked[proj + ".bias"] = torch.baddbmm(stack(proj + ".bias"), shift, weight)  # (S, 1, out)
+    return stacked
+
+
+def batched_stream_weights(
+    groups: list[list[nn.Module]], store: ParameterCache | None = None
+) -> list[dict[str, torch.Tensor]] | None:
+    """The stacked parameters of every group of stream layers (a group: one layer of each stream at one depth),
+    for `batched_stream_layer`; ``None`` when some group cannot run as one batched layer (layers of different
+    shapes or kinds, fewer than two streams, hooks, gradient checkpointing), which then runs one layer at a time.
+
+    Without gradients (evaluation, `generate()`) the stacks of all groups are kept in ``store`` until a parameter
+    changes (`ParameterCache`: one check per call for the whole model); with gradients they are stacked on every
+    call, so that gradients reach every stream's own parameters.
+    """
+    params = []
+    for layers in groups:
+        if len(layers) < 2:
+            return None
+        found = [_batchable_layer(layer) for layer in layers]
+        if None in found or any(f[0] != found[0][0] for f in found[1:]) or found[0][0][-1]:
+            return None
+        if layers[0].training and any(getattr(layer, "gradient_checkpointing", False) for layer in layers):
+            return None
+        params.append([f[1] for f in found])
+
+    def build() -> list[dict[str, torch.Tensor]]:
+        return [_stack_parameters(rows) for rows in params]
 
     if store is None:
         return build()
-    return store.get(tuple(id(layer) for layer in layers), [p for row in params for p in row.values()], build)
+    key = ("stream_layers", tuple(id(layer) for layers in groups for layer in layers))
+    return store.get(key, [p for rows in params for row in rows for p in row.values()], build)
+
+
+def batched_stream_layer(
+    weights: dict[str, torch.Tensor],
+    first: StreamLayer,
+    x: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    cache=None,
+) -> torch.Tensor:
+    """One layer of every stream as **one** batched layer: `(S, batch, tokens, d)` in, the same out.
+
+    ``weights`` is one group of `batched_stream_weights`; ``first`` the group's first layer, whose settings (heads,
+    epsilons, dropout, activation, training mode) every layer of the group shares and whose cache slot holds all
+    streams' keys and values, ``(batch, S * num_heads, tokens, head_dim)``. Every projection is a single
+    `torch.baddbmm` over the stacked per-stream weights and every stream's heads sit side by side in one attention
+    call: same parameters and values (up to float rounding) as running the layers one by one, a fraction of the
+    operator calls, which is what a decoding step with a handful of tokens pays for.
+    """
+    num_streams, batch, tokens, hidden = x.shape
+    attn = first.attn
+    heads, head_dim, training = attn.num_heads, attn.head_dim, first.training
+    w = weights
+    x = x.view(num_streams, batch * tokens, hidden)  # (S, B*T, d)
+    h = F.layer_norm(x, (hidden,), eps=first.attn_norm.eps)  # the norms' affine maps are in the projections
+    qkv = torch.baddbmm(w["attn.qkv_proj.bias"], h, w["attn.qkv_proj.weight"])  # (S, B*T, 3d)
+    qkv = qkv.view(num_streams, batch, tokens, 3, heads, head_dim).permute(3, 1, 0, 4, 2, 5)
+    q, k, v = qkv.reshape(3, batch, num_streams * heads, tokens, head_dim).unbind(0)  # (B, S*nh, T, hd)
+    if cache is not None:
+        k, v = cache.update(k, v, attn.layer_idx)
+    y = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=attention_mask, dropout_p=attn.dropout if training else 0.0
+    )  # (B, S*nh, T, hd)
+    y = y.view(batch, num_streams, heads, tokens, head_dim).permute(1, 0, 3, 2, 4)
+    y = torch.baddbmm(
+        w["attn.out_proj.bias"], y.reshape(num_streams, batch * tokens, hidden), w["attn.out_proj.weight"]
+    )
+    x = x + (F.dropout(y, first.resid_dropout.p) if training else y)
+    h = F.layer_norm(x, (hidden,), eps=first.mlp_norm.eps)
+    h = first.mlp.act(torch.baddbmm(w["mlp.fc_in.bias"], h, w["mlp.fc_in.weight"]))  # (S, B*T, d_ff)
+    h = torch.baddbmm(w["mlp.fc_out.bias"], h, w["mlp.fc_out.weight"])
+    x = x + (F.dropout(h, first.mlp.dropout.p) if training else h)
+    return x.view(num_streams, batch, tokens, hidden)
 
 
 def run_stream_layers(
@@ -370,11 +481,7 @@ def run_stream_layers(
     """Run one layer of each non-semantic stream: ``[layers[i](states[i]) for i]``.
 
     When the layers are `StreamLayer`s of one shape (the usual case: every stream has `stream_hidden_size`), they
-    run as **one** batched layer: every projection a single `torch.baddbmm` over the stacked per-stream weights,
-    every stream's heads side by side in one attention call. Same parameters, same values (up to float rounding),
-    a fraction of the operator calls, which is what a decoding step with a handful of tokens pays for. The KV
-    cache then holds all streams' heads in the first layer's slot, ``(batch, S * num_heads, tokens, head_dim)``.
-    Layers of different shapes, a single stream, and gradient checkpointing run one by one.
+    run as one batched layer (`batched_stream_layer`); otherwise (`batched_stream_weights` is ``None``) one by one.
 
     Args:
         layers: one layer per stream, in the order of ``states``.
@@ -386,40 +493,12 @@ def run_stream_layers(
     Returns:
         Every stream's raw output `(batch, tokens, d_s)`, in order.
     """
-    signatures = {_layer_signature(layer) for layer in layers}
-    checkpointing = any(
-        layer.training and getattr(layer, "gradient_checkpointing", False) for layer in layers
-    )
-    if len(layers) < 2 or None in signatures or len(signatures) > 1 or checkpointing:
+    weights = batched_stream_weights([layers], store)
+    if weights is None:
         return [layer(x, attention_mask, cache=cache) for layer, x in zip(layers, states, strict=True)]
-    first = layers[0]
-    training = first.training
-    num_streams, heads, head_dim = len(layers), first.attn.num_heads, first.attn.head_dim
-    batch, tokens, hidden = states[0].shape
-    w = _stacked_parameters(layers, store)
-    x = torch.stack(states).view(num_streams, batch * tokens, hidden)  # (S, B*T, d)
-
-    def norm(t: torch.Tensor, module: str, eps: float) -> torch.Tensor:
-        return torch.addcmul(w[module + ".bias"], F.layer_norm(t, (hidden,), eps=eps), w[module + ".weight"])
-
-    def linear(t: torch.Tensor, module: str) -> torch.Tensor:
-        return torch.baddbmm(w[module + ".bias"], t, w[module + ".weight"])
-
-    qkv = linear(norm(x, "attn_norm", first.attn_norm.eps), "attn.qkv_proj")  # (S, B*T, 3d)
-    qkv = qkv.view(num_streams, batch, tokens, 3, heads, head_dim).permute(3, 1, 0, 4, 2, 5)
-    q, k, v = qkv.reshape(3, batch, num_streams * heads, tokens, head_dim).unbind(0)  # (B, S*nh, T, hd)
-    if cache is not None:
-        k, v = cache.update(k, v, first.attn.layer_idx)
-    y = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=attention_mask, dropout_p=first.attn.dropout if training else 0.0
-    )  # (B, S*nh, T, hd)
-    y = y.view(batch, num_streams, heads, tokens, head_dim).permute(1, 0, 3, 2, 4)
-    y = linear(y.reshape(num_streams, batch * tokens, hidden), "attn.out_proj")  # (S, B*T, d)
-    x = x + (F.dropout(y, first.resid_dropout.p) if training else y)
-    h = first.mlp.act(linear(norm(x, "mlp_norm", first.mlp_norm.eps), "mlp.fc_in"))  # (S, B*T, d_ff)
-    h = linear(h, "mlp.fc_out")
-    x = x + (F.dropout(h, first.mlp.dropout.p) if training else h)
-    return list(x.view(num_streams, batch, tokens, hidden).unbind(0))  # S x (B, T, d)
+    return list(
+        batched_stream_layer(weights[0], layers[0], torch.stack(states), attention_mask, cache).unbind(0)
+    )
 
 
 def stream_attention_mask(

@@ -14,8 +14,8 @@ integrate"::
 Causality: the stream ids of token t are a gather of token t's row of the stream tables, every attention is
 causal and the integration is per token, so position t never sees a later token. KV cache: one `DynamicCache`
 holds the semantic blocks (cache layers ``0 .. n_layer-1``) and then every stream's layers (offsets after them);
-streams of one shape run each point's layers as one batched layer (`run_stream_layers`), whose keys and values
-(all streams' heads) sit in the first stream's slot.
+streams of one shape run each point's layers as one batched layer (`batched_stream_layer`, their states stacked
+through the whole forward), whose keys and values (all streams' heads) sit in the first stream's slot.
 
 Only relative imports of siblings and public torch / transformers API: this module is copied into every
 checkpoint as remote code.
@@ -35,15 +35,16 @@ from transformers.masking_utils import create_causal_mask
 from transformers.utils import ModelOutput
 
 from .configuration_multistream_gpt2 import MultiStreamGPT2Config
-from .integration import DirectMixing, LinearIntegration, ParameterCache, build_integration
+from .integration import DirectMixing, LinearIntegration, ParameterCache, StackedStreams, build_integration
 from .modeling_multistream_common import (
     StreamEncoder,
     StreamTables,
     StreamTablesVocabularyMixin,
+    batched_stream_layer,
+    batched_stream_weights,
     check_backbone_tokenizer,
     check_sequence_length,
     resolve_stream_ids,
-    run_stream_layers,
     stream_attention_mask,
 )
 
@@ -191,7 +192,7 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             )
             offset += len(points)
         self.num_cache_layers = offset
-        # `run_stream_layers`' stacked weights, kept between calls without gradients
+        # `batched_stream_weights`' stacked weights, kept between calls without gradients
         self._stacked_stream_weights = ParameterCache()
         self.streams = nn.ModuleDict(streams)
         self.integration = nn.ModuleList(
@@ -208,6 +209,8 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             )
             for _ in points
         )
+        if any(module.streams != ["semantic", *names] for module in self.integration):
+            raise ValueError(f"The integration's streams must be the semantic stream and then {names}")
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -318,6 +321,13 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             stream_mask = stream_attention_mask(
                 attention_mask, length, past_length + length, causal=True, device=embeds.device
             )
+        names = list(self.streams)
+        groups = [[self.streams[name].layers[k] for name in names] for k in range(len(self.integration))]
+        # the streams' layers at each point as one batched layer, their states stacked from here to the end
+        plan = batched_stream_weights(groups, self._stacked_stream_weights) if states and groups else None
+        stacked = (
+            torch.stack([states[name] for name in names]) if plan is not None else None
+        )  # (S, B, T, d_s)
         integrated, weights, all_hidden = hidden, [], (hidden,) if output_hidden_states else None
         for i, block in enumerate(sem.h):
             hidden = block(
@@ -332,17 +342,17 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             point = self._integration_point.get(i)
             if point is None:
                 continue
-            names = list(self.streams)
-            outputs = run_stream_layers(
-                [self.streams[name].layers[point] for name in names],
-                [states[name] for name in names],
-                stream_mask,
-                cache=cache,
-                store=self._stacked_stream_weights,
-            )  # the streams' layers as one batched layer
-            states = dict(zip(names, outputs, strict=True))  # {name: (B, T, d_s)}
+            if plan is not None:
+                stacked = batched_stream_layer(plan[point], groups[point][0], stacked, stream_mask, cache)
+                inputs = StackedStreams(hidden, stacked)  # the integration's streams: semantic, then `names`
+            else:
+                outputs = [
+                    layer(states[name], stream_mask, cache=cache) for name, layer in zip(names, groups[point])
+                ]
+                states = dict(zip(names, outputs, strict=True))  # {name: (B, T, d_s)}
+                inputs = [hidden, *outputs]
             out = self.integration[point](
-                {"semantic": hidden, **states},
+                inputs,
                 previous=integrated,
                 return_weights=bool(output_stream_weights),
             )
