@@ -654,6 +654,44 @@ def test_linear_integration_joint_product_equals_the_sum_of_projections(recurren
         )
 
 
+@pytest.mark.parametrize("integration", ["li", "dm-scalar", "dm-token", "dm-channel"])
+def test_integration_accepts_stacked_streams_and_ordered_lists(integration):
+    """The models hand the integration a `StackedStreams` (reference + the others stacked) or a list in the order
+    of its streams: the same state and weights as the dict by name, with and without gradients (DM then projects
+    the stacked streams in one product, its stacked weights kept without gradients and rebuilt when they change);
+    a wrong number of streams is refused."""
+    from msnn_hf import StackedStreams
+
+    torch.manual_seed(0)
+    widths = {"semantic": 32, "phonetic": 16, "morphological": 16}
+    if integration == "li":
+        module = LinearIntegration(widths, 32)
+    else:
+        module = DirectMixing(widths, 32, alpha_granularity=integration.split("-")[1])
+    outputs = {name: torch.randn(2, 5, width) for name, width in widths.items()}
+    stacked = StackedStreams(
+        outputs["semantic"], torch.stack([outputs["phonetic"], outputs["morphological"]])
+    )
+    previous = torch.randn(2, 5, 32)
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            for return_weights in (True, False):
+                reference = module(outputs, previous, return_weights=return_weights)
+                for given in (stacked, list(outputs.values())):
+                    out = module(given, previous, return_weights=return_weights)
+                    torch.testing.assert_close(out.integrated, reference.integrated)
+                    if return_weights:
+                        torch.testing.assert_close(out.weights, reference.weights)
+    with torch.no_grad():
+        module(stacked, previous)
+        module.stream_proj["phonetic"].weight.add_(1.0)  # in place: the kept stacked weight must follow
+        torch.testing.assert_close(module(stacked, previous).integrated, module(outputs, previous).integrated)
+    with pytest.raises(ValueError, match="2 stacked streams|3 stream outputs"):
+        module(StackedStreams(outputs["semantic"], stacked.others[:1]), previous)
+    with pytest.raises(ValueError, match="3 stream outputs"):
+        module([outputs["semantic"], outputs["phonetic"]], previous)
+
+
 def test_resize_token_embeddings_resizes_the_stream_tables(tmp_path):
     model = build(MultiStreamBertForMaskedLM)
     old = model.base_model.stream_tables.phonetic.clone()

@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import torch
+from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config
@@ -368,6 +369,65 @@ def test_batched_stream_layers_follow_parameter_updates(monkeypatch):
         with monkeypatch.context() as patch, torch.no_grad():
             patch.setattr(gpt2_module, "batched_stream_weights", one_by_one)
             torch.testing.assert_close(after_load, model(x).logits)
+
+
+def test_batched_stream_layers_give_way_to_hooks_and_adapters(monkeypatch):
+    """The batched layer calls no module: a forward hook on a stream layer's part, or a part replaced by another
+    kind of module (an adapter, e.g. LoRA), makes the model run the streams' layers one by one, so that the hook runs
+    and the adapter counts."""
+    import msnn_hf.modeling_multistream_gpt2 as gpt2_module
+
+    model, x = make_model("li-all"), ids(2, 6, seed=3)
+    layer = model.transformer.streams["phonetic"].layers[0]
+    with torch.no_grad():
+        before = model(x).logits
+    calls = []
+    handle = layer.mlp.fc_in.register_forward_hook(lambda module, args, output: calls.append(output.shape))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logits, before)
+    assert calls == [(2, 6, 32)], "the hook ran once, in a one-by-one layer"
+    handle.remove()
+
+    class Adapter(nn.Module):  # a LoRA-like wrapper: the base projection plus a low-rank update
+        def __init__(self, base: nn.Linear) -> None:
+            super().__init__()
+            self.base, self.down, self.up = (
+                base,
+                nn.Linear(base.in_features, 2, bias=False),
+                nn.Linear(2, base.out_features, bias=False),
+            )
+            nn.init.normal_(self.up.weight)
+
+        @property
+        def weight(self) -> torch.Tensor:  # like peft's layers: the base weight shows through
+            return self.base.weight
+
+        def forward(self, h: torch.Tensor) -> torch.Tensor:
+            return self.base(h) + self.up(self.down(h))
+
+    layer.attn.qkv_proj = Adapter(layer.attn.qkv_proj)
+    with torch.no_grad():
+        adapted = model(x).logits
+        assert not torch.allclose(adapted, before), "the adapter changes the output"
+        monkeypatch.setattr(gpt2_module, "batched_stream_weights", one_by_one)
+        torch.testing.assert_close(adapted, model(x).logits)
+
+
+def test_stream_tables_are_range_checked_once_per_version():
+    """Gathered stream ids are checked through their table (not at every step): a table holding an id outside the
+    stream vocabulary is refused, naming it, also after an in-place edit of a table that had passed."""
+    model, x = make_model("dm-scalar"), ids(2, 5)
+    tables = model.transformer.stream_tables
+    with torch.no_grad():
+        model(x)
+        tables.phonetic[7, 0] = model.config.phonetic_vocab_size  # one past the end
+    with pytest.raises(
+        ValueError, match="Stream table 'phonetic' holds ids in .*outside the phonetic vocabulary"
+    ):
+        model(x)
+    with torch.no_grad():
+        tables.phonetic[7, 0] = 1
+    model(x)
 
 
 def test_stream_layers_of_different_shapes_run_one_by_one():

@@ -36,6 +36,7 @@ step, no stack to split apart).
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -127,6 +128,10 @@ def rms_normalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return F.rms_norm(x, (x.shape[-1],), eps=eps)
 
 
+_data_ptr = torch.Tensor.data_ptr
+_version = operator.attrgetter("_version")
+
+
 class ParameterCache:
     """Tensors derived from parameters (stacked, concatenated, scaled), kept between calls made without gradients.
 
@@ -142,7 +147,9 @@ class ParameterCache:
     def get(self, name, params: list[torch.Tensor], build) -> torch.Tensor | dict:
         if torch.is_grad_enabled() and any(p.requires_grad for p in params):
             return build()
-        key = tuple((id(p), p.data_ptr(), p._version) for p in params)
+        # identity, storage and version of every parameter, read by C-level maps (a generator of tuples costs ten
+        # times more, which shows in a decoding step that checks a hundred parameters)
+        key = (tuple(map(id, params)), tuple(map(_data_ptr, params)), tuple(map(_version, params)))
         entry = self._entries.get(name)
         if entry is not None and entry[0] == key:
             return entry[1]

@@ -142,9 +142,8 @@ def resolve_stream_ids(
                 raise ValueError(f"`{key}` is required when `input_ids` are not given")
             if derived is None:
                 derived = tables(input_ids)
-            tables.check_range(
-                name, vocab
-            )  # the table, not the gathered ids (checked once per table version)
+            # the table, not the gathered ids (checked once per table version)
+            tables.check_range(name, vocab)
             resolved[name] = derived[name]
             continue
         slot = tables.slot_sizes[name] if tables is not None else ids.shape[-1]
