@@ -7,7 +7,9 @@ better for training):
 * ``train_step_time_ratio``: one forward + backward + AdamW step on a `(batch, block)` batch.
 
 Models are measured interleaved (plain, variant, plain, variant, ...) and the median of the repeats is kept, so
-that load from other processes on the machine affects both sides alike. Every measurement is taken twice: wall
+that load from other processes on the machine affects both sides alike; the median of the per-repeat ratios of
+those pairs (``*_paired_median``, with the range over the repeats) is recorded too: it cancels slow drifts in the
+machine's speed better than the ratio of the two medians. Every measurement is taken twice: wall
 clock (what a user waits) and this process's CPU time (``*_cpu_*`` fields), which leaves out the time spent waiting
 for a core but not the slowdown that other processes cause through shared caches and memory bandwidth (that slows
 the plain model's large matrix products more than the multi-stream model's many small operators, so ratios measured
@@ -169,7 +171,16 @@ def main() -> None:
                 f"train_step_{clock}s_multi": m["step_m"],
                 f"train_step_{clock}time_ratio": m["step_m"] / m["step_p"],
             })  # fmt: skip
-        print(variant, json.dumps({k: round(v, 4) for k, v in results[variant].items()}), flush=True)
+            # the ratio of each interleaved pair (plain, then multi-stream), whose median cancels slow drifts in
+            # the machine's speed better than the ratio of the two medians; with its range over the repeats
+            gen = [m_[index] / p_[index] for p_, m_ in zip(samples["gen_p"], samples["gen_m"])]
+            step = [m_[index] / p_[index] for p_, m_ in zip(samples["step_p"], samples["step_m"])]
+            results[variant].update({
+                f"generate_tokens_per_{clock}s_ratio_paired_median": statistics.median(gen),
+                f"generate_tokens_per_{clock}s_ratio_paired_range": [min(gen), max(gen)],
+                f"train_step_{clock}time_ratio_paired_median": statistics.median(step),
+            })  # fmt: skip
+        print(variant, json.dumps(results[variant], default=str), flush=True)
 
     record = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
@@ -182,7 +193,8 @@ def main() -> None:
         "transformers": transformers.__version__,
         "git_commit": git_commit(),
         "note": "ratios = multi-stream / plain GPT2LMHeadModel with the same semantic config; medians of interleaved "
-        "repeats; wall clock and (*_cpu_*) this process's CPU time; target generate ratio >= 0.7",
+        "repeats (*_ratio: of the medians; *_paired_median: median of the per-repeat ratios, with their range); wall "
+        "clock and (*_cpu_*) this process's CPU time; target generate ratio >= 0.7",
         "load_average_at_start": load_at_start,
         "load_average_at_end": list(os.getloadavg()),
         "results": results,

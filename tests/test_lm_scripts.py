@@ -374,7 +374,15 @@ def test_gpt2_speed_benchmark_records_wall_and_cpu_ratios_and_the_report_shows_t
         assert r[f"train_step_{clock}time_ratio"] == pytest.approx(
             r[f"train_step_{clock}s_multi"] / r[f"train_step_{clock}s_plain"]
         )
+        # one repeat: the median of the per-repeat ratios is that repeat's ratio, its range that one value
+        assert r[f"generate_tokens_per_{clock}s_ratio_paired_median"] == pytest.approx(ratio)
+        assert r[f"generate_tokens_per_{clock}s_ratio_paired_range"] == pytest.approx([ratio, ratio])
+        assert r[f"train_step_{clock}time_ratio_paired_median"] == pytest.approx(
+            r[f"train_step_{clock}time_ratio"]
+        )
     text = "\n".join(_lm_runner().speed_section(tmp_path))
+    paired = r["generate_tokens_per_s_ratio_paired_median"]
+    assert f"{paired:.3f} ({'met' if paired >= 0.7 else 'missed'}) [{paired:.2f}–{paired:.2f}]" in text
     verdict = "met" if r["generate_tokens_per_cpu_s_ratio"] >= 0.7 else "missed"
     assert f"{r['generate_tokens_per_cpu_s_ratio']:.3f} ({verdict})" in text and "same, CPU time" in text
 
