@@ -380,19 +380,21 @@ class DirectMixing(nn.Module):
         `(B, T, S)` (`None` unless ``return_weights``).
 
         Same values as ``(mixing_weights(U) * U).sum(0)``, computed without materialising ``alpha * U`` (a
-        matrix-vector product for scalar alpha, per-stream products otherwise): a training step of the
+        matrix-vector product for scalar alpha, per-stream products for channel alpha, a (1 x S) @ (S x H) product
+        per token for the token gate): a training step of the
         integration is about a third cheaper on CPU.
         """
         num_streams, batch, tokens, hidden = units.shape
         if self.alpha_granularity == "scalar":
             potential = (self.alpha[None] @ units.view(num_streams, -1)).view(batch, tokens, hidden)
             return potential, self.alpha.expand(batch, tokens, -1) if return_weights else None
-        unit_list = units.unbind(0)
         if self.alpha_granularity == "channel":
-            potential = sum(self.alpha[i] * u for i, u in enumerate(unit_list))  # (B, T, H)
+            potential = sum(self.alpha[i] * u for i, u in enumerate(units.unbind(0)))  # (B, T, H)
             return potential, self.alpha.mean(-1).expand(batch, tokens, -1) if return_weights else None
-        alpha = F.softmax(self.gate(torch.cat(unit_list, dim=-1)), dim=-1)  # (B, T, S)
-        potential = sum(alpha[..., i : i + 1] * u for i, u in enumerate(unit_list))  # (B, T, H)
+        features = units.permute(1, 2, 0, 3).reshape(batch, tokens, num_streams * hidden)  # (B, T, S*H)
+        alpha = F.softmax(self.gate(features), dim=-1)  # (B, T, S)
+        # sum_s alpha_s u_s as one (1 x S) @ (S x H) product per token
+        potential = (alpha.unsqueeze(-2) @ features.view(batch, tokens, num_streams, hidden)).squeeze(-2)
         return potential, alpha if return_weights else None
 
     def forward(
