@@ -381,8 +381,7 @@ class DirectMixing(nn.Module):
 
         Same values as ``(mixing_weights(U) * U).sum(0)``, computed without materialising ``alpha * U`` (a
         matrix-vector product for scalar alpha, per-stream products for channel alpha, a (1 x S) @ (S x H) product
-        per token for the token gate): a training step of the
-        integration is about a third cheaper on CPU.
+        per token for the token gate): a training step of the integration is about a third cheaper on CPU.
         """
         num_streams, batch, tokens, hidden = units.shape
         if self.alpha_granularity == "scalar":
