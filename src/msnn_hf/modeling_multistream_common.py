@@ -360,6 +360,8 @@ def _batchable_layer(layer: nn.Module) -> tuple[tuple, dict[str, torch.Tensor]] 
             return None
         modules.append(module)
         own = module._parameters
+        if own["weight"] is None or own["bias"] is None:  # an affine-free norm or a bias-free projection
+            return None
         params[name + ".weight"], params[name + ".bias"] = own["weight"], own["bias"]
     if any(m._forward_hooks or m._forward_pre_hooks for m in modules):
         return None
@@ -378,7 +380,6 @@ def _batchable_layer(layer: nn.Module) -> tuple[tuple, dict[str, torch.Tensor]] 
         params["attn_norm.weight"].dtype,
         params["attn_norm.weight"].device,
         layer.training,
-        any(p is None for p in params.values()),
     )
     return signature, params
 
@@ -426,7 +427,7 @@ def batched_stream_weights(
         if len(layers) < 2:
             return None
         found = [_batchable_layer(layer) for layer in layers]
-        if None in found or any(f[0] != found[0][0] for f in found[1:]) or found[0][0][-1]:
+        if None in found or any(f[0] != found[0][0] for f in found[1:]):
             return None
         if layers[0].training and any(getattr(layer, "gradient_checkpointing", False) for layer in layers):
             return None
