@@ -430,34 +430,6 @@ def test_stream_tables_are_range_checked_once_per_version():
     model(x)
 
 
-def test_pooled_unit_tables_equal_the_slot_pooling():
-    """Without gradients, streams derived from `input_ids` look their pooled units up in a per-vocabulary table,
-    built on the second call with the same parameters: the same logits as pooling the slots, and a table or a unit
-    embedding changed in place is seen at once."""
-    model, x = make_model("dm-scalar"), ids(2, 7, seed=5)
-    store = model.transformer._stacked_stream_weights
-
-    def pooled_directly() -> torch.Tensor:  # with gradients nothing is kept: the slots are pooled
-        with torch.enable_grad():
-            return model(x).logits.detach()
-
-    with torch.no_grad():
-        first = model(x).logits
-        assert store._entries[("pooled_units", "phonetic")][1] is None, "one call builds no table"
-        second = model(x).logits
-        assert store._entries[("pooled_units", "phonetic")][1].shape == (VOCAB, 16)
-        torch.testing.assert_close(first, pooled_directly())
-        torch.testing.assert_close(second, first)
-        model.transformer.stream_tables.phonetic[x[0, 3]] = torch.tensor([5, 6, 0, 0])
-        changed, rebuilt = model(x).logits, model(x).logits  # pooled directly, then from the rebuilt table
-        assert not torch.allclose(changed, first)
-        torch.testing.assert_close(changed, pooled_directly())
-        torch.testing.assert_close(rebuilt, changed)
-        model.transformer.streams["morphological"].embeddings.unit_embeddings.weight.mul_(2.0)
-        torch.testing.assert_close(model(x).logits, pooled_directly())
-        torch.testing.assert_close(model(x).logits, pooled_directly())
-
-
 def test_stream_layers_of_different_shapes_run_one_by_one():
     from msnn_hf.integration import ParameterCache
     from msnn_hf.modeling_multistream_common import StreamLayer, run_stream_layers

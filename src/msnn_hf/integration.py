@@ -139,30 +139,22 @@ class ParameterCache:
     one of ``params`` changes: its identity, storage (`.to()`, `load_state_dict(assign=True)`) or version counter
     (bumped by every in-place update: an optimizer step, `load_state_dict`, `torch.no_grad()` edits). With
     gradients it is built on every call, so that gradients flow to the parameters. Not part of the state dict.
-
-    ``min_calls`` > 1 is for what only pays when reused (a per-vocabulary table, say): ``None`` until that many
-    calls in a row have seen the same parameters without gradients, and ``None`` with gradients.
     """
 
     def __init__(self) -> None:
         self._entries: dict = {}
 
-    def get(
-        self, name, params: list[torch.Tensor], build, min_calls: int = 1
-    ) -> torch.Tensor | dict | list | None:
+    def get(self, name, params: list[torch.Tensor], build) -> torch.Tensor | dict:
         if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-            return build() if min_calls <= 1 else None
+            return build()
         # identity, storage and version of every parameter, read by C-level maps (a generator of tuples costs ten
         # times more, which shows in a decoding step that checks a hundred parameters)
         key = (tuple(map(id, params)), tuple(map(_data_ptr, params)), tuple(map(_version, params)))
         entry = self._entries.get(name)
-        calls = 1
         if entry is not None and entry[0] == key:
-            if entry[1] is not None:
-                return entry[1]
-            calls = entry[2] + 1
-        value = build() if calls >= min_calls else None
-        self._entries[name] = (key, value, calls)
+            return entry[1]
+        value = build()
+        self._entries[name] = (key, value)
         return value
 
 

@@ -200,22 +200,9 @@ class SlotEmbedding(nn.Module):
         units = self.unit_embeddings(ids) + self.slot_position_embeddings.weight  # (B, T, P, d)
         return (units * present).sum(2) / present.sum(2).clamp_min(1.0)  # (B, T, d)
 
-    def forward(
-        self, ids: torch.LongTensor | None, position_ids: torch.LongTensor, pooled: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``ids`` `(B, T, P)`; ``pooled``: `pooled_units(ids)` `(B, T, d)` when the caller has it already (a row
-        of `pooled_unit_table` per token), and then ``ids`` may be ``None``."""
-        if pooled is None:
-            pooled = self.pooled_units(ids)
-        x = pooled + self.position_embeddings(position_ids)  # (B, T, d)
+    def forward(self, ids: torch.LongTensor, position_ids: torch.LongTensor) -> torch.Tensor:
+        x = self.pooled_units(ids) + self.position_embeddings(position_ids)  # (B, T, d)
         return self.dropout(self.norm(x))
-
-
-def pooled_unit_table(embedding: SlotEmbedding, table: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """`SlotEmbedding.pooled_units` of every row of a stream table `(vocab_size, P)`: `(vocab_size, d)`, computed
-    ``chunk`` rows at a time (bounded memory). A token's pooled units depend on its id alone, so a model that
-    derives the stream from ``input_ids`` can look them up: one gather per step instead of a dozen operators."""
-    return torch.cat([embedding.pooled_units(part[None])[0] for part in table.split(chunk)])
 
 
 class StreamSelfAttention(nn.Module):

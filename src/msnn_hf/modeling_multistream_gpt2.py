@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Model, PreTrainedModel
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 from transformers.generation import GenerationMixin
@@ -45,7 +44,6 @@ from .modeling_multistream_common import (
     batched_stream_weights,
     check_backbone_tokenizer,
     check_sequence_length,
-    pooled_unit_table,
     resolve_stream_ids,
     stream_attention_mask,
 )
@@ -241,32 +239,11 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
     ) -> dict[str, torch.Tensor]:
         if not self.streams:
             return {}
-        vocab_sizes = self.config.stream_vocab_sizes
-        pooled: dict[str, torch.Tensor] = {}
-        if input_ids is not None and not torch.is_grad_enabled():
-            # streams derived from `input_ids` without gradients: one lookup per token in a per-vocabulary table of
-            # pooled units, built once a second call with the same parameters shows that it will be reused
-            # (`generate()`, evaluation loops) and kept until a parameter or a table changes
-            for name in self.streams:
-                if given.get(name) is not None:
-                    continue
-                embedding, table = self.streams[name].embeddings, getattr(self.stream_tables, name)
-                self.stream_tables.check_range(name, vocab_sizes[name])
-                lookup = self._stacked_stream_weights.get(
-                    ("pooled_units", name),
-                    [embedding.unit_embeddings.weight, embedding.slot_position_embeddings.weight, table],
-                    lambda embedding=embedding, table=table: pooled_unit_table(embedding, table),
-                    min_calls=2,
-                )  # (vocab_size, d_s)
-                if lookup is not None:
-                    pooled[name] = F.embedding(input_ids, lookup)  # (B, T, d_s)
-        rest = {name: vocab for name, vocab in vocab_sizes.items() if name not in pooled}
-        ids = resolve_stream_ids(self.stream_tables, input_ids, given, rest) if rest else {}
-        batch = input_ids.shape[0] if input_ids is not None else ids[next(iter(ids))].shape[0]
+        ids = resolve_stream_ids(self.stream_tables, input_ids, given, self.config.stream_vocab_sizes)
+        batch = ids[next(iter(ids))].shape[0]
         positions = position_ids.expand(batch, -1)
         return {
-            name: self.streams[name].embeddings(ids.get(name), positions, pooled=pooled.get(name))
-            for name in self.streams
+            name: self.streams[name].embeddings(ids[name], positions) for name in self.streams
         }  # (B, T, d_s)
 
     def forward(
