@@ -646,8 +646,11 @@ def test_linear_integration_joint_product_equals_the_sum_of_projections(recurren
                 joint = li(outputs, previous, return_weights=False)
             assert joint.weights is None
             torch.testing.assert_close(joint.integrated, reference.integrated)
+    owner = type("Generation", (), {})()  # the scope in which the joint weight is kept
+    li._derived.scope(owner, fresh=True)
     with torch.no_grad():
         li(outputs, None, return_weights=False)
+        assert li._derived._entries, "kept within the scope"
         li.stream_proj["phonetic"].weight.add_(torch.randn(32, 16))  # in place: the kept weight must follow
         torch.testing.assert_close(
             li(outputs, None, return_weights=False).integrated, li(outputs, None).integrated
@@ -682,6 +685,8 @@ def test_integration_accepts_stacked_streams_and_ordered_lists(integration):
                     torch.testing.assert_close(out.integrated, reference.integrated)
                     if return_weights:
                         torch.testing.assert_close(out.weights, reference.weights)
+    owner = type("Generation", (), {})()  # the scope in which derived weights are kept
+    module._derived.scope(owner, fresh=True)
     with torch.no_grad():
         module(stacked, previous)
         module.stream_proj["phonetic"].weight.add_(1.0)  # in place: the kept stacked weight must follow

@@ -337,8 +337,9 @@ def test_batched_stream_layers_equal_one_by_one(variant, monkeypatch):
 
 
 def test_batched_stream_layers_follow_parameter_updates(monkeypatch):
-    """Without gradients the stacked stream weights (and the integrations' derived weights) are kept between
-    calls; an optimizer step or a `load_state_dict` must still be seen by the next call."""
+    """Without gradients the stacked stream weights (and the integrations' derived weights) are kept within one
+    generation; an optimizer step, a `load_state_dict` or an edit through `.data` (which bumps no version counter)
+    must be seen by the next call."""
     import msnn_hf.modeling_multistream_gpt2 as gpt2_module
 
     for variant in ("dm-scalar", "li-all"):
@@ -366,9 +367,59 @@ def test_batched_stream_layers_follow_parameter_updates(monkeypatch):
             after_load = model(x).logits
             torch.testing.assert_close(after_load, other(x).logits)
         torch.testing.assert_close(after_load, uncached())
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if ".streams." in name or ".integration." in name:
+                    param.data.mul_(1.5)  # what peft's merge does: no version bump
+            after_data_edit = model(x).logits
+        assert not torch.allclose(after_data_edit, after_load)
+        torch.testing.assert_close(after_data_edit, uncached())
         with monkeypatch.context() as patch, torch.no_grad():
             patch.setattr(gpt2_module, "batched_stream_weights", one_by_one)
-            torch.testing.assert_close(after_load, model(x).logits)
+            torch.testing.assert_close(after_data_edit, model(x).logits)
+
+
+def test_parameter_cache_reuses_within_its_scope_only():
+    """`ParameterCache`: no reuse outside a scope or with gradients; within a scope, reuse until a parameter's
+    version, storage or identity changes; a fresh scope, another owner or a dead owner drops what was kept."""
+    from msnn_hf.integration import ParameterCache
+
+    class Owner:  # stands for a generation's KV cache
+        pass
+
+    store, param, builds = ParameterCache(), nn.Parameter(torch.ones(3)), []
+
+    def build():
+        builds.append(1)
+        return param * 2
+
+    def get():
+        return store.get("doubled", [param], build)
+
+    with torch.no_grad():
+        get(), get()
+        assert len(builds) == 2, "outside a scope every call builds"
+        owner = Owner()
+        store.scope(owner, fresh=True)
+        first = get()
+        assert get() is first and len(builds) == 3, "reused within the scope"
+        store.scope(owner)  # the next step of the same generation
+        assert get() is first
+        param.add_(1.0)  # an in-place edit bumps the version counter
+        assert torch.equal(get(), torch.full((3,), 4.0)) and len(builds) == 4
+        param.data.add_(1.0)  # no version bump: not seen within the scope (documented) ...
+        assert torch.equal(get(), torch.full((3,), 4.0))
+        store.scope(owner, fresh=True)  # ... but by the next generation
+        assert torch.equal(get(), torch.full((3,), 6.0)) and len(builds) == 5
+        store.scope(Owner())  # another owner (this one dies at once): nothing is reused
+        get(), get()
+        assert len(builds) == 7
+        store.scope(owner)
+        get(), get()
+        assert len(builds) == 8
+    with torch.enable_grad():
+        get(), get()
+        assert len(builds) == 10, "with gradients every call builds"
 
 
 def test_batched_stream_layers_give_way_to_hooks_and_adapters(monkeypatch):
@@ -411,6 +462,26 @@ def test_batched_stream_layers_give_way_to_hooks_and_adapters(monkeypatch):
         assert not torch.allclose(adapted, before), "the adapter changes the output"
         monkeypatch.setattr(gpt2_module, "batched_stream_weights", one_by_one)
         torch.testing.assert_close(adapted, model(x).logits)
+
+
+# peft 0.21 still reads `model.is_gradient_checkpointing`, deprecated in transformers 5.2x (not our code)
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
+def test_lora_on_the_stream_layers_counts():
+    """LoRA (peft) on the streams' own projections: the adapted layers run one by one, so the adapter shapes the
+    output, which equals that of the merged model (plain `nn.Linear`s again, batched)."""
+    peft = pytest.importorskip("peft")
+    model, x = make_model("dm-scalar"), ids(2, 6, seed=7)
+    with torch.no_grad():
+        base = model(x).logits
+    lora = peft.LoraConfig(target_modules=["qkv_proj", "fc_in"], r=2, lora_alpha=4, init_lora_weights=False)
+    adapted = peft.get_peft_model(model, lora).eval()
+    assert any("streams.phonetic.layers.0.attn.qkv_proj.lora_A" in n for n, _ in adapted.named_parameters())
+    with torch.no_grad():
+        tuned = adapted(input_ids=x).logits
+        assert not torch.allclose(tuned, base), "the adapter changes the output"
+        merged = adapted.merge_and_unload().eval()
+        assert type(merged.transformer.streams["phonetic"].layers[0].attn.qkv_proj) is nn.Linear
+        torch.testing.assert_close(merged(x).logits, tuned)
 
 
 def test_stream_tables_are_range_checked_once_per_version():

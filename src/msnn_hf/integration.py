@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -133,19 +134,36 @@ _version = operator.attrgetter("_version")
 
 
 class ParameterCache:
-    """Tensors derived from parameters (stacked, concatenated, scaled), kept between calls made without gradients.
+    """Tensors derived from parameters (stacked, concatenated, scaled), reused within one *scope*: the calls of one
+    generation, which share a KV cache.
 
-    `get(name, params, build)` returns ``build()``; without gradients the result is kept and returned again until
-    one of ``params`` changes: its identity, storage (`.to()`, `load_state_dict(assign=True)`) or version counter
-    (bumped by every in-place update: an optimizer step, `load_state_dict`, `torch.no_grad()` edits). With
-    gradients it is built on every call, so that gradients flow to the parameters. Not part of the state dict.
+    `get(name, params, build)` returns ``build()``. Inside a scope (`scope(owner)`, ``owner`` the generation's
+    cache) and without gradients, the result is kept and returned again for as long as the scope lasts and none of
+    ``params`` changes its identity, storage (`.to()`, `load_state_dict(assign=True)`) or version counter (an
+    optimizer step, `load_state_dict`, in-place edits under `torch.no_grad()`). Edits through ``param.data`` do not
+    bump the version counter (peft's `merge_and_unload` makes them, for one), which is why nothing outlives its
+    scope: every new generation, and every call made without one, builds afresh. With gradients it is built on
+    every call, so that gradients flow to the parameters. Not part of the state dict.
     """
 
     def __init__(self) -> None:
         self._entries: dict = {}
+        self._owner: weakref.ref | None = None
 
-    def get(self, name, params: list[torch.Tensor], build) -> torch.Tensor | dict:
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+    def scope(self, owner: object | None, fresh: bool = False) -> None:
+        """Enter the scope of ``owner`` (kept entries are reused while calls name the same owner, held by a weak
+        reference); ``fresh`` (e.g. the first call of a generation) or a different owner drop what was kept, and
+        ``None`` leaves every scope (no reuse)."""
+        if owner is None or fresh or self._owner is None or self._owner() is not owner:
+            self._entries.clear()
+            self._owner = weakref.ref(owner) if owner is not None else None
+
+    def get(self, name, params: list[torch.Tensor], build) -> torch.Tensor | dict | list:
+        if (
+            self._owner is None
+            or self._owner() is None
+            or (torch.is_grad_enabled() and any(p.requires_grad for p in params))
+        ):
             return build()
         # identity, storage and version of every parameter, read by C-level maps (a generator of tuples costs ten
         # times more, which shows in a decoding step that checks a hundred parameters)

@@ -46,7 +46,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from transformers.utils import ModelOutput, logging
 
 from .configuration_multistream_bert import BERT_COMPATIBLE_MODEL_TYPES, MultiStreamBertConfig
-from .integration import DirectMixing, LinearIntegration, ParameterCache, build_integration
+from .integration import DirectMixing, LinearIntegration, build_integration
 from .modeling_multistream_common import (
     SEMANTIC,
     STREAM_INPUT_KEYS,
@@ -502,8 +502,6 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
         self.stream_tables = StreamTables(config.vocab_size, config.slot_sizes)
         self.fusion.build(self, config)
         self.pooler = MultiStreamBertPooler(config.output_hidden_size) if add_pooling_layer else None
-        # `run_stream_layers`' stacked weights, kept between calls without gradients
-        self._stacked_stream_weights = ParameterCache()
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -604,7 +602,6 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
                     [self._stream_layer(s, layer) for s in others],
                     [states[s] for s in others],
                     masks[others[0]] if others else None,
-                    store=self._stacked_stream_weights,
                 ),
                 strict=True,
             )

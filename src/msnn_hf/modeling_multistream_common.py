@@ -405,9 +405,9 @@ def batched_stream_weights(
     for `batched_stream_layer`; ``None`` when some group cannot run as one batched layer (layers of different
     shapes or kinds, fewer than two streams, hooks, gradient checkpointing), which then runs one layer at a time.
 
-    Without gradients (evaluation, `generate()`) the stacks of all groups are kept in ``store`` until a parameter
-    changes (`ParameterCache`: one check per call for the whole model); with gradients they are stacked on every
-    call, so that gradients reach every stream's own parameters.
+    Within one generation and without gradients the stacks of all groups are kept in ``store`` until a parameter
+    changes (`ParameterCache`: one check per call for the whole model); otherwise they are stacked on every call
+    (with gradients, so that gradients reach every stream's own parameters).
     """
     params = []
     for layers in groups:
@@ -488,7 +488,7 @@ def run_stream_layers(
         states: each stream's input `(batch, tokens, d_s)`.
         attention_mask: boolean SDPA mask `(batch or 1, 1, tokens, key_length)` shared by the streams, or `None`.
         cache: a `transformers.Cache` (keys and values of every attention layer), or `None`.
-        store: the model's `ParameterCache`, where the stacked weights are kept between calls without gradients.
+        store: a `ParameterCache` that may keep the stacked weights (within its scope), or `None`.
 
     Returns:
         Every stream's raw output `(batch, tokens, d_s)`, in order.

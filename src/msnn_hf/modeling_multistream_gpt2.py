@@ -192,7 +192,7 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             )
             offset += len(points)
         self.num_cache_layers = offset
-        # `batched_stream_weights`' stacked weights, kept between calls without gradients
+        # `batched_stream_weights`' stacked weights, kept within one generation (see `ParameterCache`)
         self._stacked_stream_weights = ParameterCache()
         self.streams = nn.ModuleDict(streams)
         self.integration = nn.ModuleList(
@@ -298,6 +298,10 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             use_cache = False
         cache = self._prepare_cache(cache, use_cache)
         past_length = cache.get_seq_length() if cache is not None else 0
+        # derived weights (stacked stream layers, integrations') are reused within one generation: the calls that
+        # continue the same cache; its first call, and every call without a cache, build them afresh
+        for store in (self._stacked_stream_weights, *(m._derived for m in self.integration)):
+            store.scope(cache, fresh=past_length == 0)
         sem = self.semantic
         embeds = inputs_embeds if inputs_embeds is not None else sem.wte(input_ids)  # (B, T, H)
         length = embeds.shape[1]
