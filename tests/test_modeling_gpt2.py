@@ -411,9 +411,9 @@ def test_parameter_cache_reuses_within_its_scope_only():
         assert torch.equal(get(), torch.full((3,), 4.0))
         store.scope(owner, fresh=True)  # ... but by the next generation
         assert torch.equal(get(), torch.full((3,), 6.0)) and len(builds) == 5
-        store.scope(Owner())  # another owner (this one dies at once): nothing is reused
+        store.scope(Owner())  # another owner (this one dies at once): nothing is reused, nothing is held
         get(), get()
-        assert len(builds) == 7
+        assert len(builds) == 7 and not store._entries
         store.scope(owner)
         get(), get()
         assert len(builds) == 8

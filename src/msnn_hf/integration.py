@@ -160,10 +160,11 @@ class ParameterCache:
 
     def get(self, name, params: list[torch.Tensor], build) -> torch.Tensor | dict | list:
         if (
-            self._owner is None
-            or self._owner() is None
-            or (torch.is_grad_enabled() and any(p.requires_grad for p in params))
-        ):
+            self._owner is not None and self._owner() is None
+        ):  # the generation is over: let go of what it kept
+            self._entries.clear()
+            self._owner = None
+        if self._owner is None or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
             return build()
         # identity, storage and version of every parameter, read by C-level maps (a generator of tuples costs ten
         # times more, which shows in a decoding step that checks a hundred parameters)
