@@ -484,9 +484,10 @@ def test_lora_on_the_stream_layers_counts():
         torch.testing.assert_close(merged(x).logits, tuned)
 
 
-def test_stream_tables_are_range_checked_once_per_version():
-    """Gathered stream ids are checked through their table (not at every step): a table holding an id outside the
-    stream vocabulary is refused, naming it, also after an in-place edit of a table that had passed."""
+def test_gathered_stream_ids_are_range_checked_through_their_table():
+    """Gathered stream ids are checked through their table (its check kept per table version, not redone on the
+    gathered ids at every step): a table holding an id outside the stream vocabulary is refused, naming it, also
+    after an in-place edit of a table that had passed."""
     model, x = make_model("dm-scalar"), ids(2, 5)
     tables = model.transformer.stream_tables
     with torch.no_grad():
@@ -502,13 +503,12 @@ def test_stream_tables_are_range_checked_once_per_version():
 
 
 def test_stream_layers_of_different_shapes_run_one_by_one():
-    from msnn_hf.integration import ParameterCache
     from msnn_hf.modeling_multistream_common import StreamLayer, run_stream_layers
 
     torch.manual_seed(0)
     layers = [StreamLayer(16, 2, 32, dropout=0.0), StreamLayer(8, 2, 16, dropout=0.0)]
     states = [torch.randn(2, 5, 16), torch.randn(2, 5, 8)]
-    out = run_stream_layers(layers, states, None, store=ParameterCache())
+    out = run_stream_layers(layers, states, None)
     for layer, x, y in zip(layers, states, out):
         torch.testing.assert_close(y, layer(x, None))
 

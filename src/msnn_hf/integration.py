@@ -166,8 +166,8 @@ class ParameterCache:
             self._owner = None
         if self._owner is None or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
             return build()
-        # identity, storage and version of every parameter, read by C-level maps (a generator of tuples costs ten
-        # times more, which shows in a decoding step that checks a hundred parameters)
+        # identity, storage and version of every parameter, read by C-level maps (a decoding step checks about a
+        # hundred parameters)
         key = (tuple(map(id, params)), tuple(map(_data_ptr, params)), tuple(map(_version, params)))
         entry = self._entries.get(name)
         if entry is not None and entry[0] == key:

@@ -476,7 +476,6 @@ def run_stream_layers(
     states: list[torch.Tensor],
     attention_mask: torch.Tensor | None,
     cache=None,
-    store: ParameterCache | None = None,
 ) -> list[torch.Tensor]:
     """Run one layer of each non-semantic stream: ``[layers[i](states[i]) for i]``.
 
@@ -488,12 +487,11 @@ def run_stream_layers(
         states: each stream's input `(batch, tokens, d_s)`.
         attention_mask: boolean SDPA mask `(batch or 1, 1, tokens, key_length)` shared by the streams, or `None`.
         cache: a `transformers.Cache` (keys and values of every attention layer), or `None`.
-        store: a `ParameterCache` that may keep the stacked weights (within its scope), or `None`.
 
     Returns:
         Every stream's raw output `(batch, tokens, d_s)`, in order.
     """
-    weights = batched_stream_weights([layers], store)
+    weights = batched_stream_weights([layers])  # stacked on every call: nothing to keep outside a generation
     if weights is None:
         return [layer(x, attention_mask, cache=cache) for layer, x in zip(layers, states, strict=True)]
     return list(
