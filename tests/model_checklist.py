@@ -41,6 +41,23 @@ def once(test: Callable) -> Callable:
     return test
 
 
+def open_gates(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give a model's zero-initialised paths (the LI / DM gates, early fusion's projections, concat's zero block)
+    random values, as training would: a model that starts as its backbone ignores its streams, and the mechanics
+    checks (padding, batching, caches, causality, explicit ids) must see them."""
+    from msnn_hf.modeling_multistream_stack import ConcatReadout, ZeroInitLinear
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".blend"):
+                p.copy_(torch.randn(p.shape, generator=g))
+        for module in model.modules():
+            if isinstance(module, (ZeroInitLinear, ConcatReadout)):
+                module.weight.add_(0.3 * torch.randn(module.weight.shape, generator=g))
+    return model
+
+
 def assert_same_outputs(first: torch.Tensor, second: torch.Tensor, what: str, atol: float = 1e-5) -> None:
     torch.testing.assert_close(first, second, atol=atol, rtol=1e-4, msg=lambda m: f"{what}: {m}")
 
@@ -98,10 +115,15 @@ class ModelChecklist:
         spec = {**self.VARIANTS, **self.BASELINE_VARIANTS}[variant]
         return self.tiny_config(**{**spec, **overrides})
 
-    def build(self, variant: str, head: type | None = None, seed: int = 0, **overrides: Any):
+    def build(
+        self, variant: str, head: type | None = None, seed: int = 0, gates_open: bool = True, **overrides: Any
+    ):
+        """A tiny random model of ``variant``; ``gates_open``: its zero-initialised paths given random values
+        (`open_gates`), so that the streams matter; ``False``: the model as built (it starts as its backbone)."""
         torch.manual_seed(seed)
         model = (head or self.HEAD_CLASSES[0])(self.config_for(variant, **overrides))
-        return self.prepare_model(model, seed).eval()
+        model = self.prepare_model(model, seed)
+        return (open_gates(model, seed) if gates_open else model).eval()
 
     def run(self, model, inputs: dict[str, torch.Tensor], **kwargs: Any):
         with torch.no_grad():
@@ -266,16 +288,33 @@ class ModelChecklist:
         return out
 
     def test_gradient_reaches_every_parameter(self, variant: str) -> None:
+        """Starting as the backbone, only the zero-initialised gates (and what they already pass) receive gradient
+        at step 0; after one optimiser step every parameter does, and after two every parameter has moved."""
         for head in self.HEAD_CLASSES:
-            model = self.build(variant, head).train()
+            model = self.build(variant, head, gates_open=False).train()
             inputs = self.make_inputs(model.config, batch=2, length=6, seed=4)
-            self.loss_of(model(**inputs)).backward()
-            dead = [
-                name
-                for name, p in model.named_parameters()
-                if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+            before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+            for step in range(2):
+                optimizer.zero_grad()
+                self.loss_of(model(**inputs)).backward()
+                dead = [
+                    n
+                    for n, p in model.named_parameters()
+                    if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+                ]
+                if step == 0:
+                    gates = [n for n in dead if n.endswith(".blend")]
+                    assert not gates, f"{head.__name__}: the gates get no gradient at step 0: {gates}"
+                else:
+                    assert not dead, f"{head.__name__}: no gradient reaches {dead} after one step"
+                optimizer.step()
+            still = [
+                n
+                for n, p in model.named_parameters()
+                if p.requires_grad and torch.equal(p.detach(), before[n])
             ]
-            assert not dead, f"{head.__name__}: no gradient reaches {dead}"
+            assert not still, f"{head.__name__}: not moved after two steps: {still}"
 
     def test_gradient_checkpointing_equals_normal(self, variant: str) -> None:
         grads = []

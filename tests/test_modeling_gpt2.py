@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import torch
+from model_checklist import open_gates
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
@@ -30,6 +31,8 @@ VARIANTS = {
     "dm-channel-phonetic": dict(
         integration_type="dm", alpha_granularity="channel", streams=["semantic", "phonetic"]
     ),
+    "early": dict(integration_type="early"),
+    "concat-last": dict(integration_type="concat", integration_layers="last"),
 }
 MULTI = [v for v in VARIANTS if v != "none"]
 
@@ -60,13 +63,16 @@ def random_tables(config: MultiStreamGPT2Config, seed: int = 0) -> dict[str, tor
     return tables
 
 
-def make_model(variant: str = "li-all", seed: int = 0, **overrides) -> MultiStreamGPT2LMHeadModel:
+def make_model(
+    variant: str = "li-all", seed: int = 0, gates_open: bool = True, **overrides
+) -> MultiStreamGPT2LMHeadModel:
+    """A tiny random model; ``gates_open``: its zero-initialised paths given random values (see `open_gates`)."""
     torch.manual_seed(seed)
     config = tiny_config(**{**VARIANTS[variant], **overrides})
     model = MultiStreamGPT2LMHeadModel(config)
     if config.non_semantic_streams:
         model.set_stream_tables(random_tables(config, seed))
-    return model.eval()
+    return (open_gates(model, seed) if gates_open else model).eval()
 
 
 def ids(batch: int, length: int, seed: int = 0) -> torch.LongTensor:
@@ -79,7 +85,7 @@ def test_config_options_and_validation():
     assert tiny_config(integration_layers="all").integration_layers == [0, 1]
     assert tiny_config(streams=["phonetic", "semantic"]).streams == ["semantic", "phonetic"]
     for bad, message in (
-        (dict(integration_type="early"), r"integration_type.*\['li', 'dm', 'none'\]"),
+        (dict(integration_type="sum"), r"integration_type.*\['li', 'dm', 'none', 'early', 'concat'\]"),
         # must contain the last block: the head reads the last integrated state
         (dict(integration_layers=[0]), r"misses the last layer.*contains 1"),
         (dict(integration_layers=[0, 5]), r"invalid layer indices \[5\]"),
@@ -127,7 +133,7 @@ def test_none_variant_is_plain_gpt2():
 
 def test_li_starts_from_semantic_identity():
     model = make_model("li-all")
-    proj = model.transformer.integration[0].stream_proj["semantic"].weight
+    proj = model.transformer.integration["0"].stream_proj["semantic"].weight
     torch.testing.assert_close(proj, torch.eye(32))
 
 
@@ -312,7 +318,7 @@ def one_by_one(groups, store=None):
 @pytest.mark.parametrize("variant", ["li-all", "dm-token-last"])
 def test_batched_stream_layers_equal_one_by_one(variant, monkeypatch):
     """The streams' layers run as one batched layer: same logits, gradients and generations as one by one."""
-    import msnn_hf.modeling_multistream_gpt2 as gpt2_module
+    import msnn_hf.modeling_multistream_stack as gpt2_module
 
     model = make_model(variant)
     x, prompt = ids(2, 9, seed=4), ids(2, 4, seed=6)
@@ -340,7 +346,7 @@ def test_batched_stream_layers_follow_parameter_updates(monkeypatch):
     """Without gradients the stacked stream weights (and the integrations' derived weights) are kept within one
     generation; an optimizer step, a `load_state_dict` or an edit through `.data` (which bumps no version counter)
     must be seen by the next call."""
-    import msnn_hf.modeling_multistream_gpt2 as gpt2_module
+    import msnn_hf.modeling_multistream_stack as gpt2_module
 
     for variant in ("dm-scalar", "li-all"):
         model, other = make_model(variant), make_model(variant, seed=1)
@@ -382,7 +388,7 @@ def test_batched_stream_layers_follow_parameter_updates(monkeypatch):
 def test_parameter_cache_reuses_within_its_scope_only():
     """`ParameterCache`: no reuse outside a scope or with gradients; within a scope, reuse until a parameter's
     version, storage or identity changes; a fresh scope, another owner or a dead owner drops what was kept."""
-    from msnn_hf.integration import ParameterCache
+    from msnn_hf.modeling_multistream_common import ParameterCache
 
     class Owner:  # stands for a generation's KV cache
         pass
@@ -426,7 +432,7 @@ def test_batched_stream_layers_give_way_to_hooks_and_adapters(monkeypatch):
     """The batched layer calls no module: a forward hook on a stream layer's part, or a part replaced by another
     kind of module (an adapter, e.g. LoRA), makes the model run the streams' layers one by one, so that the hook runs
     and the adapter counts."""
-    import msnn_hf.modeling_multistream_gpt2 as gpt2_module
+    import msnn_hf.modeling_multistream_stack as gpt2_module
 
     model, x = make_model("li-all"), ids(2, 6, seed=3)
     layer = model.transformer.streams["phonetic"].layers[0]
@@ -503,14 +509,12 @@ def test_gathered_stream_ids_are_range_checked_through_their_table():
 
 
 def test_stream_layers_of_different_shapes_run_one_by_one():
-    from msnn_hf.modeling_multistream_common import StreamLayer, run_stream_layers
+    from msnn_hf.modeling_multistream_common import StreamLayer, batched_stream_weights
 
     torch.manual_seed(0)
     layers = [StreamLayer(16, 2, 32, dropout=0.0), StreamLayer(8, 2, 16, dropout=0.0)]
-    states = [torch.randn(2, 5, 16), torch.randn(2, 5, 8)]
-    out = run_stream_layers(layers, states, None)
-    for layer, x, y in zip(layers, states, out):
-        torch.testing.assert_close(y, layer(x, None))
+    assert batched_stream_weights([layers]) is None  # the stack then runs them one by one
+    assert batched_stream_weights([[StreamLayer(16, 2, 32), StreamLayer(16, 2, 32)]]) is not None
 
 
 # ----------------------------------------------------------------------------------------------- save / load / hub
@@ -649,6 +653,71 @@ def test_from_backbone_refuses_a_processor_built_for_another_tokenizer(tmp_path)
         MultiStreamGPT2LMHeadModel.from_backbone(str(backbone), processor=other, integration_type="li")
 
 
+# ------------------------------------------------------------------------------------- start as the backbone
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_gpt2")
+    torch.manual_seed(2)
+    config = tiny_config().semantic_config()
+    GPT2LMHeadModel(GPT2Config(**config.to_dict())).save_pretrained(folder)
+    return folder
+
+
+FUNCTION_PRESERVING = {
+    "li-A": dict(integration_type="li", integration_layers="last"),
+    "li-B": dict(integration_type="li"),
+    "dm-scalar-B": dict(integration_type="dm", alpha_granularity="scalar"),
+    "dm-channel-B": dict(integration_type="dm", alpha_granularity="channel"),
+    "dm-token-A": dict(integration_type="dm", alpha_granularity="token", integration_layers="last"),
+    "dm-token-B": dict(integration_type="dm", alpha_granularity="token"),
+    "early": dict(integration_type="early"),
+    "concat": dict(integration_type="concat"),
+}
+
+
+@pytest.mark.parametrize("variant", list(FUNCTION_PRESERVING))
+def test_from_backbone_computes_the_backbone(variant, gpt2_dir):
+    """Before training, a model built from a GPT-2 checkpoint gives the plain `GPT2LMHeadModel`'s logits (1e-4) and
+    last hidden state (1e-5) on a left-padded batch, also decoding with the cache; ``integration_init="mix"`` does
+    not."""
+
+    class Processor:
+        tokenizer = None
+        stream_vocab_sizes = {"phonetic": 20, "morphological": 25}
+        slot_sizes = {"phonetic": 4, "morphological": 3}
+        stream_tables = random_tables(tiny_config(), seed=3)
+
+    plain = GPT2LMHeadModel.from_pretrained(gpt2_dir).eval()
+    model = MultiStreamGPT2LMHeadModel.from_backbone(
+        str(gpt2_dir), **FUNCTION_PRESERVING[variant], stream_hidden_size=16, stream_num_heads=2,
+        stream_intermediate_size=32, phonetic_vocab_size=20, morph_vocab_size=25, phonetic_slot_size=4,
+        morph_slot_size=3,
+    ).eval()  # fmt: skip
+    model.set_stream_tables(Processor.stream_tables)
+    x = ids(3, 8, seed=4)
+    mask = torch.tensor([[1] * 8, [0] * 3 + [1] * 5, [0] * 6 + [1] * 2])
+    with torch.no_grad():
+        theirs = plain(x, attention_mask=mask, output_hidden_states=True)
+        ours = model(x, attention_mask=mask, output_hidden_states=True)
+        real = mask.bool()
+        torch.testing.assert_close(ours.logits[real], theirs.logits[real], atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            ours.hidden_states[-1][real], theirs.hidden_states[-1][real], atol=1e-5, rtol=0
+        )
+        generated = model.generate(
+            x, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=PAD
+        )
+        expected = plain.generate(x, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=PAD)
+        assert torch.equal(generated, expected)
+        if variant != "early":
+            old = MultiStreamGPT2LMHeadModel(
+                model.config.__class__(**{**model.config.to_dict(), "integration_init": "mix"})
+            )
+            old.transformer.semantic.load_state_dict(model.transformer.semantic.state_dict())
+            old.set_stream_tables(Processor.stream_tables)
+            assert (old.eval()(x).logits - plain(x).logits).abs().max() > 1e-3
+
+
 # ----------------------------------------------------------------------------------------------- shared checklist
 from model_checklist import ModelChecklist  # noqa: E402
 
@@ -660,7 +729,13 @@ class TestMultiStreamGPT2Checklist(ModelChecklist):
         "dm-scalar": dict(integration_type="dm", alpha_granularity="scalar"),
         "dm-token-last": dict(integration_type="dm", alpha_granularity="token", integration_layers="last"),
     }
-    BASELINE_VARIANTS = {"none": dict(streams=["semantic"], integration_type="none")}
+    BASELINE_VARIANTS = {
+        "none": dict(streams=["semantic"], integration_type="none"),
+        "early": dict(integration_type="early"),
+        "concat": dict(integration_type="concat"),
+        "dm-channel": dict(integration_type="dm", alpha_granularity="channel"),
+        "li-mix": dict(integration_type="li", integration_init="mix"),
+    }
     HEAD_CLASSES = (MultiStreamGPT2LMHeadModel, MultiStreamGPT2Model)
     AUTO_CLASSES = {MultiStreamGPT2LMHeadModel: AutoModelForCausalLM, MultiStreamGPT2Model: AutoModel}
     PADDING_SIDE = "left"
@@ -684,3 +759,53 @@ class TestMultiStreamGPT2Checklist(ModelChecklist):
 
     def main_output(self, output):
         return output.logits if "logits" in output else output.last_hidden_state
+
+
+def test_loading_a_bert_checkpoint_with_the_gpt2_class_is_a_clear_error(tmp_path):
+    from msnn_hf import MultiStreamBertConfig, MultiStreamBertModel
+
+    MultiStreamBertModel(MultiStreamBertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                               intermediate_size=64, stream_hidden_size=16)).save_pretrained(tmp_path)  # fmt: skip
+    with pytest.raises(ValueError, match=r"model_type 'multistream_bert', not 'multistream_gpt2'"):
+        MultiStreamGPT2LMHeadModel.from_pretrained(tmp_path)
+
+
+def test_past_key_values_is_accepted_with_a_warning():
+    model = make_model("li-all")
+    x = ids(1, 6)
+    with torch.no_grad():
+        first = model(x[:, :4], use_cache=True)
+        with pytest.warns(FutureWarning, match="past_key_values"):
+            step = model(x[:, 4:], past_key_values=first.cache, use_cache=True)
+        torch.testing.assert_close(step.logits, model(x).logits[:, 4:], atol=1e-5, rtol=1e-4)
+
+
+def test_output_attentions_and_hidden_states_conventions():
+    model = make_model("dm-scalar")
+    with pytest.raises(ValueError, match="output_attentions=True is not supported"):
+        model(ids(1, 4), output_attentions=True)
+    with pytest.raises(ValueError, match="output_attentions=True is not supported"):
+        model.generate(ids(1, 4), max_new_tokens=2, output_attentions=True, return_dict_in_generate=True)
+    model.config.output_hidden_states = True
+    out = model(ids(1, 4))
+    assert out.hidden_states is not None and len(out.hidden_states) == 3
+    torch.testing.assert_close(out.hidden_states[-1], model.transformer(ids(1, 4)).last_hidden_state)
+
+
+def test_missing_and_meta_initialised_weights_get_gpt2_initialisation():
+    config = tiny_config(n_layer=2)
+    model = MultiStreamGPT2LMHeadModel.from_pretrained(None, config=config, state_dict={})
+    assert not model.transformer.stream_tables.phonetic.any()  # empty tables, not torch.empty garbage
+    assert torch.isfinite(model(ids(1, 4)).logits).all()
+    with torch.device("meta"):
+        meta = MultiStreamGPT2LMHeadModel(config)
+    meta.to_empty(device="cpu")
+    meta.init_weights()
+    assert torch.isfinite(meta(ids(1, 4)).logits).all()
+    assert not meta.transformer.stream_tables.phonetic.any()
+    for built in (
+        MultiStreamGPT2LMHeadModel(config),
+        meta,
+    ):  # GPT-2's residual projections: std 0.02 / sqrt(2 n_layer)
+        c_proj = built.transformer.semantic.h[0].attn.c_proj.weight
+        assert abs(c_proj.std().item() - 0.02 / (2 * 2) ** 0.5) < 0.003

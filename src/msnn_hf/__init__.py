@@ -19,7 +19,7 @@ from . import processing_multistream as _processing
 from .callbacks import StreamWeightsCallback
 from .configuration_multistream_bert import MultiStreamBertConfig
 from .configuration_multistream_gpt2 import MultiStreamGPT2Config
-from .integration import DirectMixing, IntegrationOutput, LinearIntegration, StackedStreams, build_integration
+from .integration import DirectMixing, IntegrationOutput, LinearIntegration, build_integration
 from .modeling_multistream_bert import (
     MultiStreamBertForMaskedLM,
     MultiStreamBertForSequenceClassification,
@@ -42,7 +42,6 @@ _processing.register_processor((MultiStreamBertConfig, MultiStreamGPT2Config))
 __all__ = [
     "DirectMixing",
     "IntegrationOutput",
-    "StackedStreams",
     "LinearIntegration",
     "MultiStreamBertConfig",
     "MultiStreamBertForMaskedLM",

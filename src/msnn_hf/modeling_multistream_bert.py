@@ -1,23 +1,18 @@
 """Multi-stream BERT: a pretrained BERT (the semantic stream) plus narrow phonetic / morphological streams.
 
-The layer loop reads like the design::
+This file holds the family's *semantic adapter* (how a `BertModel` embeds and runs one layer, its mask) and its
+heads; the streams, the layer loop, the fusion strategies and the readout are the shared stack
+(`modeling_multistream_stack.py`)::
 
-    streams = embed(input_ids, stream ids)              # {stream: (B, T, d_s)}; z = semantic embedding output
+    hidden = bert.embeddings(words + early-fusion terms)   # z_0
     for l in range(num_hidden_layers):
-        streams = {s: layer[s][l](streams[s]) for s}    # every stream runs its own block -> its "raw" output
-        z = integration[l](streams, z)                  # if l in integration_layers (LI or DM)
-    last_hidden_state = final_norm(z)
+        hidden = bert.encoder.layer[l](hidden)             # the semantic stream runs exactly as the backbone
+        if l is an integration point: streams' own layer, then z = integrate([hidden, *streams], z)
+    last_hidden_state = readout(z)                          # = the backbone's output before training
 
-"Raw" output of a stream at layer ``l`` = the hidden state its transformer block returns: for the semantic
-stream the `BertLayer` output (BERT is post-LayerNorm, so that state is already normalised by the layer's own
-LayerNorm), for the phonetic / morphological streams the pre-LayerNorm residual state of their `StreamLayer`. The
-integrated pathway adds its own bias, normalisation (LI) and activation on top ("one threshold"). Each stream keeps
-its own pathway: the semantic stream runs exactly as the backbone does, whatever the integration does.
-
-How the streams are combined is one entry of `FUSIONS` (``config.integration_type``): ``"li"`` / ``"dm"`` (the
-integration above), and the baselines ``"none"`` (one stream, no integration), ``"early"`` (non-semantic slot
-embeddings added to the backbone's input embeddings) and ``"concat"`` (streams run side by side, the head reads
-``LayerNorm(Linear(concat))``).
+"Raw" output of a stream = the hidden state its block returns: for the semantic stream the `BertLayer` output
+(BERT is post-LayerNorm, so already normalised), for the phonetic / morphological streams the pre-LayerNorm residual
+state of their `StreamLayer`.
 
 Only relative imports of siblings and public transformers API: this module is copied into every checkpoint as
 remote code (``trust_remote_code=True``).
@@ -43,22 +38,17 @@ from transformers import (
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.masking_utils import create_bidirectional_mask
+from transformers.models.bert.modeling_bert import BertEmbeddings
 from transformers.utils import ModelOutput, logging
 
 from .configuration_multistream_bert import BERT_COMPATIBLE_MODEL_TYPES, MultiStreamBertConfig
-from .integration import DirectMixing, LinearIntegration, build_integration
+from .configuration_multistream_common import SEMANTIC
 from .modeling_multistream_common import (
-    SEMANTIC,
-    STREAM_INPUT_KEYS,
-    StreamEncoder,
-    StreamTables,
-    StreamTablesVocabularyMixin,
     check_backbone_tokenizer,
-    check_sequence_length,
-    resolve_stream_ids,
-    run_stream_layers,
+    check_token_inputs,
     stream_attention_mask,
 )
+from .modeling_multistream_stack import MultiStreamPreTrainedMixin, MultiStreamStackMixin, init_stack_module
 
 logger = logging.get_logger(__name__)
 
@@ -77,9 +67,9 @@ class MultiStreamBertModelOutput(ModelOutput):
         pooler_output (`torch.FloatTensor` of shape `(batch_size, config.output_hidden_size)`, *optional*):
             `tanh(Linear(last_hidden_state[:, 0]))`, as BERT's pooler (absent when built without a pooler).
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
-            One `(batch_size, sequence_length, width)` tensor after the embeddings and after every layer, of the
-            pathway the head reads (the integrated state `z` for `"li"` / `"dm"`, before `final_norm`; the first
-            stream for the other integration types).
+            The semantic stream's states (of the single stream for `"none"` without one), each `(batch_size,
+            sequence_length, width)`: after the embeddings and after every layer, the last entry replaced by
+            `last_hidden_state` (as in transformers' models, `hidden_states[-1]` is what the heads read).
         stream_weights (`torch.FloatTensor` of shape `(num_integration_layers, batch_size, sequence_length,
             num_streams)`, *optional*, returned when `output_stream_weights=True` for `"li"` / `"dm"`):
             Per-token weight of every stream (in `config.streams` order) at every integration layer: DM's alpha,
@@ -134,159 +124,6 @@ class MultiStreamMaskedLMOutput(ModelOutput):
     stream_weights: torch.FloatTensor | None = None
 
 
-# ------------------------------------------------------------------------------------------ fusion strategies
-class ZeroInitLinear(nn.Linear):
-    """A bias-free linear that starts at zero (a new path that does nothing at step 0)."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__(in_features, out_features, bias=False)
-
-
-class Fusion:
-    """How a multi-stream model combines its streams: one subclass per ``integration_type`` (see `FUSIONS`).
-
-    A fusion holds no state: `build` adds its modules to the model (``model.integration``, ``model.final_norm``),
-    the other methods are the steps of the forward pass, given the model.
-    """
-
-    def build(self, model: MultiStreamBertModel, config: MultiStreamBertConfig) -> None:
-        """Add this fusion's modules to ``model``."""
-
-    def runs_layers(self, config: MultiStreamBertConfig) -> list[str]:
-        """The streams whose transformer layers run (the others only contribute their embeddings)."""
-        return list(config.streams)
-
-    def semantic_inputs_embeds(
-        self, model: MultiStreamBertModel, word_embeds: torch.Tensor, slots: dict[str, torch.Tensor]
-    ) -> torch.Tensor:
-        """The semantic stream's input embeddings `(B, T, H)` (before positions, token types and LayerNorm)."""
-        return word_embeds
-
-    def initial_state(self, states: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The integrated state before the first layer (`z_0`)."""
-        return None
-
-    def integrate(
-        self, model: MultiStreamBertModel, layer: int, raw: dict[str, torch.Tensor], z: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The integrated state after ``layer`` and the stream weights `(B, T, S)` (``None`` if not integrated)."""
-        return z, None
-
-    def readout(
-        self, model: MultiStreamBertModel, raw: dict[str, torch.Tensor], z: torch.Tensor | None
-    ) -> torch.Tensor:
-        """The representation the head reads, `(B, T, output_hidden_size)`."""
-        raise NotImplementedError
-
-    def trace(self, raw: dict[str, torch.Tensor], z: torch.Tensor | None) -> torch.Tensor:
-        """The state recorded in ``hidden_states`` after a layer."""
-        return next(iter(raw.values()))
-
-
-class SingleStream(Fusion):
-    """``"none"``: one stream, no integration. The backbone alone is ``streams=["semantic"]``.
-
-    A non-semantic stream's raw output is a pre-LayerNorm residual state, so it gets a final LayerNorm; the
-    semantic stream's output is BERT's, already normalised, and is read as is.
-    """
-
-    def build(self, model, config):
-        if config.streams[0] != SEMANTIC:
-            model.final_norm = nn.LayerNorm(config.output_hidden_size, eps=config.layer_norm_eps)
-
-    def readout(self, model, raw, z):
-        (state,) = raw.values()
-        return model.final_norm(state) if hasattr(model, "final_norm") else state
-
-
-class EarlyFusion(Fusion):
-    """``"early"``: ``inputs_embeds + sum_s P_s slot_s`` feeds the backbone; only the backbone layers run.
-
-    ``P_s`` are bias-free and start at zero, so the model starts as the backbone exactly.
-    """
-
-    def build(self, model, config):
-        model.integration = nn.ModuleDict(
-            {
-                s: ZeroInitLinear(config.stream_hidden_size, config.hidden_size)
-                for s in config.non_semantic_streams
-            }
-        )
-
-    def runs_layers(self, config):
-        return [SEMANTIC]
-
-    def semantic_inputs_embeds(self, model, word_embeds, slots):
-        for name, proj in model.integration.items():
-            word_embeds = word_embeds + proj(slots[name])  # (B, T, H)
-        return word_embeds
-
-    def readout(self, model, raw, z):
-        return raw[SEMANTIC]
-
-
-class ConcatFusion(Fusion):
-    """``"concat"``: every stream runs its layers without integration; head reads ``LayerNorm(Linear(concat))``."""
-
-    def build(self, model, config):
-        model.integration = nn.Linear(sum(config.stream_widths.values()), config.hidden_size)
-        model.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def readout(self, model, raw, z):
-        return model.final_norm(model.integration(torch.cat(list(raw.values()), dim=-1)))  # (B, T, H)
-
-
-class LayerwiseIntegration(Fusion):
-    """``"li"`` / ``"dm"``: ``z = integration[l](raw outputs of every stream, z)`` after every integration layer.
-
-    ``z_0`` is the semantic stream's embedding output (``None`` without a semantic stream); the head reads
-    ``final_norm(z)``.
-    """
-
-    def build(self, model, config):
-        model.integration = nn.ModuleDict(
-            {
-                str(layer): build_integration(
-                    config.integration_type,
-                    config.stream_widths,
-                    config.hidden_size,
-                    alpha_granularity=config.alpha_granularity,
-                    activation=config.integration_activation,
-                    recurrent=config.integration_recurrent,
-                    layer_norm_eps=config.layer_norm_eps,
-                    alpha_init=config.dm_alpha_init,
-                    init_std=config.initializer_range,
-                )
-                for layer in config.integration_layers
-            }
-        )
-        model.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-
-    def initial_state(self, states):
-        return states.get(SEMANTIC)
-
-    def integrate(self, model, layer, raw, z):
-        if str(layer) not in model.integration:
-            return z, None
-        out = model.integration[str(layer)](raw, z)
-        return out.integrated, out.weights  # (B, T, H), (B, T, S)
-
-    def readout(self, model, raw, z):
-        return model.final_norm(z)
-
-    def trace(self, raw, z):
-        return z if z is not None else super().trace(raw, z)
-
-
-FUSIONS: dict[str, Fusion] = {
-    "none": SingleStream(),
-    "early": EarlyFusion(),
-    "concat": ConcatFusion(),
-    "li": LayerwiseIntegration(),
-    "dm": LayerwiseIntegration(),
-}
-
-
 # ------------------------------------------------------------------------------------------------ small heads
 class MultiStreamBertPooler(nn.Module):
     """BERT's pooler: ``tanh(Linear(hidden[:, 0]))``."""
@@ -337,7 +174,7 @@ class MultiStreamBertOnlyMLMHead(nn.Module):
 
 
 # -------------------------------------------------------------------------------------------------- base class
-class MultiStreamBertPreTrainedModel(StreamTablesVocabularyMixin, PreTrainedModel):
+class MultiStreamBertPreTrainedModel(MultiStreamPreTrainedMixin, PreTrainedModel):
     """Weight initialisation, checkpoint loading and `from_backbone` shared by every multi-stream BERT model."""
 
     config_class = MultiStreamBertConfig
@@ -348,38 +185,16 @@ class MultiStreamBertPreTrainedModel(StreamTablesVocabularyMixin, PreTrainedMode
     _no_split_modules = ["BertEmbeddings", "BertLayer", "StreamLayer"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        """Generic BERT-style init, then each integration module's own start (identity / alpha / zero paths).
+        """BERT's initialisation, then the stack's own starts (gates, identity / zero paths, empty tables).
 
         Loaded weights are never re-initialised: `transformers` skips modules whose tensors came from a checkpoint
-        (`_is_hf_initialized`) and the `transformers.initialization` functions used here check the same flag.
+        (`_is_hf_initialized`), and so do the `transformers.initialization` functions and `init_stack_module`.
         """
         super()._init_weights(module)
-        if isinstance(module, (LinearIntegration, DirectMixing)):
-            module.reset_parameters()  # runs after its children: overrides their generic init
-        elif isinstance(module, ZeroInitLinear):
-            init.zeros_(module.weight)
-        elif isinstance(module, StreamTables):
-            for table in module.buffers():
-                init.zeros_(table)
-
-    @torch.no_grad()
-    def set_stream_tables(self, tables: dict[str, torch.Tensor]) -> None:
-        """Copy alignment tables (`processor.stream_tables`: ``{stream: LongTensor[rows, slot]}``) into the buffers.
-
-        Tables with fewer rows than `config.vocab_size` (a tokenizer smaller than its embedding matrix) are padded
-        with all-zero slots: those ids are never produced by the tokenizer.
-        """
-        base = self.base_model
-        vocab_size = self.config.vocab_size
-        padded = {}
-        for name in self.config.non_semantic_streams:
-            if name not in tables:
-                raise ValueError(f"Stream table {name!r} missing; got tables for {sorted(tables)}")
-            table = torch.as_tensor(tables[name], dtype=torch.long)
-            if table.dim() == 2 and table.shape[0] < vocab_size:
-                table = torch.cat([table, table.new_zeros(vocab_size - table.shape[0], table.shape[1])])
-            padded[name] = table
-        base.stream_tables.load_tables(padded)
+        if isinstance(module, BertEmbeddings):
+            init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
+            init.zeros_(module.token_type_ids)
+        init_stack_module(module)
 
     def load_backbone_head(self, backbone_name_or_path: str, backbone_extra_keys: list[str]) -> None:
         """Copy the backbone checkpoint's head into this model's, where the head types match (default: none).
@@ -398,7 +213,8 @@ class MultiStreamBertPreTrainedModel(StreamTablesVocabularyMixin, PreTrainedMode
         processor: Any | None = None,
         **config_overrides: Any,
     ) -> MultiStreamBertPreTrainedModel:
-        """Build a multi-stream model whose semantic stream is a pretrained BERT checkpoint.
+        """Build a multi-stream model whose semantic stream is a pretrained BERT checkpoint. Before training it
+        computes the backbone's function (`integration_init="backbone"`, the default).
 
         Args:
             backbone_name_or_path (`str`): a Hub id or local folder of a BERT checkpoint (`model_type` `"bert"`).
@@ -410,8 +226,7 @@ class MultiStreamBertPreTrainedModel(StreamTablesVocabularyMixin, PreTrainedMode
         The backbone's weights are copied into ``streams["semantic"]`` with a strict key match (a missing or
         mis-shaped weight is a `ValueError` that lists them; keys the backbone has beyond `BertModel`'s, e.g. a
         pretraining head, are listed in a warning), and its pooler, if the checkpoint has one, into the model's
-        pooler; a masked-LM model also copies the checkpoint's MLM head (`cls.predictions.*`), if it has one. The
-        new parts (streams, integration, other heads) keep their initialisation.
+        pooler; a masked-LM model also copies the checkpoint's MLM head (`cls.predictions.*`), if it has one.
 
         Example:
 
@@ -436,23 +251,17 @@ class MultiStreamBertPreTrainedModel(StreamTablesVocabularyMixin, PreTrainedMode
             )
         if processor is not None:
             check_backbone_tokenizer(processor.tokenizer, backbone_name_or_path, backbone_config.vocab_size)
-            sizes = processor.stream_vocab_sizes
-            slots = processor.slot_sizes
-            config_overrides = {
-                "phonetic_vocab_size": sizes["phonetic"],
-                "morph_vocab_size": sizes["morphological"],
-                "phonetic_slot_size": slots["phonetic"],
-                "morph_slot_size": slots["morphological"],
-                # added tokens grow the vocabulary; their word-embedding rows keep a fresh initialisation
-                "vocab_size": max(backbone_config.vocab_size, len(processor.tokenizer)),
-                **config_overrides,
-            }
-        config = MultiStreamBertConfig.from_bert_config(backbone_config, **config_overrides)
+        values = cls.backbone_config_overrides(backbone_config, processor, config_overrides)
+        if (
+            "num_labels" in values and "id2label" not in values
+        ):  # a new head: its labels replace the backbone's
+            values["id2label"] = {i: f"LABEL_{i}" for i in range(values.pop("num_labels"))}
+            values["label2id"] = {label: i for i, label in values["id2label"].items()}
+        config = MultiStreamBertConfig.from_bert_config(backbone_config, **values)
         config.name_or_path = str(backbone_name_or_path)
         model = cls(config)
-        base = model.base_model
         if SEMANTIC in config.streams:
-            info = base.load_backbone_weights(backbone_name_or_path, backbone_config)
+            info = model.base_model.load_backbone_weights(backbone_name_or_path, backbone_config)
             model.load_backbone_head(backbone_name_or_path, info["unexpected_keys"])
         if processor is not None:
             model.set_stream_tables(processor.stream_tables)
@@ -465,42 +274,26 @@ class MultiStreamBertPreTrainedModel(StreamTablesVocabularyMixin, PreTrainedMode
 
 
 # ------------------------------------------------------------------------------------------------- base model
-class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
+class MultiStreamBertModel(MultiStreamStackMixin, MultiStreamBertPreTrainedModel):
     """
     The multi-stream BERT encoder: ``streams`` (`"semantic"`: a `BertModel` without pooler; `"phonetic"` /
-    `"morphological"`: `StreamEncoder`s with one `StreamLayer` per backbone layer), ``stream_tables`` (the
-    vocabulary -> stream-id alignment tables, persistent buffers), the fusion's modules (``integration``,
-    ``final_norm``) and a BERT-style ``pooler`` on the representation.
+    `"morphological"`: `StreamEncoder`s with one `StreamLayer` per integration point), ``stream_tables`` (the
+    vocabulary -> stream-id alignment tables, persistent buffers), the fusion's modules (``integration``, and
+    ``final_norm`` when starting as a mixture) and a BERT-style ``pooler`` on the representation.
 
     Args:
         config ([`MultiStreamBertConfig`]): the model configuration.
         add_pooling_layer (`bool`, *optional*, defaults to `True`): whether to build the pooler.
     """
 
+    semantic_has_final_norm = False  # post-LN: the last layer's output is the representation
+
     def __init__(self, config: MultiStreamBertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__(config)
-        self.fusion = FUSIONS[config.integration_type]
-        running = self.fusion.runs_layers(config)
-        streams: dict[str, nn.Module] = {}
-        for offset, name in enumerate(config.streams):
-            if name == SEMANTIC:
-                streams[name] = BertModel(config.semantic_config(), add_pooling_layer=False)
-                continue
-            streams[name] = StreamEncoder(
-                vocab_size=config.stream_vocab_sizes[name],
-                slot_size=config.slot_sizes[name],
-                hidden_size=config.stream_hidden_size,
-                num_layers=config.num_hidden_layers if name in running else 0,
-                num_heads=config.stream_num_heads,
-                intermediate_size=config.stream_intermediate_size,
-                max_position_embeddings=config.max_position_embeddings,
-                dropout=config.stream_dropout,
-                layer_norm_eps=config.layer_norm_eps,
-                layer_idx_offset=offset * config.num_hidden_layers,
-            )
-        self.streams = nn.ModuleDict(streams)
-        self.stream_tables = StreamTables(config.vocab_size, config.slot_sizes)
-        self.fusion.build(self, config)
+        semantic = {}
+        if SEMANTIC in config.streams:
+            semantic[SEMANTIC] = BertModel(config.semantic_config(), add_pooling_layer=False)
+        self.build_stack(config, semantic, cache_offset=config.num_hidden_layers)
         self.pooler = MultiStreamBertPooler(config.output_hidden_size) if add_pooling_layer else None
         self.post_init()
 
@@ -558,102 +351,6 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
             self.pooler.load_state_dict(backbone.pooler.state_dict())
         return info
 
-    # ---------------------------------------------------------------------------------------------- forward parts
-    def _check_inputs(
-        self,
-        input_ids: torch.LongTensor | None,
-        inputs_embeds: torch.FloatTensor | None,
-        attention_mask: torch.Tensor | None,
-    ) -> tuple[int, int]:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`")
-        if inputs_embeds is not None and SEMANTIC not in self.streams:
-            raise ValueError("`inputs_embeds` feed the semantic stream, which this model does not have")
-        shape = tuple(input_ids.shape) if input_ids is not None else tuple(inputs_embeds.shape[:-1])
-        if len(shape) != 2:
-            raise ValueError(f"`input_ids` must have shape (batch, tokens); got {shape}")
-        if input_ids is not None and input_ids.numel():
-            low, high = int(input_ids.min()), int(input_ids.max())
-            if low < 0 or high >= self.config.vocab_size:
-                raise ValueError(
-                    f"`input_ids` hold ids in [{low}, {high}], outside the vocabulary [0, {self.config.vocab_size})"
-                )
-        if attention_mask is not None and tuple(attention_mask.shape) != shape:
-            raise ValueError(
-                f"`attention_mask` must have shape {shape} (batch, tokens); got {tuple(attention_mask.shape)}"
-            )
-        check_sequence_length(shape[1], self.config.max_position_embeddings)
-        return shape
-
-    def _stream_layer(self, name: str, layer: int) -> nn.Module:
-        if name == SEMANTIC:
-            return self.streams[SEMANTIC].encoder.layer[layer]
-        return self.streams[name].layers[layer]
-
-    def _run_layer(
-        self, layer: int, states: dict[str, torch.Tensor], masks: dict[str, torch.Tensor | None]
-    ) -> dict[str, torch.Tensor]:
-        """One layer of every stream: BERT's for semantic, the others' together (`run_stream_layers`)."""
-        others = [s for s in states if s != SEMANTIC]
-        outputs = dict(
-            zip(
-                others,
-                run_stream_layers(
-                    [self._stream_layer(s, layer) for s in others],
-                    [states[s] for s in others],
-                    masks[others[0]] if others else None,
-                ),
-                strict=True,
-            )
-        )
-        if SEMANTIC in states:
-            outputs[SEMANTIC] = self._stream_layer(SEMANTIC, layer)(states[SEMANTIC], masks[SEMANTIC])
-        return {s: outputs[s] for s in states}  # the streams' order
-
-    def embed(
-        self,
-        input_ids: torch.LongTensor | None,
-        token_type_ids: torch.LongTensor | None,
-        position_ids: torch.LongTensor,
-        inputs_embeds: torch.FloatTensor | None,
-        stream_ids: dict[str, torch.LongTensor],
-    ) -> dict[str, torch.Tensor]:
-        """The input state of every stream whose layers run: ``{stream: (B, T, d_s)}``."""
-        slots = {
-            s: self.streams[s].embeddings(ids, position_ids) for s, ids in stream_ids.items()
-        }  # (B, T, d_s)
-        states: dict[str, torch.Tensor] = {}
-        if SEMANTIC in self.streams:
-            semantic = self.streams[SEMANTIC].embeddings
-            if inputs_embeds is None:
-                inputs_embeds = semantic.word_embeddings(input_ids)  # (B, T, H)
-            inputs_embeds = self.fusion.semantic_inputs_embeds(self, inputs_embeds, slots)
-            states[SEMANTIC] = semantic(
-                token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
-            )  # (B, T, H)
-        running = self.fusion.runs_layers(self.config)
-        states.update({s: x for s, x in slots.items() if s in running})
-        return states
-
-    def attention_masks(
-        self, attention_mask: torch.Tensor | None, states: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor | None]:
-        """Per-stream attention masks: BERT's own (eager or SDPA form) for semantic, boolean SDPA for the others."""
-        first = next(iter(states.values()))
-        batch, length = first.shape[:2]
-        masks: dict[str, torch.Tensor | None] = {}
-        if SEMANTIC in states:
-            masks[SEMANTIC] = create_bidirectional_mask(
-                config=self.streams[SEMANTIC].config,
-                inputs_embeds=states[SEMANTIC],
-                attention_mask=attention_mask,
-            )
-        others = [s for s in states if s != SEMANTIC]
-        if others:
-            mask = stream_attention_mask(attention_mask, length, length, causal=False, device=first.device)
-            masks.update({s: mask for s in others})
-        return masks
-
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -698,41 +395,46 @@ class MultiStreamBertModel(MultiStreamBertPreTrainedModel):
             raise ValueError(
                 "output_attentions=True is not supported by multi-stream models; use output_stream_weights"
             )
-        batch, length = self._check_inputs(input_ids, inputs_embeds, attention_mask)
+        batch, length = check_token_inputs(
+            self.config, input_ids, inputs_embeds, attention_mask, position_ids, token_type_ids
+        )
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         if position_ids is None:
             position_ids = torch.arange(length, device=device).expand(batch, length)  # (B, T)
         given = {"phonetic": phonetic_ids, "morphological": morph_ids}
-        stream_ids = resolve_stream_ids(self.stream_tables, input_ids, given, self.config.stream_vocab_sizes)
-        if input_ids is None:  # resolve_stream_ids could not compare (batch, tokens) with input_ids
-            for name, ids in stream_ids.items():
-                if tuple(ids.shape[:2]) != (batch, length):
-                    raise ValueError(
-                        f"`{STREAM_INPUT_KEYS[name]}` has (batch, tokens) = {tuple(ids.shape[:2])}, "
-                        f"`inputs_embeds` has {(batch, length)}"
-                    )
+        slots = self.embed_streams(self.stream_ids(input_ids, given, (batch, length)), position_ids)
+        hidden, semantic_layer = None, None
+        if SEMANTIC in self.streams:
+            bert = self.streams[SEMANTIC]
+            words = inputs_embeds if inputs_embeds is not None else bert.embeddings.word_embeddings(input_ids)
+            words = self.fusion.semantic_inputs_embeds(self, words, slots)  # (B, T, H)
+            hidden = bert.embeddings(
+                token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=words
+            )
+            mask = create_bidirectional_mask(
+                config=bert.config, inputs_embeds=hidden, attention_mask=attention_mask
+            )
+            layers = bert.encoder.layer
 
-        states = self.embed(input_ids, token_type_ids, position_ids, inputs_embeds, stream_ids)
-        masks = self.attention_masks(attention_mask, states)
-        z = self.fusion.initial_state(states)
-        all_hidden = [self.fusion.trace(states, z)] if output_hidden_states else None
-        weights = []
-        for layer in range(self.config.num_hidden_layers):
-            states = self._run_layer(layer, states, masks)  # raw outputs {stream: (B, T, d_s)}
-            z, layer_weights = self.fusion.integrate(self, layer, states, z)
-            if layer_weights is not None:
-                weights.append(layer_weights)  # (B, T, S)
-            if all_hidden is not None:
-                all_hidden.append(self.fusion.trace(states, z))
-        last_hidden_state = self.fusion.readout(self, states, z)  # (B, T, d_out)
+            def semantic_layer(index: int, state: torch.Tensor) -> torch.Tensor:
+                return layers[index](state, mask)
 
+        stream_mask = None
+        if slots and self.fusion.runs_stream_layers:
+            stream_mask = stream_attention_mask(attention_mask, length, length, causal=False, device=device)
+        out = self.run_stack(
+            hidden, slots, semantic_layer, stream_mask,
+            output_hidden_states=output_hidden_states, output_stream_weights=bool(output_stream_weights),
+        )  # fmt: skip
+        last_hidden_state = out.representation  # (B, T, d_out)
+        hidden_states = None
+        if out.hidden_states is not None:
+            hidden_states = (*out.hidden_states[:-1], last_hidden_state)
         output = MultiStreamBertModelOutput(
             last_hidden_state=last_hidden_state,
             pooler_output=self.pooler(last_hidden_state) if self.pooler is not None else None,
-            hidden_states=tuple(all_hidden) if all_hidden is not None else None,
-            stream_weights=torch.stack(weights)
-            if output_stream_weights and weights
-            else None,  # (L, B, T, S)
+            hidden_states=hidden_states,
+            stream_weights=out.stream_weights if output_stream_weights else None,  # (points, B, T, S)
         )
         return output if return_dict else output.to_tuple()
 

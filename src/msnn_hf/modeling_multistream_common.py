@@ -11,6 +11,8 @@ checkpoint as remote code.
 
 from __future__ import annotations
 
+import operator
+import weakref
 from pathlib import Path
 
 import torch
@@ -19,11 +21,62 @@ from torch.nn import functional as F
 from transformers import AutoTokenizer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from .integration import ParameterCache
+from .configuration_multistream_common import SEMANTIC, STREAM_INPUT_KEYS
 
-SEMANTIC = "semantic"
-STREAM_INPUT_KEYS: dict[str, str] = {"phonetic": "phonetic_ids", "morphological": "morph_ids"}
-TEXT_STREAMS: tuple[str, ...] = (SEMANTIC, *STREAM_INPUT_KEYS)
+
+def eager_checks() -> bool:
+    """Whether value checks that read tensors back to the host may run: not while `torch.compile`, `torch.export`
+    (and the ONNX exporter built on it) or `torch.jit` trace the forward. Those checks (ids in range, an all-ones
+    mask) give clear errors in eager use; a traced graph must not depend on tensor values, and on a GPU each check
+    would cost a device-to-host round trip per call."""
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
+_data_ptr = torch.Tensor.data_ptr
+_version = operator.attrgetter("_version")
+
+
+class ParameterCache:
+    """Tensors derived from parameters (stacked, concatenated, scaled), reused within one *scope*: the calls of one
+    generation, which share a KV cache.
+
+    `get(name, params, build)` returns ``build()``. Inside a scope (`scope(owner)`, ``owner`` the generation's
+    cache) and without gradients, the result is kept and returned again for as long as the scope lasts and none of
+    ``params`` changes its identity, storage (`.to()`, `load_state_dict(assign=True)`) or version counter (an
+    optimizer step, `load_state_dict`, in-place edits under `torch.no_grad()`). Edits through ``param.data`` do not
+    bump the version counter (peft's `merge_and_unload` makes them, for one), which is why nothing outlives its
+    scope: every new generation, and every call made without one, builds afresh. With gradients it is built on
+    every call, so that gradients flow to the parameters. Not part of the state dict.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict = {}
+        self._owner: weakref.ref | None = None
+
+    def scope(self, owner: object | None, fresh: bool = False) -> None:
+        """Enter the scope of ``owner`` (kept entries are reused while calls name the same owner, held by a weak
+        reference); ``fresh`` (e.g. the first call of a generation) or a different owner drop what was kept, and
+        ``None`` leaves every scope (no reuse)."""
+        if owner is None or fresh or self._owner is None or self._owner() is not owner:
+            self._entries.clear()
+            self._owner = weakref.ref(owner) if owner is not None else None
+
+    def get(self, name, params: list[torch.Tensor], build) -> torch.Tensor | dict | list:
+        if (
+            self._owner is not None and self._owner() is None
+        ):  # the generation is over: let go of what it kept
+            self._entries.clear()
+            self._owner = None
+        if self._owner is None or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+            return build()
+        key = (tuple(map(id, params)), tuple(map(_data_ptr, params)), tuple(map(_version, params)))
+        entry = self._entries.get(name)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        value = build()
+        self._entries[name] = (key, value)
+        return value
+
 
 _STREAM_ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
 
@@ -48,7 +101,13 @@ class StreamTables(nn.Module):
         for name in self.slot_sizes:
             if name not in tables:
                 raise ValueError(f"Stream table {name!r} missing; got tables for {sorted(tables)}")
-            table = torch.as_tensor(tables[name], dtype=torch.long)
+            table = torch.as_tensor(tables[name])
+            if table.is_floating_point() or table.is_complex() or table.dtype == torch.bool:
+                raise ValueError(
+                    f"Stream table {name!r} must hold integer ids; got dtype {table.dtype} (a table of floats is "
+                    "not cast: build the tables with the processor, `processor.stream_tables`)"
+                )
+            table = table.long()
             expected = tuple(getattr(self, name).shape)
             if tuple(table.shape) != expected:
                 raise ValueError(
@@ -73,6 +132,8 @@ class StreamTables(nn.Module):
         """Raise unless every id in table ``name`` lies in ``[0, vocab_size)``. The result is kept until the table
         changes (identity, storage or version counter), so that a decoding step does not scan the gathered ids."""
         table = getattr(self, name)
+        if not eager_checks():
+            return
         key = (id(table), table.data_ptr(), table._version, vocab_size)
         checked = self._checked_ranges
         if checked.get(name) == key:
@@ -87,37 +148,6 @@ class StreamTables(nn.Module):
     def forward(self, input_ids: torch.LongTensor) -> dict[str, torch.LongTensor]:
         """Stream ids for every stream: ``{name: (batch, tokens, slot)}``."""
         return {name: F.embedding(input_ids, getattr(self, name)) for name in self.slot_sizes}
-
-
-class StreamTablesVocabularyMixin:
-    """For the multi-stream `PreTrainedModel`s: `resize_token_embeddings` that keeps the stream tables (and the
-    semantic stream's own config) in step with the vocabulary. The family says where its semantic stream is."""
-
-    def semantic_stream(self) -> nn.Module:
-        """The semantic stream's backbone module (`BertModel` / `GPT2Model`)."""
-        raise NotImplementedError
-
-    def resize_token_embeddings(
-        self,
-        new_num_tokens: int | None = None,
-        pad_to_multiple_of: int | None = None,
-        mean_resizing: bool = True,
-    ) -> nn.Embedding:
-        """As `PreTrainedModel.resize_token_embeddings`, and the stream tables follow the vocabulary.
-
-        New vocabulary rows get all-zero (`<pad>`) slots until `set_stream_tables` loads tables for the new tokens
-        (e.g. from a processor rebuilt for the extended tokenizer); removed rows are dropped.
-        """
-        if SEMANTIC not in self.config.streams:
-            raise ValueError(
-                "resize_token_embeddings resizes the semantic word embeddings; this model has none"
-            )
-        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
-        vocab_size = embeddings.weight.shape[0]
-        self.semantic_stream().config.vocab_size = vocab_size
-        if self.base_model.stream_tables is not None:
-            self.base_model.stream_tables.resize(vocab_size)
-        return embeddings
 
 
 def resolve_stream_ids(
@@ -155,12 +185,62 @@ def resolve_stream_ids(
             )
         if ids.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"`{key}` must be an integer tensor; got {ids.dtype}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+        if eager_checks() and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
             raise ValueError(
                 f"`{key}` holds ids in [{int(ids.min())}, {int(ids.max())}], outside the {name} vocabulary [0, {vocab})"
             )
         resolved[name] = ids.long()
     return resolved
+
+
+def check_token_inputs(
+    config,
+    input_ids: torch.LongTensor | None,
+    inputs_embeds: torch.FloatTensor | None,
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.LongTensor | None = None,
+    token_type_ids: torch.LongTensor | None = None,
+    past_length: int = 0,
+) -> tuple[int, int]:
+    """Check a forward's token inputs and return ``(batch, tokens)``; a `ValueError` names the input.
+
+    Shapes are always checked; values (ids inside the vocabulary, positions inside the position table, token types
+    inside `type_vocab_size`) only in eager use (`eager_checks`), so that the forward still traces for
+    `torch.export` / ONNX / `compile(fullgraph=True)`.
+    """
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`")
+    if inputs_embeds is not None and SEMANTIC not in config.streams:
+        raise ValueError("`inputs_embeds` feed the semantic stream, which this model does not have")
+    shape = tuple(input_ids.shape) if input_ids is not None else tuple(inputs_embeds.shape[:-1])
+    if len(shape) != 2:
+        raise ValueError(f"`input_ids` must have shape (batch, tokens); got {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(
+            f"Empty input: `input_ids` has shape {shape}; pass at least one sequence of one token"
+        )
+    if input_ids is not None and input_ids.is_floating_point():
+        raise ValueError(f"`input_ids` must be an integer tensor; got {input_ids.dtype}")
+    for name, value in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+        expected = (shape[0], past_length + shape[1]) if name == "attention_mask" else shape
+        if value is not None and value.dim() == 2 and tuple(value.shape) != expected:
+            raise ValueError(f"`{name}` must have shape {expected} (batch, tokens); got {tuple(value.shape)}")
+    max_positions = getattr(config, config.max_positions_attribute)
+    check_sequence_length(past_length + shape[1], max_positions)
+    if not eager_checks():
+        return shape
+    limits = [("input_ids", input_ids, config.vocab_size, "the vocabulary")]
+    limits.append(("position_ids", position_ids, max_positions, "the position table"))
+    limits.append(
+        ("token_type_ids", token_type_ids, getattr(config, "type_vocab_size", None), "the token types")
+    )
+    for name, value, limit, what in limits:
+        if value is None or limit is None or not value.numel():
+            continue
+        low, high = int(value.min()), int(value.max())
+        if low < 0 or high >= limit:
+            raise ValueError(f"`{name}` hold values in [{low}, {high}], outside {what} [0, {limit})")
+    return shape
 
 
 def check_sequence_length(length: int, max_positions: int) -> None:
@@ -471,34 +551,6 @@ def batched_stream_layer(
     return x.view(num_streams, batch, tokens, hidden)
 
 
-def run_stream_layers(
-    layers: list[nn.Module],
-    states: list[torch.Tensor],
-    attention_mask: torch.Tensor | None,
-    cache=None,
-) -> list[torch.Tensor]:
-    """Run one layer of each non-semantic stream: ``[layers[i](states[i]) for i]``.
-
-    When the layers are `StreamLayer`s of one shape (the usual case: every stream has `stream_hidden_size`), they
-    run as one batched layer (`batched_stream_layer`); otherwise (`batched_stream_weights` is ``None``) one by one.
-
-    Args:
-        layers: one layer per stream, in the order of ``states``.
-        states: each stream's input `(batch, tokens, d_s)`.
-        attention_mask: boolean SDPA mask `(batch or 1, 1, tokens, key_length)` shared by the streams, or `None`.
-        cache: a `transformers.Cache` (keys and values of every attention layer), or `None`.
-
-    Returns:
-        Every stream's raw output `(batch, tokens, d_s)`, in order.
-    """
-    weights = batched_stream_weights([layers])  # stacked on every call: nothing to keep outside a generation
-    if weights is None:
-        return [layer(x, attention_mask, cache=cache) for layer, x in zip(layers, states, strict=True)]
-    return list(
-        batched_stream_layer(weights[0], layers[0], torch.stack(states), attention_mask, cache).unbind(0)
-    )
-
-
 def stream_attention_mask(
     attention_mask: torch.Tensor | None,
     query_length: int,
@@ -521,7 +573,7 @@ def stream_attention_mask(
             raise ValueError(
                 f"attention_mask covers {attention_mask.shape[-1]} positions, expected {key_length}"
             )
-        if not bool(attention_mask.all()):
+        if not eager_checks() or not bool(attention_mask.all()):
             mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, K)
     if causal and query_length > 1:
         past = key_length - query_length

@@ -1,21 +1,20 @@
 """Multi-stream GPT-2: a causal GPT-2 decoder (semantic stream) plus phonetic and morphological streams.
 
-The layer loop reads "run the GPT-2 block, and at an integration point run each stream's causal block and
-integrate"::
+This file holds the family's *semantic adapter* (GPT-2's embeddings, one `GPT2Block`, its causal mask and KV cache)
+and its LM head; the streams, the loop, the fusion strategies and the readout are the shared stack
+(`modeling_multistream_stack.py`)::
 
-    h = drop(wte(x) + wpe(pos));  z = h;  e_s = slot_embedding_s(ids_s, pos)
+    h = drop(wte(x) + early-fusion terms + wpe(pos));  z = h
     for l, block in enumerate(gpt2.h):
         h = block(h)                                   # semantic stream, raw output = the residual state
-        if l in integration_layers:                    # k-th integration point
-            e_s = stream_s.layers[k](e_s)              # causal self-attention, same KV cache
-            z = integrate({"semantic": h, **e_s}, z)   # LI or DM, per token
-    logits = lm_head(ln_f(z))                          # lm_head tied to wte
+        if l is an integration point:                  # k-th point
+            e = streams' layer k (causal, same KV cache);  z = integrate([h, *e], z)
+    logits = lm_head(ln_f(readout))                    # lm_head tied to wte; = GPT-2's logits before training
 
 Causality: the stream ids of token t are a gather of token t's row of the stream tables, every attention is
 causal and the integration is per token, so position t never sees a later token. KV cache: one `DynamicCache`
-holds the semantic blocks (cache layers ``0 .. n_layer-1``) and then every stream's layers (offsets after them);
-streams of one shape run each point's layers as one batched layer (`batched_stream_layer`, their states stacked
-through the whole forward), whose keys and values (all streams' heads) sit in the first stream's slot.
+holds the semantic blocks (cache layers ``0 .. n_layer-1``) and then the streams' layers; streams of one shape run
+each point's layers as one batched layer whose keys and values (all streams' heads) sit in the first stream's slot.
 
 Only relative imports of siblings and public torch / transformers API: this module is copied into every
 checkpoint as remote code.
@@ -23,30 +22,25 @@ checkpoint as remote code.
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, GPT2Model, PreTrainedModel
+from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 from transformers.generation import GenerationMixin
 from transformers.masking_utils import create_causal_mask
+from transformers.models.gpt2.modeling_gpt2 import GPT2MLP, GPT2Attention
+from transformers.pytorch_utils import Conv1D
 from transformers.utils import ModelOutput
 
 from .configuration_multistream_gpt2 import MultiStreamGPT2Config
-from .integration import DirectMixing, LinearIntegration, ParameterCache, StackedStreams, build_integration
-from .modeling_multistream_common import (
-    StreamEncoder,
-    StreamTables,
-    StreamTablesVocabularyMixin,
-    batched_stream_layer,
-    batched_stream_weights,
-    check_backbone_tokenizer,
-    check_sequence_length,
-    resolve_stream_ids,
-    stream_attention_mask,
-)
+from .modeling_multistream_common import check_backbone_tokenizer, check_token_inputs, stream_attention_mask
+from .modeling_multistream_stack import MultiStreamPreTrainedMixin, MultiStreamStackMixin, init_stack_module
 
 
 @dataclass
@@ -93,7 +87,7 @@ class MultiStreamGPT2CausalLMOutput(ModelOutput):
     stream_weights: torch.FloatTensor | None = None
 
 
-class MultiStreamGPT2PreTrainedModel(StreamTablesVocabularyMixin, PreTrainedModel):
+class MultiStreamGPT2PreTrainedModel(MultiStreamPreTrainedMixin, PreTrainedModel):
     """Weight initialisation, stream tables and `from_backbone` shared by the multi-stream GPT-2 models."""
 
     config_class = MultiStreamGPT2Config
@@ -105,18 +99,30 @@ class MultiStreamGPT2PreTrainedModel(StreamTablesVocabularyMixin, PreTrainedMode
     _keys_to_ignore_on_load_unexpected = [r"attn\.bias", r"crossattention\.bias"]
 
     def _init_weights(self, module: nn.Module) -> None:
+        """GPT-2's own initialisation (Conv1D normal, residual projections scaled by ``1/sqrt(2 n_layer)``), then the
+        stack's starts (gates, identity / zero paths, empty stream tables). Loaded weights are never re-initialised."""
         super()._init_weights(module)
-        # the integration modules have their own "start near the backbone" initialisation; keep loaded weights
-        if isinstance(module, (LinearIntegration, DirectMixing)):
-            if not any(getattr(p, "_is_hf_initialized", False) for p in module.parameters()):
-                module.reset_parameters()
+        if isinstance(module, Conv1D):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        if isinstance(module, (GPT2Attention, GPT2MLP)):
+            std = self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
+            init.normal_(module.c_proj.weight, mean=0.0, std=std)
+        init_stack_module(module)
 
-    def set_stream_tables(self, tables: dict[str, torch.Tensor]) -> None:
-        """Copy a processor's stream tables (`processor.stream_tables`) into the model's buffers."""
-        base = self.base_model
-        if base.stream_tables is None:
-            raise ValueError("This model has no non-semantic streams, hence no stream tables")
-        base.stream_tables.load_tables(tables)
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        """As `PreTrainedModel.initialize_weights`, then GPT-2's scaled residual projections for every `c_proj` not
+        loaded from a checkpoint: transformers skips that step for models outside its own package (it counts
+        `GPT2Attention` / `GPT2MLP`, which hold no parameters of their own, as initialised)."""
+        super().initialize_weights()
+        std = self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
+        for module in self.modules():
+            if isinstance(module, (GPT2Attention, GPT2MLP)):
+                weight = module.c_proj.weight
+                if not getattr(weight, "_is_hf_initialized", False) and weight.device.type != "meta":
+                    weight.normal_(0.0, std)
 
     def semantic_stream(self) -> nn.Module:
         return self.base_model.semantic
@@ -125,7 +131,9 @@ class MultiStreamGPT2PreTrainedModel(StreamTablesVocabularyMixin, PreTrainedMode
     def from_backbone(
         cls, name_or_path: str, processor: Any | None = None, **overrides: Any
     ) -> MultiStreamGPT2PreTrainedModel:
-        """Build a multi-stream model whose semantic stream is a pretrained GPT-2 checkpoint.
+        """Build a multi-stream model whose semantic stream is a pretrained GPT-2 checkpoint. Before training it
+        computes the backbone's function (`integration_init="backbone"`, the default): a `MultiStreamGPT2LMHeadModel`
+        gives the checkpoint's `GPT2LMHeadModel` logits.
 
         Args:
             name_or_path: a Hub id (`"gpt2"`) or a local folder holding a `GPT2Model` / `GPT2LMHeadModel`.
@@ -135,19 +143,11 @@ class MultiStreamGPT2PreTrainedModel(StreamTablesVocabularyMixin, PreTrainedMode
             overrides: any `MultiStreamGPT2Config` field (e.g. `integration_type="li"`, `integration_layers="last"`).
         """
         backbone = GPT2Model.from_pretrained(name_or_path)
-        values: dict[str, Any] = {}
         if processor is not None:
             check_backbone_tokenizer(processor.tokenizer, name_or_path, backbone.config.vocab_size)
-            vocab = processor.stream_vocab_sizes
-            slots = processor.slot_sizes
-            values.update(
-                vocab_size=len(processor.tokenizer),
-                phonetic_vocab_size=vocab["phonetic"],
-                morph_vocab_size=vocab["morphological"],
-                phonetic_slot_size=slots["phonetic"],
-                morph_slot_size=slots["morphological"],
-            )
-        values.update(overrides)
+        values = cls.backbone_config_overrides(backbone.config, processor, overrides)
+        if processor is not None:
+            values.setdefault("vocab_size", len(processor.tokenizer))
         config = MultiStreamGPT2Config.from_gpt2_config(backbone.config, **values)
         model = cls(config)
         state = backbone.state_dict()
@@ -162,55 +162,19 @@ class MultiStreamGPT2PreTrainedModel(StreamTablesVocabularyMixin, PreTrainedMode
         return model
 
 
-class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
-    """GPT-2 (semantic stream) + causal non-semantic streams, integrated after the blocks in `integration_layers`.
+class MultiStreamGPT2Model(MultiStreamStackMixin, MultiStreamGPT2PreTrainedModel):
+    """GPT-2 (semantic stream) + causal non-semantic streams, integrated at the points of `integration_layers`.
 
     State-dict keys: `semantic.*` (a `GPT2Model`), `streams.<name>.*`, `integration.<k>.*`, `stream_tables.<name>`.
     """
 
+    semantic_has_final_norm = True  # GPT-2 reads its last state through `ln_f`
+
     def __init__(self, config: MultiStreamGPT2Config) -> None:
         super().__init__(config)
         self.semantic = GPT2Model(config.semantic_config())
-        names = config.non_semantic_streams
-        self.stream_tables = StreamTables(config.vocab_size, config.slot_sizes) if names else None
-        integrating = config.integration_type != "none"
-        points = config.integration_layers if integrating else []
-        self._integration_point = {layer: k for k, layer in enumerate(points)}  # block index -> point index
-        streams, offset = {}, config.n_layer  # cache layers: semantic blocks first, then each stream's layers
-        for name in names:
-            streams[name] = StreamEncoder(
-                vocab_size=config.stream_vocab_sizes[name],
-                slot_size=config.slot_sizes[name],
-                hidden_size=config.stream_hidden_size,
-                num_layers=len(points),
-                num_heads=config.stream_num_heads,
-                intermediate_size=config.stream_intermediate_size,
-                max_position_embeddings=config.n_positions,
-                dropout=config.stream_dropout,
-                layer_norm_eps=config.layer_norm_epsilon,
-                layer_idx_offset=offset,
-            )
-            offset += len(points)
-        self.num_cache_layers = offset
-        # `batched_stream_weights`' stacked weights, kept within one generation (see `ParameterCache`)
-        self._stacked_stream_weights = ParameterCache()
-        self.streams = nn.ModuleDict(streams)
-        self.integration = nn.ModuleList(
-            build_integration(
-                config.integration_type,
-                config.stream_widths,
-                config.n_embd,
-                alpha_granularity=config.alpha_granularity,
-                activation=config.integration_activation,
-                recurrent=config.integration_recurrent,
-                layer_norm_eps=config.layer_norm_epsilon,
-                alpha_init=config.dm_alpha_init,
-                init_std=config.initializer_range,
-            )
-            for _ in points
-        )
-        if any(module.streams != ["semantic", *names] for module in self.integration):
-            raise ValueError(f"The integration's streams must be the semantic stream and then {names}")
+        # cache layers: the semantic blocks first, then each stream's layers
+        self.build_stack(config, cache_offset=config.n_layer)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -231,21 +195,6 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
                 layers.append(DynamicLayer())
         return cache
 
-    def _embed_streams(
-        self,
-        input_ids: torch.LongTensor | None,
-        given: dict[str, torch.LongTensor | None],
-        position_ids: torch.LongTensor,
-    ) -> dict[str, torch.Tensor]:
-        if not self.streams:
-            return {}
-        ids = resolve_stream_ids(self.stream_tables, input_ids, given, self.config.stream_vocab_sizes)
-        batch = ids[next(iter(ids))].shape[0]
-        positions = position_ids.expand(batch, -1)
-        return {
-            name: self.streams[name].embeddings(ids[name], positions) for name in self.streams
-        }  # (B, T, d_s)
-
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -257,8 +206,10 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
         morph_ids: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         output_stream_weights: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs: Any,
     ) -> MultiStreamGPT2ModelOutput | tuple:
         r"""
@@ -280,100 +231,90 @@ class MultiStreamGPT2Model(MultiStreamGPT2PreTrainedModel):
             morph_ids (`torch.LongTensor` of shape `(batch_size, sequence_length, morph_slot_size)`, *optional*):
                 Explicit morph slots (take precedence over the tables).
             use_cache (`bool`, *optional*): return a cache (default `config.use_cache`, off when training).
-            output_hidden_states (`bool`, *optional*): return the semantic stream's hidden states.
+            output_hidden_states (`bool`, *optional*): return the semantic stream's hidden states (default
+                `config.output_hidden_states`).
+            output_attentions (`bool`, *optional*): not supported (`True` raises); accepted for API compatibility.
             output_stream_weights (`bool`, *optional*): return the integration weights.
             return_dict (`bool`, *optional*): return a `ModelOutput` (default `config.return_dict`) or a tuple.
+            past_key_values (`Cache`, *optional*): deprecated name of `cache` (a `FutureWarning`; as transformers'
+                own GPT-2 still accepts it).
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Specify exactly one of `input_ids` and `inputs_embeds`")
-        if input_ids is not None and input_ids.numel():
-            low, high = int(input_ids.min()), int(input_ids.max())
-            if low < 0 or high >= self.config.vocab_size:
-                raise ValueError(
-                    f"`input_ids` hold ids in [{low}, {high}], outside the vocabulary [0, {self.config.vocab_size})"
-                )
+        cache = _cache_argument(cache, past_key_values)
+        if output_attentions:
+            raise ValueError(
+                "output_attentions=True is not supported by multi-stream models; use output_stream_weights"
+            )
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         if use_cache is None:
             use_cache = bool(self.config.use_cache) and not self.training
         if self.training and torch.is_grad_enabled() and self.is_activation_checkpointing:
             use_cache = False
         cache = self._prepare_cache(cache, use_cache)
         past_length = cache.get_seq_length() if cache is not None else 0
-        # derived weights (stacked stream layers, integrations') are reused within one generation: the calls that
-        # continue the same cache; its first call, and every call without a cache, build them afresh
-        for store in (self._stacked_stream_weights, *(m._derived for m in self.integration)):
-            store.scope(cache, fresh=past_length == 0)
-        sem = self.semantic
-        embeds = inputs_embeds if inputs_embeds is not None else sem.wte(input_ids)  # (B, T, H)
-        length = embeds.shape[1]
-        check_sequence_length(past_length + length, self.config.n_positions)
-        if position_ids is None:
-            position_ids = torch.arange(past_length, past_length + length, device=embeds.device).unsqueeze(0)
-        hidden = sem.drop(embeds + sem.wpe(position_ids))  # (B, T, H)
-        if attention_mask is not None and attention_mask.dim() == 2:
-            attention_mask = attention_mask.to(embeds.device)
-        causal_mask = create_causal_mask(
-            config=sem.config,
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            cache=cache,
-            position_ids=position_ids,
+        batch, length = check_token_inputs(
+            self.config, input_ids, inputs_embeds, attention_mask, position_ids, past_length=past_length
         )
-        given = {name: ids for name, ids in (("phonetic", phonetic_ids), ("morphological", morph_ids))}
-        states = self._embed_streams(input_ids, given, position_ids)  # {name: (B, T, d_s)}
+        self.scope_kept_weights(cache, past_length)
+        sem = self.semantic
+        words = inputs_embeds if inputs_embeds is not None else sem.wte(input_ids)  # (B, T, H)
+        device = words.device
+        if position_ids is None:
+            position_ids = torch.arange(past_length, past_length + length, device=device).unsqueeze(0)
+        given = {"phonetic": phonetic_ids, "morphological": morph_ids}
+        slots = self.embed_streams(self.stream_ids(input_ids, given, (batch, length)), position_ids)
+        words = self.fusion.semantic_inputs_embeds(self, words, slots)
+        hidden = sem.drop(words + sem.wpe(position_ids))  # (B, T, H)
+        if attention_mask is not None and attention_mask.dim() == 2:
+            attention_mask = attention_mask.to(device)
+        causal_mask = create_causal_mask(
+            config=sem.config, inputs_embeds=words, attention_mask=attention_mask, cache=cache,
+            position_ids=position_ids,
+        )  # fmt: skip
         stream_mask = None
-        if states:
+        if slots and self.fusion.runs_stream_layers:
             stream_mask = stream_attention_mask(
-                attention_mask, length, past_length + length, causal=True, device=embeds.device
+                attention_mask, length, past_length + length, causal=True, device=device
             )
-        names = list(self.streams)
-        groups = [[self.streams[name].layers[k] for name in names] for k in range(len(self.integration))]
-        # the streams' layers at each point as one batched layer, their states stacked from here to the end
-        plan = batched_stream_weights(groups, self._stacked_stream_weights) if states and groups else None
-        stacked = (
-            torch.stack([states[name] for name in names]) if plan is not None else None
-        )  # (S, B, T, d_s)
-        integrated, weights, all_hidden = hidden, [], (hidden,) if output_hidden_states else None
-        for i, block in enumerate(sem.h):
-            hidden = block(
-                hidden,
-                cache=cache,
-                attention_mask=causal_mask,
-                use_cache=use_cache,
-                position_ids=position_ids,
+
+        def semantic_layer(index: int, state: torch.Tensor) -> torch.Tensor:
+            return sem.h[index](
+                state, cache=cache, attention_mask=causal_mask, use_cache=use_cache, position_ids=position_ids
             )
-            if output_hidden_states:
-                all_hidden = all_hidden + (hidden,)
-            point = self._integration_point.get(i)
-            if point is None:
-                continue
-            if plan is not None:
-                stacked = batched_stream_layer(plan[point], groups[point][0], stacked, stream_mask, cache)
-                inputs = StackedStreams(hidden, stacked)  # the integration's streams: semantic, then `names`
-            else:
-                outputs = [
-                    layer(states[name], stream_mask, cache=cache) for name, layer in zip(names, groups[point])
-                ]
-                states = dict(zip(names, outputs, strict=True))  # {name: (B, T, d_s)}
-                inputs = [hidden, *outputs]
-            out = self.integration[point](
-                inputs,
-                previous=integrated,
-                return_weights=bool(output_stream_weights),
-            )
-            integrated = out.integrated  # (B, T, H)
-            if output_stream_weights:
-                weights.append(out.weights)  # (B, T, S)
-        final = integrated if self.integration else hidden
-        stacked = torch.stack(weights) if (output_stream_weights and weights) else None
-        out = MultiStreamGPT2ModelOutput(
-            last_hidden_state=sem.ln_f(final),
+
+        out = self.run_stack(
+            hidden, slots, semantic_layer, stream_mask, cache=cache,
+            output_hidden_states=output_hidden_states, output_stream_weights=bool(output_stream_weights),
+        )  # fmt: skip
+        last_hidden_state = sem.ln_f(out.representation)
+        hidden_states = None
+        if out.hidden_states is not None:
+            hidden_states = (*out.hidden_states[:-1], last_hidden_state)
+        result = MultiStreamGPT2ModelOutput(
+            last_hidden_state=last_hidden_state,
             cache=cache,
-            hidden_states=all_hidden,
-            stream_weights=stacked,
+            hidden_states=hidden_states,
+            stream_weights=out.stream_weights if output_stream_weights else None,
         )
         return (
-            out if (return_dict if return_dict is not None else self.config.return_dict) else out.to_tuple()
+            result
+            if (return_dict if return_dict is not None else self.config.return_dict)
+            else result.to_tuple()
         )
+
+
+def _cache_argument(cache: Cache | None, past_key_values: Cache | None) -> Cache | None:
+    """`past_key_values` as transformers' own GPT-2 still takes it: the same cache, with a deprecation warning."""
+    if past_key_values is None:
+        return cache
+    if cache is not None:
+        raise ValueError("Pass the KV cache as `cache` or as `past_key_values`, not both")
+    warnings.warn(
+        "`past_key_values` is deprecated in transformers 5.x; pass the KV cache as `cache`",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return past_key_values
 
 
 class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin):
@@ -449,15 +390,18 @@ class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         output_stream_weights: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         return_dict: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs: Any,
     ) -> MultiStreamGPT2CausalLMOutput | tuple:
         r"""
         Args:
             input_ids, cache, attention_mask, position_ids, inputs_embeds, phonetic_ids, morph_ids, use_cache,
-            output_hidden_states, output_stream_weights: as in [`MultiStreamGPT2Model.forward`].
+            output_hidden_states, output_attentions, output_stream_weights, past_key_values: as in
+            [`MultiStreamGPT2Model.forward`].
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 Next-token targets, `labels = input_ids` (shifted inside); `-100` is ignored.
             logits_to_keep (`int` or `torch.Tensor`, *optional*):
@@ -473,8 +417,10 @@ class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin
             morph_ids=morph_ids,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
             output_stream_weights=output_stream_weights,
             return_dict=True,
+            past_key_values=past_key_values,
         )
         hidden = outputs.last_hidden_state  # (B, T, H)
         if isinstance(logits_to_keep, int):
