@@ -404,11 +404,12 @@ class MultiStreamPreTrainedMixin:
         """Copy alignment tables (`processor.stream_tables`: ``{stream: LongTensor[rows, slot]}``) into the buffers.
 
         Tables with fewer rows than `config.vocab_size` (a tokenizer smaller than its embedding matrix) are padded
-        with all-zero slots: those ids are never produced by the tokenizer.
+        with all-zero slots: those ids are never produced by the tokenizer. A model without non-semantic streams has
+        no tables, and the call does nothing.
         """
         base = self.base_model
-        if base.stream_tables is None:
-            raise ValueError("This model has no non-semantic streams, hence no stream tables")
+        if base.stream_tables is None:  # a single-stream model (e.g. the backbone baseline): nothing to copy
+            return
         vocab_size = self.config.vocab_size
         padded = {}
         for name in self.config.non_semantic_streams:
