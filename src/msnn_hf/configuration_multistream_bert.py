@@ -7,7 +7,6 @@ remote code.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from transformers import BertConfig
@@ -39,26 +38,6 @@ class MultiStreamBertConfig(MultiStreamConfigMixin, BertConfig):
     def from_bert_config(cls, bert_config: BertConfig, **overrides: Any) -> MultiStreamBertConfig:
         """A multi-stream config around an existing BERT config (its fields, plus `overrides`)."""
         return cls.from_semantic_config(bert_config, **overrides)
-
-    @classmethod
-    def get_config_dict(
-        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """As in `PreTrainedConfig`, but a checkpoint of another model type fails clearly instead of warning, and
-        a checkpoint of an earlier msnn_hf version is read in today's form (`upgrade_config_dict`)."""
-        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
-        model_type = config_dict.get("model_type")
-        if model_type is not None and model_type != cls.model_type:
-            hint = (
-                f" To start from a {model_type!r} backbone use `from_backbone({str(pretrained_model_name_or_path)!r})`."
-                if model_type in BERT_COMPATIBLE_MODEL_TYPES
-                else ""
-            )
-            raise ValueError(
-                f"{pretrained_model_name_or_path} holds a checkpoint of model_type {model_type!r}, not "
-                f"{cls.model_type!r}.{hint}"
-            )
-        return cls.upgrade_config_dict(config_dict), kwargs
 
 
 MultiStreamBertConfig.__doc__ = (

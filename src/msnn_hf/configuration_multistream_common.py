@@ -273,6 +273,27 @@ class MultiStreamConfigMixin:
         return cls(**values)
 
     @classmethod
+    def get_config_dict(
+        cls, pretrained_model_name_or_path, **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """As in `PreTrainedConfig`, but a checkpoint of another model type fails clearly instead of warning (a
+        backbone, or a multi-stream model of the other family), and a checkpoint of an earlier msnn_hf version is read
+        in today's form (`upgrade_config_dict`)."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            hint = (
+                f" To start from a {model_type!r} backbone use `from_backbone({str(pretrained_model_name_or_path)!r})`."
+                if model_type in cls.compatible_model_types
+                else ""
+            )
+            raise ValueError(
+                f"{pretrained_model_name_or_path} holds a checkpoint of model_type {model_type!r}, not "
+                f"{cls.model_type!r}.{hint}"
+            )
+        return cls.upgrade_config_dict(config_dict), kwargs
+
+    @classmethod
     def upgrade_config_dict(cls, config_dict: dict[str, Any]) -> dict[str, Any]:
         """A saved config dict in today's form (see docs/architecture.md, "Compatibility").
 

@@ -7,7 +7,6 @@ checkpoint as remote code.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from transformers import GPT2Config
@@ -48,26 +47,6 @@ class MultiStreamGPT2Config(MultiStreamConfigMixin, GPT2Config):
     def from_gpt2_config(cls, gpt2_config: GPT2Config, **overrides: Any) -> MultiStreamGPT2Config:
         """A multi-stream config around an existing GPT-2 config (its fields, plus `overrides`)."""
         return cls.from_semantic_config(gpt2_config, **overrides)
-
-    @classmethod
-    def get_config_dict(
-        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """As in `PreTrainedConfig`, but a checkpoint of another model type fails clearly (e.g. a multi-stream BERT
-        loaded with the GPT-2 class), and a checkpoint of an earlier msnn_hf version is read in today's form."""
-        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
-        model_type = config_dict.get("model_type")
-        if model_type is not None and model_type != cls.model_type:
-            hint = (
-                f" To start from a {model_type!r} backbone use `from_backbone({str(pretrained_model_name_or_path)!r})`."
-                if model_type in GPT2_COMPATIBLE_MODEL_TYPES
-                else ""
-            )
-            raise ValueError(
-                f"{pretrained_model_name_or_path} holds a checkpoint of model_type {model_type!r}, not "
-                f"{cls.model_type!r}.{hint}"
-            )
-        return cls.upgrade_config_dict(config_dict), kwargs
 
 
 MultiStreamGPT2Config.__doc__ = (

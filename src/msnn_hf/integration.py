@@ -23,7 +23,9 @@ state. "Raw" = the block's output hidden state, before the integrated pathway's 
 
       z = r_0 + tanh(beta) * (z_hat - r_0),   beta = 0 at initialisation (one per hidden unit)
 
-  so that ``z = r_0`` before training: a model built from a pretrained backbone computes the backbone's function.
+  so that ``z = r_0`` before training: a model built from a pretrained backbone computes the backbone's function
+  (the stack adds the deviation ``z_prev - r_0_prev`` the earlier points built up, so that every point's gate
+  reaches the heads directly; see `modeling_multistream_stack.py`).
   ``beta`` receives gradient at step 0 (``z_hat - r_0`` is not zero); the mechanism's own parameters from the
   first step on. weights are then the streams' shares *in z*: ``tau * w_s``, and the reference stream also gets
   the carried part ``1 - tau`` (``tau`` the mean of ``tanh(beta)``; ``w_s`` as above). Without the gate
