@@ -194,11 +194,11 @@ def test_push_to_hub_publishes_this_runs_record(
 ):
     """`--push_to_hub` without `--results_file` fills the card from this run's record (saved next to the
     checkpoint), never from a committed result that a card spec names."""
-    import msnn_hf.hub
+    import msnn_hf.publishing
 
     pushed = {}
     monkeypatch.setattr(
-        msnn_hf.hub,
+        msnn_hf.publishing,
         "push_checkpoint",
         lambda checkpoint, repo_id, **kw: pushed.update(kw, checkpoint=checkpoint, repo_id=repo_id),
     )

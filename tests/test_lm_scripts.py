@@ -129,7 +129,7 @@ def test_blank_streams_control_keeps_the_architecture_and_drops_the_stream_conte
 
     real, blank = build([]), build(["--blank_streams", "true"])
     assert blank.config.to_dict() == real.config.to_dict()
-    assert run_clm.count_parameters(blank) == run_clm.count_parameters(real)
+    assert lm_utils.count_parameters(blank) == lm_utils.count_parameters(real)
     tables = blank.transformer.stream_tables
     assert not tables.phonetic.any() and not tables.morphological.any()
     assert real.transformer.stream_tables.phonetic.any()

@@ -1,4 +1,5 @@
-"""Shared helpers of `run_clm.py` / `run_mlm.py`: text loading, block grouping, word-level perplexity, masking.
+"""Shared helpers of `run_clm.py` / `run_mlm.py`: local datasets, text loading, block grouping, word-level perplexity,
+masking, parameter counts.
 
 Word-level perplexity (causal LM), exactly:
 
@@ -38,6 +39,10 @@ from tqdm.auto import tqdm
 from train_common import check_checkpoint_architecture, resume_checkpoint, training_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DATASETS = {  # local layout under --data_dir: split -> file
+    "ptb": {"train": "ptb/train.txt", "validation": "ptb/validation.txt", "test": "ptb/test.txt"},
+    "wikitext-2": {"validation": "wikitext-2/validation.txt", "test": "wikitext-2/test.txt"},
+}
 
 
 def default_data_dir() -> Path:
@@ -438,3 +443,8 @@ def write_record(
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     print("wrote", path)
     return record
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Exact number of trainable parameters (tied weights counted once; stream-table buffers excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -56,8 +56,6 @@ from msnn_hf.callbacks import (
     mean_stream_weights,
 )
 from msnn_hf.data import (
-    SST5_LABELS,
-    default_data_dir,
     load_classification_splits,
     validate_classification_splits,
 )
@@ -69,32 +67,21 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_common import (  # noqa: E402
+    DEFAULT_VARIANT,
+    NAMED_LABELS,
+    VARIANTS,
     check_checkpoint_architecture,
     git_commit,
     last_checkpoint,
     portable_paths,
+    resolve_data_dir,
     resume_checkpoint,
+    scores_record,
     steps_before,
     training_settings,
     write_json_atomic,
 )
 
-ALL_STREAMS = ["semantic", "phonetic", "morphological"]
-
-# variant name -> MultiStreamBertConfig overrides. One table for the script, the experiment runner and the report.
-VARIANTS: dict[str, dict] = {
-    "backbone": {"streams": ["semantic"], "integration_type": "none"},
-    "phonetic-only": {"streams": ["phonetic"], "integration_type": "none"},
-    "morphological-only": {"streams": ["morphological"], "integration_type": "none"},
-    "early": {"streams": ALL_STREAMS, "integration_type": "early"},
-    "concat": {"streams": ALL_STREAMS, "integration_type": "concat"},
-    "li": {"streams": ALL_STREAMS, "integration_type": "li"},
-    "dm-scalar": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "scalar"},
-    "dm-channel": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "channel"},
-    "dm-token": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "token"},
-}
-DEFAULT_VARIANT = "li"
-NAMED_LABELS = {"sst5": list(SST5_LABELS)}
 DEBUG_SIGKILL_ENV = "MSNN_DEBUG_SIGKILL_AT_STEP"  # tests: SIGKILL this process at the end of that step
 
 
@@ -434,26 +421,6 @@ def device_description(training_args: TrainingArguments) -> str:
     return f"{device.type}: {name} x{training_args.world_size}"
 
 
-def scores_record(scores: dict, id2label: dict[int, str], loss: float | None = None) -> dict:
-    record = {
-        "accuracy": scores["accuracy"],
-        "macro_f1": scores["macro_f1"],
-        "per_class_f1": {id2label[i]: v for i, v in enumerate(scores["per_class_f1"])},
-        "confusion_matrix": scores["confusion_matrix"],
-        "num_examples": int(np.sum(scores["confusion_matrix"])),
-    }
-    if loss is not None:
-        record["loss"] = loss
-    return record
-
-
-def resolve_data_dir(data_dir: str | None) -> str | None:
-    if data_dir is None or os.path.isdir(data_dir):
-        return data_dir
-    candidate = default_data_dir() / data_dir
-    return str(candidate) if candidate.is_dir() else data_dir
-
-
 # --------------------------------------------------------------------------------------------------------- main
 RECORD_FILE = "result_record.json"  # this run's result record, next to its checkpoint
 RUN_DATA_FIELDS = (
@@ -733,7 +700,7 @@ def main(argv: list[str] | None = None) -> dict:
     if push_to_hub and training_args.do_train and trainer.is_world_process_zero():
         # msnn_hf's own publishing path: safetensors only (no training_args.bin pickle), the full auto_map
         # (AutoModel included) and our model card filled from the result record.
-        from msnn_hf.hub import push_checkpoint
+        from msnn_hf.publishing import push_checkpoint
 
         # this run's record, never a committed result of another run that a card spec would name
         push_checkpoint(

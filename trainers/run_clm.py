@@ -41,11 +41,6 @@ from train_common import git_commit, steps_before  # noqa: E402
 from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa: E402
 from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel  # noqa: E402
 
-DATASETS = {  # local layout under --data_dir: split -> file
-    "ptb": {"train": "ptb/train.txt", "validation": "ptb/validation.txt", "test": "ptb/test.txt"},
-    "wikitext-2": {"validation": "wikitext-2/validation.txt", "test": "wikitext-2/test.txt"},
-}
-
 
 @dataclass
 class ModelArguments(lm_utils.IntegrationArguments):
@@ -78,7 +73,7 @@ class ModelArguments(lm_utils.IntegrationArguments):
 class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "default: $MSNN_DATA_DIR or ../shared/data"})
     dataset: str | None = field(
-        default="ptb", metadata={"help": f"local dataset under data_dir: {list(DATASETS)}"}
+        default="ptb", metadata={"help": f"local dataset under data_dir: {list(lm_utils.DATASETS)}"}
     )
     dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset id (e.g. ptb_text_only)"})
     dataset_config_name: str | None = field(default=None)
@@ -115,7 +110,7 @@ def load_splits(args: DataArguments) -> dict[str, list[str]]:
             )
     else:
         data_dir = Path(args.data_dir) if args.data_dir else lm_utils.default_data_dir()
-        files = {k: str(data_dir / v) for k, v in DATASETS.get(args.dataset or "", {}).items()}
+        files = {k: str(data_dir / v) for k, v in lm_utils.DATASETS.get(args.dataset or "", {}).items()}
         for split, given in (
             ("train", args.train_file),
             ("validation", args.validation_file),
@@ -180,11 +175,6 @@ def build_model(margs: ModelArguments, processor: Any, tokenizer: Any) -> MultiS
     return model
 
 
-def count_parameters(model: torch.nn.Module) -> int:
-    """Exact number of trainable parameters (tied weights counted once; stream-table buffers excluded)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
@@ -212,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = build_model(margs, processor, tokenizer)
     if dargs.block_size > model.config.n_positions:
         raise ValueError(f"--block_size {dargs.block_size} exceeds n_positions {model.config.n_positions}")
-    n_params = count_parameters(model)
+    n_params = lm_utils.count_parameters(model)
     print(f"model: {model.config.integration_type} streams={model.config.streams} params={n_params:,}")
 
     train_ds = eval_ds = None

@@ -31,7 +31,6 @@ from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArgum
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from run_clm import DATASETS, count_parameters  # noqa: E402
 from train_common import git_commit, steps_before  # noqa: E402
 
 from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
@@ -89,7 +88,7 @@ def load_splits(args: DataArguments) -> dict[str, list[str]]:
         data_dir = Path(args.data_dir) if args.data_dir else lm_utils.default_data_dir()
         files = {
             k: str(data_dir / v)
-            for k, v in DATASETS.get(args.dataset or "", {}).items()
+            for k, v in lm_utils.DATASETS.get(args.dataset or "", {}).items()
             if k in ("train", "test")
         }
         files.update({k: v for k, v in (("train", args.train_file), ("test", args.test_file)) if v})
@@ -198,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tokenizer = (
         processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(margs.backbone)
     )
-    n_params = count_parameters(model)
+    n_params = lm_utils.count_parameters(model)
     print(f"model: {model.config.integration_type} streams={model.config.streams} params={n_params:,}")
 
     train_masker = lm_utils.FixedSeedMasker(

