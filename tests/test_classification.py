@@ -212,6 +212,124 @@ def test_push_to_hub_publishes_this_runs_record(
     assert record["test"]["accuracy"] == final["test"]["accuracy"] and record["variant"] == "li"
 
 
+def step_run_args(backbone, processor, data, out, **extra) -> list[str]:
+    """A 4-step run that evaluates and saves every 2 steps (checkpoint-2, checkpoint-4)."""
+    extra = {"max_steps": 4, "eval_strategy": "steps", "save_strategy": "steps", "eval_steps": 2, **extra}
+    return base_args(backbone, processor, data, out, save_steps=2, **extra)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_rerunning_a_finished_run_trains_nothing(
+    tmp_path, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, caplog
+):
+    out = tmp_path / "run"
+    argv = step_run_args(
+        tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, out, results_file=tmp_path / "record.json"
+    )
+    first = run_classification.main(argv)
+    before = snapshot(tmp_path)
+    again = run_classification.main(argv)  # the same command again: a no-op that says so
+    assert snapshot(tmp_path) == before  # no step, no rotated checkpoint, no rewritten record
+    assert again["test"] == first["test"] and again["record"]["train_steps"] == 4
+    assert "holds a finished run with these settings (4 steps): nothing to train" in caplog.text
+    # with another budget it is refused, as a resume would be
+    longer = [*argv]
+    longer[longer.index("--max_steps") + 1] = "6"
+    with pytest.raises(ValueError, match=r"training.max_steps: 4 -> 6"):
+        run_classification.main(longer)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_run_killed_after_its_last_checkpoint_is_evaluated_not_trained_further(
+    tmp_path, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir
+):
+    """Killed after checkpoint-4 (= max_steps) was saved, before the final evaluation: the rerun evaluates the
+    weights training ended with (the best checkpoint's) instead of training a fifth step."""
+    out = tmp_path / "run"
+    argv = step_run_args(tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, out)
+    first = run_classification.main(argv)
+    for name in ("run_finished.json", "all_results.json", "result_record.json", "model.safetensors"):
+        (out / name).unlink()
+    again = run_classification.main(argv)
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and sorted(p.name for p in out.glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+    ]
+    record = json.loads((out / "result_record.json").read_text())
+    assert record["train_steps"] == 4 and record["resumed_from"].endswith("checkpoint-4")
+    for split in ("validation", "test"):
+        assert again[split]["confusion_matrix"] == first[split]["confusion_matrix"]
+        assert again[split]["loss"] == pytest.approx(first[split]["loss"], rel=1e-5)
+    assert (out / "model.safetensors").is_file() and (out / "run_finished.json").is_file()
+
+
+def test_a_checkpoint_cut_short_while_saving_is_skipped(
+    tmp_path, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, caplog
+):
+    """SIGKILL while checkpoint-4 was being written (only its code files made it): the rerun resumes from
+    checkpoint-2, says so, keeps the cut folder aside and ends where the uninterrupted run ends."""
+    reference = tmp_path / "reference"
+    run_classification.main(step_run_args(tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, reference))
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copytree(reference / "checkpoint-2", out / "checkpoint-2")
+    shutil.copy(reference / "run_settings.json", out)
+    (out / "checkpoint-4").mkdir()
+    for code in (reference / "checkpoint-4").glob("*.py"):
+        shutil.copy(code, out / "checkpoint-4")
+    resumed = run_classification.main(
+        step_run_args(tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, out)
+    )
+    assert f"Skipping {out / 'checkpoint-4'}: no readable trainer_state.json" in caplog.text
+    assert (out / "incomplete-checkpoint-4").is_dir()  # kept, under a name no resume picks up
+    record = json.loads((out / "result_record.json").read_text())
+    assert record["resumed_from"].endswith("checkpoint-2") and record["train_steps"] == 4
+    expected = json.loads((reference / "result_record.json").read_text())
+    for split in ("validation", "test"):
+        assert resumed[split]["loss"] == pytest.approx(expected[split]["loss"], rel=1e-5)
+    with pytest.raises(
+        ValueError, match=r"incomplete-checkpoint-4 is not a complete checkpoint: no readable"
+    ):
+        run_classification.main(
+            [
+                *step_run_args(tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, tmp_path / "other"),
+                "--resume_from_checkpoint",
+                str(out / "incomplete-checkpoint-4"),
+            ]
+        )
+
+
+def test_evaluation_only_runs_never_replace_a_trained_runs_record(
+    tmp_path, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, caplog
+):
+    out = tmp_path / "run"
+    results_file = tmp_path / "record.json"
+    argv = step_run_args(tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, out, results_file=results_file)
+    trained = run_classification.main(argv)
+    before = snapshot(out)
+    # --do_train False on the run's own folder with the backbone as model: the trained model is evaluated
+    evaluated = run_classification.main([*argv[: argv.index("--results_file")], "--do_train", "False"])
+    assert "evaluating the trained model saved in" in caplog.text
+    assert {k: v for k, v in snapshot(out).items() if k != "evaluation.json"} == before
+    saved = json.loads((out / "evaluation.json").read_text())
+    assert saved["record"]["evaluation_only"] and saved["record"]["model_name_or_path"] == str(out)
+    for split in ("validation", "test"):
+        assert evaluated[split]["confusion_matrix"] == trained[split]["confusion_matrix"]
+    # a --results_file that holds a trained run's record is refused before anything runs
+    with pytest.raises(ValueError, match=r"record\.json holds the record of a trained run"):
+        run_classification.main([*argv, "--do_train", "False"])
+    assert json.loads(results_file.read_text())["train_steps"] == 4
+    # a backbone without a trained model to evaluate: refused (its classification head would be untrained)
+    fresh = base_args(tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, tmp_path / "fresh")
+    with pytest.raises(ValueError, match=r"--do_train False evaluates a trained model"):
+        run_classification.main([*fresh, "--do_train", "False"])
+    assert not (tmp_path / "fresh").exists()
+
+
 def test_continuing_a_checkpoint_refuses_a_different_architecture(trained_run):
     from msnn_hf import MultiStreamBertConfig
 

@@ -180,6 +180,37 @@ def test_run_clm_resumes_an_interrupted_run_to_the_same_weights(bpe, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
+def test_run_clm_rerun_of_a_finished_run_trains_nothing_and_eval_only_keeps_its_record(bpe, tmp_path):
+    """The same command again is a no-op (no fifth step, checkpoint-4 stays); a run killed after its last
+    checkpoint is evaluated, not trained further; `--do_train False` never replaces the trained run's record."""
+    data = tmp_path / "train.txt"
+    data.write_text("\n".join(LINES) + "\n")
+    out = tmp_path / "run"
+    argv = [
+        "--processor_name", str(bpe / "processor"), "--dataset", "", "--train_file", str(data),
+        "--integration_type", "li", "--n_embd", "16", "--n_layer", "2", "--n_head", "2", "--n_positions", "32",
+        "--stream_hidden_size", "8", "--stream_num_heads", "2", "--stream_intermediate_size", "16",
+        "--block_size", "16", "--per_device_train_batch_size", "2", "--max_steps", "4", "--output_dir", str(out),
+        "--do_train", "--report_to", "none", "--save_strategy", "steps", "--save_steps", "2",
+        "--save_total_limit", "2", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "3",
+    ]  # fmt: skip
+    first = run_clm.main(argv)
+    files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    again = run_clm.main(argv)
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == files
+    assert again["global_steps"] == 4 and again["metrics"] == json.loads(json.dumps(first["metrics"]))
+    with pytest.raises(ValueError, match=r"results.json holds the record of a trained run"):
+        run_clm.main([*argv, "--do_train", "False", "--model_name_or_path", str(out)])
+    assert json.loads((out / "results.json").read_text())["global_steps"] == 4
+    # killed after checkpoint-4 was saved, before the final save and record
+    for name in ("run_finished.json", "results.json", "model.safetensors"):
+        (out / name).unlink()
+    restored = run_clm.main(argv)
+    assert restored["global_steps"] == 4 and restored["resumed_from"].endswith("checkpoint-4")
+    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    assert (out / "checkpoint-2").is_dir() and (out / "model.safetensors").is_file()
+
+
 def tiny_bert_config(processor, **overrides) -> MultiStreamBertConfig:
     values = dict(
         vocab_size=len(processor.tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
@@ -295,6 +326,8 @@ def test_lm_runner_records_a_run_and_fails_loudly(tmp_path):
 
 
 def test_lm_runner_skips_finished_locked_and_resumes_or_forces(tmp_path, capsys):
+    from safetensors.torch import save_file
+
     lm = _lm_runner()
     args = lm.argparse.Namespace(
         preset="cpu", output_root=str(tmp_path / "outputs"), results_dir=str(tmp_path / "results"),
@@ -309,6 +342,9 @@ def test_lm_runner_skips_finished_locked_and_resumes_or_forces(tmp_path, capsys)
     cmd = [sys.executable, "-c", writer, str(run_dir / "results.json")]
     assert lm.status_of(args, name) == "todo"
     (run_dir / "checkpoint-50").mkdir(parents=True)
+    assert lm.status_of(args, name) == "todo"  # an empty (cut short) checkpoint is nothing to resume
+    save_file({"w": torch.zeros(1)}, str(run_dir / "checkpoint-50" / "model.safetensors"))
+    (run_dir / "checkpoint-50" / "trainer_state.json").write_text(json.dumps({"global_step": 50}))
     assert lm.status_of(args, name) == "resume (checkpoint-50)"
     # dry run: lists, runs nothing
     assert lm.execute(lm.argparse.Namespace(**{**vars(args), "dry_run": True}), name, cmd, {}) is None

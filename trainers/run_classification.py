@@ -70,14 +70,22 @@ from train_common import (  # noqa: E402
     DEFAULT_VARIANT,
     NAMED_LABELS,
     VARIANTS,
+    UsageError,
     check_checkpoint_architecture,
+    cli,
+    finished_message,
+    finished_run,
     git_commit,
+    holds_trained_record,
     last_checkpoint,
+    mark_finished,
     portable_paths,
     resolve_data_dir,
+    restore_completed_training,
     resume_checkpoint,
     scores_record,
     steps_before,
+    training_complete,
     training_settings,
     write_json_atomic,
 )
@@ -234,7 +242,7 @@ def config_overrides_for(model_args: ModelArguments) -> dict:
     """MultiStreamBertConfig overrides of the chosen variant + `--streams`, `--integration_layers`, JSON extras."""
     variant = model_args.variant or DEFAULT_VARIANT
     if variant not in VARIANTS:
-        raise ValueError(f"Unknown --variant {variant!r}; valid: {list(VARIANTS)}")
+        raise UsageError(f"Unknown --variant {variant!r}; valid: {list(VARIANTS)}")
     overrides = json.loads(json.dumps(VARIANTS[variant]))
     if model_args.streams:
         overrides["streams"] = [s.strip() for s in model_args.streams.split(",") if s.strip()]
@@ -294,16 +302,21 @@ def load_or_build_processor(model_args: ModelArguments, training_args: TrainingA
     return processor
 
 
+def is_multistream_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether `path` is a local folder holding a saved multi-stream BERT (its `config.json` says so)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == "multistream_bert"
+
+
 def load_model(model_args: ModelArguments, processor, labels, overrides: dict):
     """A fresh multi-stream model around the backbone, or a saved multi-stream checkpoint."""
     from msnn_hf import MultiStreamBertForSequenceClassification
 
     label_kwargs = {"num_labels": labels.num_labels, "id2label": labels.id2label, "label2id": labels.label2id}
-    config_file = os.path.join(model_args.model_name_or_path, "config.json")
-    if (
-        os.path.isfile(config_file)
-        and json.loads(Path(config_file).read_text()).get("model_type") == "multistream_bert"
-    ):
+    if is_multistream_checkpoint(model_args.model_name_or_path):
         model = MultiStreamBertForSequenceClassification.from_pretrained(
             model_args.model_name_or_path, **label_kwargs
         )
@@ -443,6 +456,45 @@ def run_settings(
     }
 
 
+EVALUATION_FILE = (
+    "evaluation.json"  # where an evaluation-only run writes, when the folder holds a trained run
+)
+
+
+def prepare_evaluation_only(
+    model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> None:
+    """`--do_train False` evaluates a trained model and never replaces a trained run's record.
+
+    The model is `--model_name_or_path` when it is a multi-stream checkpoint, else the trained model saved in
+    `--output_dir` (a backbone alone would be evaluated with an untrained classification head).
+
+    Raises:
+        UsageError: no trained model to evaluate, or `--results_file` holds a trained run's record.
+    """
+    if data_args.results_file and holds_trained_record(data_args.results_file):
+        raise UsageError(
+            f"--results_file {data_args.results_file} holds the record of a trained run; an evaluation-only run "
+            "(--do_train False) does not replace it: pass another --results_file"
+        )
+    if is_multistream_checkpoint(model_args.model_name_or_path):
+        return
+    if is_multistream_checkpoint(training_args.output_dir):
+        logger.warning(
+            "--do_train False: evaluating the trained model saved in %s (--model_name_or_path %s is not a "
+            "multi-stream checkpoint)",
+            training_args.output_dir,
+            model_args.model_name_or_path,
+        )
+        model_args.model_name_or_path = training_args.output_dir
+        return
+    raise UsageError(
+        f"--do_train False evaluates a trained model, but --model_name_or_path {model_args.model_name_or_path} is "
+        f"not a multi-stream checkpoint and --output_dir {training_args.output_dir} holds none (a backbone would "
+        "be evaluated with an untrained classification head): pass a trained run's folder as --model_name_or_path"
+    )
+
+
 def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     commit = git_commit()  # the code that runs, before the checkout can move on
@@ -465,7 +517,16 @@ def main(argv: list[str] | None = None) -> dict:
         training_args.parallel_mode.value == "distributed",
     )
 
-    # ---- resume: an explicit checkpoint, else the last one in output_dir
+    # ---- a finished run stays finished: the same command again trains nothing and rewrites nothing
+    finished = finished_run(training_args, run_settings(model_args, data_args, training_args))
+    if finished is not None:
+        logger.warning(finished_message(training_args.output_dir, finished))
+        saved = os.path.join(training_args.output_dir, "all_results.json")
+        return json.loads(Path(saved).read_text()) if os.path.isfile(saved) else {}
+    if not training_args.do_train:
+        prepare_evaluation_only(model_args, data_args, training_args)
+
+    # ---- resume: an explicit checkpoint, else the newest complete one in output_dir
     checkpoint = last_checkpoint(training_args)
     if checkpoint is not None:
         logger.info("Resuming training from %s (delete the output folder to start over).", checkpoint)
@@ -501,7 +562,7 @@ def main(argv: list[str] | None = None) -> dict:
         ("test", training_args.do_predict),
     ):
         if needed and split not in raw:
-            raise ValueError(
+            raise UsageError(
                 f"--do_{'eval' if split == 'validation' else 'predict' if split == 'test' else split} "
                 f"needs a {split} split; found {list(raw)}"
             )
@@ -585,14 +646,19 @@ def main(argv: list[str] | None = None) -> dict:
             run_settings(model_args, data_args, training_args),
             trainer.is_world_process_zero(),
         )
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_model()  # model + processor (processing_class) in output_dir
-        metrics = dict(train_result.metrics)
-        metrics["train_samples"] = len(train_dataset)
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        trainer.save_state()
-        results["train"] = metrics
+        if training_complete(checkpoint):  # killed after its last checkpoint: evaluate, never train further
+            restore_completed_training(trainer, checkpoint)
+            trainer.save_model()
+            trainer.save_state()
+        else:
+            train_result = trainer.train(resume_from_checkpoint=checkpoint)
+            trainer.save_model()  # model + processor (processing_class) in output_dir
+            metrics = dict(train_result.metrics)
+            metrics["train_samples"] = len(train_dataset)
+            trainer.log_metrics("train", metrics)
+            trainer.save_metrics("train", metrics)
+            trainer.save_state()
+            results["train"] = metrics
 
     def evaluate_split(dataset, prefix: str) -> dict:
         output = trainer.predict(dataset, metric_key_prefix=prefix)
@@ -687,14 +753,33 @@ def main(argv: list[str] | None = None) -> dict:
             },
             "command": [sys.executable, *(sys.argv if argv is None else [__file__, *argv])],
             "output_dir": os.path.abspath(training_args.output_dir),
+            "evaluation_only": not training_args.do_train,
         }
-        write_json_atomic(
-            os.path.join(training_args.output_dir, "all_results.json"), {**results, "record": record}
-        )
-        # the record travels with the checkpoint too: `--push_to_hub` fills the model card from this run's numbers
-        write_json_atomic(os.path.join(training_args.output_dir, RECORD_FILE), portable_paths(record))
+        out = training_args.output_dir
+        if not training_args.do_train and any(
+            holds_trained_record(os.path.join(out, name)) for name in ("all_results.json", RECORD_FILE)
+        ):  # the folder of a trained run: its records stay, this evaluation goes beside them
+            write_json_atomic(
+                os.path.join(out, EVALUATION_FILE), {**results, "record": portable_paths(record)}
+            )
+            logger.warning(
+                "%s holds a trained run's records, which stay as they are; this evaluation is in %s",
+                out,
+                os.path.join(out, EVALUATION_FILE),
+            )
+        else:
+            write_json_atomic(os.path.join(out, "all_results.json"), {**results, "record": record})
+            # the record travels with the checkpoint too: `--push_to_hub` fills the card from this run's numbers
+            write_json_atomic(os.path.join(out, RECORD_FILE), portable_paths(record))
         if data_args.results_file:
             write_json_atomic(data_args.results_file, portable_paths(record))
+        if training_args.do_train:
+            outputs = [
+                "all_results.json",
+                RECORD_FILE,
+                *([data_args.results_file] if data_args.results_file else []),
+            ]
+            mark_finished(out, trainer.state.global_step, outputs)
         print_summary(results, stream_weights)
 
     if push_to_hub and training_args.do_train and trainer.is_world_process_zero():
@@ -728,4 +813,4 @@ def print_summary(results: dict, stream_weights: dict | None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(main, "run_classification.py"))

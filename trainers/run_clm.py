@@ -36,7 +36,7 @@ from transformers import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from train_common import git_commit, steps_before  # noqa: E402
+from train_common import cli, git_commit, steps_before  # noqa: E402
 
 from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa: E402
 from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel  # noqa: E402
@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         margs, dargs, targs = parser.parse_json_file(json_file=sys.argv[1])
     else:
         margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
+    finished = lm_utils.finished_record(margs, dargs, targs)
+    if finished is not None:  # the same command again: nothing to train, nothing rewritten
+        return finished
     set_seed(targs.seed)
     start = time.perf_counter()
     commit = git_commit()  # the code that runs, before the checkout can move on
@@ -264,4 +267,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(main, "run_clm.py"))

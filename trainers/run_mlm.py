@@ -31,7 +31,7 @@ from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArgum
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from train_common import git_commit, steps_before  # noqa: E402
+from train_common import cli, git_commit, steps_before  # noqa: E402
 
 from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
 
@@ -178,6 +178,9 @@ def load_processor(margs: ModelArguments, train_lines: list[str]) -> Any:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
+    finished = lm_utils.finished_record(margs, dargs, targs)
+    if finished is not None:  # the same command again: nothing to train, nothing rewritten
+        return finished
     set_seed(targs.seed)
     start = time.perf_counter()
     commit = git_commit()  # the code that runs, before the checkout can move on
@@ -252,4 +255,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(main, "run_mlm.py"))
