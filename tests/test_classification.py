@@ -125,6 +125,150 @@ def test_bad_rows_fail_before_training(tmp_path, tiny_corpus, split, row, patch,
     assert not (tmp_path / "out").exists()
 
 
+def small_data(folder: Path, corpus: list[str], splits=("train", "validation", "test")) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {"train": (0, 16), "validation": (16, 24), "test": (24, 32)}
+    for name in splits:
+        start, end = sizes[name]
+        write_jsonl(folder / f"{name}.jsonl", [{"text": s, "label": label_of(s)} for s in corpus[start:end]])
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(7, r"label 7 .* not one of the ids 0\.\.2"), (-1, r"label -1")]
+)
+def test_integer_labels_must_be_contiguous_ids_to_be_inferred(tmp_path, tiny_corpus, value, shown):
+    """Label 7 in a 0/1 file would become a third class; -1 would shift every id. Both are errors naming the
+    file, the row and the value, unless --class_names gives the label set."""
+    data = small_data(tmp_path / "data", tiny_corpus)
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    rows[5]["label"] = value
+    write_jsonl(data / "train.jsonl", rows)
+    argv = base_args("does/not/exist", "does/not/exist", data, tmp_path / "out")
+    message = rf"Split 'train', row 5: {shown}.*--class_names.*\(file {data / 'train.jsonl'}, line 6\)"
+    with pytest.raises(DataValidationError, match=message):
+        run_classification.main(argv)
+    # with --class_names the integer labels are ids into the names: 7 / -1 are outside that set
+    with pytest.raises(
+        DataValidationError, match=rf"Split 'train', row 5: label {value} .* outside the label set"
+    ):
+        run_classification.main([*argv, "--class_names", "neg,pos"])
+
+
+@pytest.mark.parametrize(
+    ("split", "content", "message"),
+    [
+        ("train", "", r"train file .*train\.jsonl holds no rows"),
+        (
+            "validation",
+            b'{"text": "fine", "label": 1}\n{"text": "caf\xe9", "label": 0}\n',
+            r"validation file .*validation\.jsonl, line 2: not UTF-8 text \(byte 0xe9",
+        ),
+        (
+            "test",
+            '{"text": "a", "label": 1}\n\n{"text": "b", "label": 0}\n{"text": "c", "label": 1} x\n',
+            r"test file .*test\.jsonl, line 4: not valid JSON",
+        ),
+        (
+            "train",
+            '{"text": "a", "label": 1}\n["b", 0]\n',
+            r"train file .*, line 2: a JSON list, not an object",
+        ),
+        (
+            "train",
+            '{"text": "a", "label": 1}\n{"text": "b", "label": "1"}\n',
+            r"train file .*, line 2: column 'label' holds a str here but a number on line 1",
+        ),
+    ],
+)
+def test_bad_data_files_fail_with_file_split_and_line(tmp_path, tiny_corpus, split, content, message):
+    data = small_data(tmp_path / "data", tiny_corpus)
+    path = data / f"{split}.jsonl"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataValidationError, match=message):
+        run_classification.main(base_args("does/not/exist", "does/not/exist", data, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_csv_files_fail_with_file_and_line(tmp_path):
+    from msnn_hf.data import check_data_file
+
+    path = tmp_path / "train.csv"
+    path.write_text('text,label\n"fine",1\n"a, b",0,extra\n')
+    with pytest.raises(
+        DataValidationError, match=r"train file .*train\.csv, line 3: 3 fields, but the header has 2"
+    ):
+        check_data_file(path, "train")
+    path.write_text("text,label\n")
+    with pytest.raises(DataValidationError, match=r"train file .*train\.csv holds no rows"):
+        check_data_file(path, "train")
+
+
+def test_a_label_column_missing_from_one_split_is_named(tmp_path, tiny_corpus):
+    data = small_data(tmp_path / "data", tiny_corpus)
+    write_jsonl(data / "validation.jsonl", [{"text": s} for s in tiny_corpus[16:24]])
+    with pytest.raises(
+        DataValidationError,
+        match=rf"Column 'label' not found in split 'validation' \(file {data / 'validation.jsonl'}\); its columns are \['text'\]",
+    ):
+        run_classification.main(base_args("does/not/exist", "does/not/exist", data, tmp_path / "out"))
+
+
+def test_validation_split_percentage_carves_a_reproducible_split(
+    tmp_path, tiny_corpus, tiny_backbone_dir, tiny_processor_dir
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"text": s, "label": label_of(s)} for s in tiny_corpus[:48]]
+    write_jsonl(data / "train.jsonl", rows)
+    write_jsonl(data / "test.jsonl", [{"text": s, "label": label_of(s)} for s in tiny_corpus[48:64]])
+    argv = base_args(tiny_backbone_dir, tiny_processor_dir, data, tmp_path / "a", max_steps=1)
+    with pytest.raises(
+        ValueError, match=r"--do_eval needs a validation split.*--validation_split_percentage"
+    ):
+        run_classification.main(argv)
+    records = []
+    for name, seed in (("a", 42), ("b", 7)):
+        out = tmp_path / name
+        argv = base_args(tiny_backbone_dir, tiny_processor_dir, data, out, max_steps=1, seed=seed)
+        run_classification.main([*argv, "--validation_split_percentage", "25"])
+        records.append(json.loads((out / "result_record.json").read_text()))
+    for record in records:
+        assert record["data"]["sizes"] == {"train": 36, "validation": 12, "test": 16}
+        assert record["validation"]["num_examples"] == 12
+    # the same 12 rows whatever the training seed: the same gold labels per class
+    gold = [np.sum(r["validation"]["confusion_matrix"], axis=1).tolist() for r in records]
+    assert gold[0] == gold[1]
+    from msnn_hf.data import carve_validation_split, load_classification_splits
+
+    raw = load_classification_splits(data_dir=data)
+    one, two = carve_validation_split(raw, 25), carve_validation_split(raw, 25)
+    texts = {name: list(one[name]["text"]) for name in ("train", "validation")}
+    assert texts["validation"] == list(two["validation"]["text"]) and len(texts["validation"]) == 12
+    assert sorted(texts["validation"] + texts["train"]) == sorted(r["text"] for r in rows)
+    assert texts["validation"] != [r["text"] for r in rows[:12]]  # drawn, not the file's first rows
+    with pytest.raises(DataValidationError, match=r"has one already"):
+        carve_validation_split(one, 25)
+
+
+def test_trust_remote_code_is_not_an_option():
+    """It was declared and never used (nothing here loads remote code): the option is gone, not ignored."""
+    with pytest.raises(ValueError, match=r"not used.*\['--trust_remote_code', 'True'\]"):
+        run_classification.parse_args(
+            ["--model_name_or_path", "x", "--output_dir", "o", "--trust_remote_code", "True"]
+        )
+
+
+def test_cli_user_errors_are_one_line(tmp_path, tiny_corpus):
+    data = small_data(tmp_path / "data", tiny_corpus)
+    (data / "train.jsonl").write_text("")
+    proc = run_script(base_args("does/not/exist", "does/not/exist", data, tmp_path / "out"), timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"run_classification.py: error: train file {data / 'train.jsonl'} holds no rows"
+    ]
+
+
 def test_missing_column_is_named(tmp_path, tiny_data_dir):
     argv = base_args(
         "does/not/exist", "does/not/exist", tiny_data_dir, tmp_path / "out", text_column="sentence"

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,6 +45,28 @@ def bpe(tmp_path_factory):
     train_bpe_tokenizer.main(["--train_file", str(train), "--output_dir", str(out), "--vocab_size", "300",
                               "--min_frequency", "1", "--morph_vocab_size", "64"])  # fmt: skip
     return out
+
+
+def test_bad_text_files_are_named_with_their_line(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"a fine line\nna\xefve\n")
+    with pytest.raises(ValueError, match=r"Text file .*train\.txt, line 2: not UTF-8 \(byte 0xef"):
+        lm_utils.read_lines(path)
+    path.write_text("\n\n")
+    with pytest.raises(ValueError, match=r"train\.txt holds no text"):
+        lm_utils.read_lines(path)
+    path.write_text("one\r\n\ntwo")
+    assert lm_utils.read_lines(path) == ["one", "", "two"]
+    proc = subprocess.run(
+        [sys.executable, str(TRAINERS / "run_clm.py"), "--tokenizer_name", "x", "--dataset", "",
+         "--train_file", str(tmp_path / "missing.txt"), "--output_dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == f"run_clm.py: error: Text file {tmp_path / 'missing.txt'} does not exist"
+    )
 
 
 def test_word_level_perplexity_matches_hand_computation(bpe):

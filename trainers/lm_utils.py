@@ -62,9 +62,28 @@ def default_data_dir() -> Path:
 
 
 def read_lines(path: str | os.PathLike, max_lines: int | None = None) -> list[str]:
-    """The lines of a text file (newline stripped, blank lines kept: they count as one end-of-sentence)."""
-    with open(path, encoding="utf-8") as f:
-        lines = [line.rstrip("\n") for line in f]
+    """The lines of a text file (newline stripped, blank lines kept: they count as one end-of-sentence).
+
+    Raises:
+        UsageError: the file is missing, not UTF-8 (naming the line) or holds no text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"Text file {path} does not exist")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise UsageError(
+            f"Text file {path}, line {line}: not UTF-8 (byte {data[err.start]:#04x} at offset {err.start})"
+        ) from None
+    if not text.strip():
+        raise UsageError(f"Text file {path} holds no text")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start another
+    lines = [line.rstrip("\r") for line in lines]
     return lines[:max_lines] if max_lines else lines
 
 

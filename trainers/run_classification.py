@@ -56,6 +56,9 @@ from msnn_hf.callbacks import (
     mean_stream_weights,
 )
 from msnn_hf.data import (
+    VALIDATION_SPLIT_SEED,
+    carve_validation_split,
+    classification_files,
     load_classification_splits,
     validate_classification_splits,
 )
@@ -143,7 +146,6 @@ class ModelArguments:
         },
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Cache folder for Hub downloads."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Passed to dataset/model loading."})
 
 
 @dataclass
@@ -179,6 +181,14 @@ class DataArguments:
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Truncate the training set (debugging)."}
+    )
+    validation_split_percentage: float | None = field(
+        default=None,
+        metadata={
+            "help": "For data without a validation split: this percentage of the training rows becomes the "
+            f"validation split (the same rows on every run: a permutation drawn from seed {VALIDATION_SPLIT_SEED}, "
+            "whatever --seed is)."
+        },
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
@@ -226,7 +236,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
     parser.set_defaults(**training_defaults())
-    return parser.parse_args_into_dataclasses(args=argv)
+    try:
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as err:  # HfArgumentParser's "Some specified arguments are not used" and value checks
+        raise UsageError(str(err)) from err
 
 
 # --------------------------------------------------------------------------------------------------- model setup
@@ -438,7 +451,7 @@ def device_description(training_args: TrainingArguments) -> str:
 RECORD_FILE = "result_record.json"  # this run's result record, next to its checkpoint
 RUN_DATA_FIELDS = (
     "dataset_name", "dataset_config_name", "data_dir", "train_file", "validation_file", "text_column",
-    "label_column", "class_names", "max_seq_length", "max_train_samples",
+    "label_column", "class_names", "max_seq_length", "max_train_samples", "validation_split_percentage",
 )  # fmt: skip
 
 
@@ -532,10 +545,18 @@ def main(argv: list[str] | None = None) -> dict:
         logger.info("Resuming training from %s (delete the output folder to start over).", checkpoint)
 
     # ---- data: load and validate every row before anything expensive happens
+    data_dir = resolve_data_dir(data_args.data_dir)
+    files = (
+        {}
+        if data_args.dataset_name
+        else classification_files(
+            data_dir, data_args.train_file, data_args.validation_file, data_args.test_file
+        )
+    )
     raw = load_classification_splits(
         dataset_name=data_args.dataset_name,
         dataset_config_name=data_args.dataset_config_name,
-        data_dir=resolve_data_dir(data_args.data_dir),
+        data_dir=data_dir,
         train_file=data_args.train_file,
         validation_file=data_args.validation_file,
         test_file=data_args.test_file,
@@ -555,7 +576,10 @@ def main(argv: list[str] | None = None) -> dict:
         label_names=label_names,
         text_pair_column=data_args.text_pair_column,
         require_labels=("train", "validation") + (("test",) if test_labelled else ()),
+        files=files,
     )
+    if data_args.validation_split_percentage is not None:
+        raw = carve_validation_split(raw, data_args.validation_split_percentage)
     for split, needed in (
         ("train", training_args.do_train),
         ("validation", training_args.do_eval),
@@ -565,6 +589,11 @@ def main(argv: list[str] | None = None) -> dict:
             raise UsageError(
                 f"--do_{'eval' if split == 'validation' else 'predict' if split == 'test' else split} "
                 f"needs a {split} split; found {list(raw)}"
+                + (
+                    " (--validation_split_percentage P carves one from train)"
+                    if split == "validation" and "train" in raw
+                    else ""
+                )
             )
     if data_args.max_train_samples and "train" in raw:
         raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))

@@ -36,7 +36,7 @@ from transformers import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from train_common import cli, git_commit, steps_before  # noqa: E402
+from train_common import UsageError, cli, git_commit, steps_before  # noqa: E402
 
 from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa: E402
 from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel  # noqa: E402
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     set_seed(targs.seed)
     start = time.perf_counter()
     commit = git_commit()  # the code that runs, before the checkout can move on
+    splits = load_splits(dargs)  # bad data fails before anything is loaded
 
     processor = None
     if margs.processor_name:
@@ -197,11 +198,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elif margs.model_name_or_path or margs.tokenizer_name:
         tokenizer = AutoTokenizer.from_pretrained(margs.tokenizer_name or margs.model_name_or_path)
     else:
-        raise ValueError("Give --processor_name or --tokenizer_name")
+        raise UsageError("Give --processor_name or --tokenizer_name")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    splits = load_splits(dargs)
     model = build_model(margs, processor, tokenizer)
     if dargs.block_size > model.config.n_positions:
         raise ValueError(f"--block_size {dargs.block_size} exceeds n_positions {model.config.n_positions}")

@@ -137,16 +137,20 @@ class UsageError(ValueError):
 
 
 def cli(main: Callable[[list[str] | None], Any], prog: str, argv: list[str] | None = None) -> int:
-    """Run a script's `main`; user errors (`UsageError`, `msnn_hf.data.DataValidationError`, a missing file, a
-    result or checkpoint that cannot be published) become one line on stderr and exit status 2, no traceback."""
+    """Run a script's `main`; user errors (`UsageError`, `msnn_hf.data.DataValidationError`, a file or model that
+    cannot be read, a result or checkpoint that cannot be published) become one line on stderr and exit status 2,
+    no traceback (set ``MSNN_TRACEBACK=1`` to see it)."""
     from msnn_hf.data import DataValidationError
     from msnn_hf.publishing import CheckpointError
     from msnn_hf.records import ResultsError
 
     try:
         main(argv)
-    except (UsageError, DataValidationError, CheckpointError, ResultsError, FileNotFoundError) as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+    except (UsageError, DataValidationError, CheckpointError, ResultsError, OSError) as err:
+        if os.environ.get("MSNN_TRACEBACK"):
+            raise
+        text = " ".join(str(err).split()) or type(err).__name__
+        print(f"{prog}: error: {text}", file=sys.stderr)
         return 2
     return 0
 
