@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,6 +45,28 @@ def bpe(tmp_path_factory):
     train_bpe_tokenizer.main(["--train_file", str(train), "--output_dir", str(out), "--vocab_size", "300",
                               "--min_frequency", "1", "--morph_vocab_size", "64"])  # fmt: skip
     return out
+
+
+def test_bad_text_files_are_named_with_their_line(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"a fine line\nna\xefve\n")
+    with pytest.raises(ValueError, match=r"Text file .*train\.txt, line 2: not UTF-8 \(byte 0xef"):
+        lm_utils.read_lines(path)
+    path.write_text("\n\n")
+    with pytest.raises(ValueError, match=r"train\.txt holds no text"):
+        lm_utils.read_lines(path)
+    path.write_text("one\r\n\ntwo")
+    assert lm_utils.read_lines(path) == ["one", "", "two"]
+    proc = subprocess.run(
+        [sys.executable, str(TRAINERS / "run_clm.py"), "--tokenizer_name", "x", "--dataset", "",
+         "--train_file", str(tmp_path / "missing.txt"), "--output_dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == f"run_clm.py: error: Text file {tmp_path / 'missing.txt'} does not exist"
+    )
 
 
 def test_word_level_perplexity_matches_hand_computation(bpe):
@@ -129,7 +152,7 @@ def test_blank_streams_control_keeps_the_architecture_and_drops_the_stream_conte
 
     real, blank = build([]), build(["--blank_streams", "true"])
     assert blank.config.to_dict() == real.config.to_dict()
-    assert run_clm.count_parameters(blank) == run_clm.count_parameters(real)
+    assert lm_utils.count_parameters(blank) == lm_utils.count_parameters(real)
     tables = blank.transformer.stream_tables
     assert not tables.phonetic.any() and not tables.morphological.any()
     assert real.transformer.stream_tables.phonetic.any()
@@ -178,6 +201,37 @@ def test_run_clm_resumes_an_interrupted_run_to_the_same_weights(bpe, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_run_clm_rerun_of_a_finished_run_trains_nothing_and_eval_only_keeps_its_record(bpe, tmp_path):
+    """The same command again is a no-op (no fifth step, checkpoint-4 stays); a run killed after its last
+    checkpoint is evaluated, not trained further; `--do_train False` never replaces the trained run's record."""
+    data = tmp_path / "train.txt"
+    data.write_text("\n".join(LINES) + "\n")
+    out = tmp_path / "run"
+    argv = [
+        "--processor_name", str(bpe / "processor"), "--dataset", "", "--train_file", str(data),
+        "--integration_type", "li", "--n_embd", "16", "--n_layer", "2", "--n_head", "2", "--n_positions", "32",
+        "--stream_hidden_size", "8", "--stream_num_heads", "2", "--stream_intermediate_size", "16",
+        "--block_size", "16", "--per_device_train_batch_size", "2", "--max_steps", "4", "--output_dir", str(out),
+        "--do_train", "--report_to", "none", "--save_strategy", "steps", "--save_steps", "2",
+        "--save_total_limit", "2", "--use_cpu", "true", "--disable_tqdm", "true", "--seed", "3",
+    ]  # fmt: skip
+    first = run_clm.main(argv)
+    files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    again = run_clm.main(argv)
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == files
+    assert again["global_steps"] == 4 and again["metrics"] == json.loads(json.dumps(first["metrics"]))
+    with pytest.raises(ValueError, match=r"results.json holds the record of a trained run"):
+        run_clm.main([*argv, "--do_train", "False", "--model_name_or_path", str(out)])
+    assert json.loads((out / "results.json").read_text())["global_steps"] == 4
+    # killed after checkpoint-4 was saved, before the final save and record
+    for name in ("run_finished.json", "results.json", "model.safetensors"):
+        (out / name).unlink()
+    restored = run_clm.main(argv)
+    assert restored["global_steps"] == 4 and restored["resumed_from"].endswith("checkpoint-4")
+    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+    assert (out / "checkpoint-2").is_dir() and (out / "model.safetensors").is_file()
 
 
 def tiny_bert_config(processor, **overrides) -> MultiStreamBertConfig:
@@ -295,6 +349,8 @@ def test_lm_runner_records_a_run_and_fails_loudly(tmp_path):
 
 
 def test_lm_runner_skips_finished_locked_and_resumes_or_forces(tmp_path, capsys):
+    from safetensors.torch import save_file
+
     lm = _lm_runner()
     args = lm.argparse.Namespace(
         preset="cpu", output_root=str(tmp_path / "outputs"), results_dir=str(tmp_path / "results"),
@@ -309,6 +365,9 @@ def test_lm_runner_skips_finished_locked_and_resumes_or_forces(tmp_path, capsys)
     cmd = [sys.executable, "-c", writer, str(run_dir / "results.json")]
     assert lm.status_of(args, name) == "todo"
     (run_dir / "checkpoint-50").mkdir(parents=True)
+    assert lm.status_of(args, name) == "todo"  # an empty (cut short) checkpoint is nothing to resume
+    save_file({"w": torch.zeros(1)}, str(run_dir / "checkpoint-50" / "model.safetensors"))
+    (run_dir / "checkpoint-50" / "trainer_state.json").write_text(json.dumps({"global_step": 50}))
     assert lm.status_of(args, name) == "resume (checkpoint-50)"
     # dry run: lists, runs nothing
     assert lm.execute(lm.argparse.Namespace(**{**vars(args), "dry_run": True}), name, cmd, {}) is None

@@ -18,7 +18,20 @@ from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa
 
 
 def args(output_dir, resume=None, do_train=True):
-    return SimpleNamespace(output_dir=str(output_dir), resume_from_checkpoint=resume, do_train=do_train)
+    return SimpleNamespace(
+        output_dir=str(output_dir), resume_from_checkpoint=resume, do_train=do_train, process_index=0
+    )
+
+
+def fake_checkpoint(folder: Path, step: int, max_steps: int = 10) -> Path:
+    """A folder with what a complete Trainer checkpoint has for `checkpoint_problem`: weights and state."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    save_file({"w": torch.zeros(2, 3)}, str(folder / "model.safetensors"))
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": max_steps}))
+    return folder
 
 
 def test_resume_settings_check_and_steps_before(tmp_path):
@@ -45,7 +58,7 @@ def test_resume_checkpoint_finds_the_last_checkpoint_and_records_settings(tmp_pa
     assert train_common.resume_checkpoint(args(tmp_path), settings) is None  # fresh run
     assert json.loads((tmp_path / train_common.RUN_SETTINGS_FILE).read_text()) == settings
     for step in (2, 10, 4):
-        (tmp_path / f"checkpoint-{step}").mkdir()
+        fake_checkpoint(tmp_path / f"checkpoint-{step}", step, max_steps=10)
     assert train_common.resume_checkpoint(args(tmp_path), settings) == str(tmp_path / "checkpoint-10")
     explicit = str(tmp_path / "checkpoint-4")
     assert train_common.resume_checkpoint(args(tmp_path, resume=explicit), settings) == explicit
@@ -55,6 +68,60 @@ def test_resume_checkpoint_finds_the_last_checkpoint_and_records_settings(tmp_pa
     other = tmp_path / "eval-only"
     assert train_common.resume_checkpoint(args(other, do_train=False), settings) is None
     assert not other.exists()
+
+
+def test_incomplete_checkpoints_are_skipped_named_and_kept_aside(tmp_path, caplog):
+    fake_checkpoint(tmp_path / "checkpoint-2", 2)
+    cut = fake_checkpoint(tmp_path / "checkpoint-4", 4)
+    (cut / "trainer_state.json").unlink()  # killed before the Trainer wrote its state
+    truncated = fake_checkpoint(tmp_path / "checkpoint-6", 6)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])  # killed while writing the weights
+    (tmp_path / "checkpoint-8").mkdir()
+    (tmp_path / "checkpoint-8" / "modeling.py").write_text("# only the code made it\n")
+    assert train_common.last_checkpoint_in(tmp_path) == str(tmp_path / "checkpoint-2")
+    for step, why in (
+        (8, "no readable trainer_state.json"),
+        (6, "model.safetensors is not a complete"),
+        (4, "no readable"),
+    ):
+        assert f"Skipping {tmp_path / f'checkpoint-{step}'}: {why}" in caplog.text
+    assert (tmp_path / "checkpoint-8").is_dir()  # not renamed unless asked (the main process asks)
+    assert train_common.resume_checkpoint(args(tmp_path), {}) == str(tmp_path / "checkpoint-2")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "checkpoint-2", "incomplete-checkpoint-4", "incomplete-checkpoint-6", "incomplete-checkpoint-8"
+    ]  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"incomplete-checkpoint-6 is not a complete checkpoint: model.safetensors"
+    ):
+        train_common.last_checkpoint(args(tmp_path, resume=str(tmp_path / "incomplete-checkpoint-6")))
+    assert not train_common.training_complete(str(tmp_path / "checkpoint-2"))
+    assert train_common.training_complete(str(fake_checkpoint(tmp_path / "checkpoint-10", 10, max_steps=10)))
+
+
+def test_finished_runs_and_trained_records(tmp_path):
+    settings = {"training": {"max_steps": 10}}
+    assert train_common.finished_run(args(tmp_path), settings) is None
+    (tmp_path / train_common.RUN_SETTINGS_FILE).write_text(json.dumps(settings))
+    train_common.mark_finished(tmp_path, 10, ["results.json"])
+    assert train_common.finished_run(args(tmp_path), settings)["global_step"] == 10
+    assert train_common.finished_run(args(tmp_path, do_train=False), settings) is None
+    with pytest.raises(ValueError, match=r"training.max_steps: 10 -> 12"):
+        train_common.finished_run(args(tmp_path), {"training": {"max_steps": 12}})
+    for content, trained in (
+        ({"train_steps": 4}, True),
+        ({"record": {"train_steps": 4}}, True),
+        ({"train": {"train_loss": 0.3}}, True),
+        ({"global_steps": 3, "task": "clm"}, True),
+        ({"train_steps": 0, "evaluation_only": True}, False),
+        ({"global_steps": 0}, False),
+        ([], False),
+    ):
+        (tmp_path / "r.json").write_text(json.dumps(content))
+        assert train_common.holds_trained_record(tmp_path / "r.json") is trained, content
+    (tmp_path / "r.json").write_text("{ half")
+    assert not train_common.holds_trained_record(tmp_path / "r.json")
+    assert not train_common.holds_trained_record(tmp_path / "absent.json")
 
 
 def test_check_checkpoint_architecture_compares_normalised_values():

@@ -28,8 +28,14 @@ from msnn_hf.data import load_classification_splits, validate_classification_spl
 from msnn_hf.metrics.sst_metrics.sst_metrics import classification_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_classification import NAMED_LABELS, resolve_data_dir, scores_record  # noqa: E402
-from train_common import git_commit, portable_paths, write_json_atomic  # noqa: E402
+from train_common import (  # noqa: E402
+    NAMED_LABELS,
+    git_commit,
+    portable_paths,
+    resolve_data_dir,
+    scores_record,
+    write_json_atomic,
+)
 
 
 @torch.no_grad()

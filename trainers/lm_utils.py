@@ -1,4 +1,5 @@
-"""Shared helpers of `run_clm.py` / `run_mlm.py`: text loading, block grouping, word-level perplexity, masking.
+"""Shared helpers of `run_clm.py` / `run_mlm.py`: local datasets, text loading, block grouping, word-level perplexity,
+masking, parameter counts.
 
 Word-level perplexity (causal LM), exactly:
 
@@ -35,9 +36,24 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
-from train_common import check_checkpoint_architecture, resume_checkpoint, training_settings
+from train_common import (
+    UsageError,
+    check_checkpoint_architecture,
+    finished_message,
+    finished_run,
+    holds_trained_record,
+    mark_finished,
+    restore_completed_training,
+    resume_checkpoint,
+    training_complete,
+    training_settings,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DATASETS = {  # local layout under --data_dir: split -> file
+    "ptb": {"train": "ptb/train.txt", "validation": "ptb/validation.txt", "test": "ptb/test.txt"},
+    "wikitext-2": {"validation": "wikitext-2/validation.txt", "test": "wikitext-2/test.txt"},
+}
 
 
 def default_data_dir() -> Path:
@@ -46,9 +62,28 @@ def default_data_dir() -> Path:
 
 
 def read_lines(path: str | os.PathLike, max_lines: int | None = None) -> list[str]:
-    """The lines of a text file (newline stripped, blank lines kept: they count as one end-of-sentence)."""
-    with open(path, encoding="utf-8") as f:
-        lines = [line.rstrip("\n") for line in f]
+    """The lines of a text file (newline stripped, blank lines kept: they count as one end-of-sentence).
+
+    Raises:
+        UsageError: the file is missing, not UTF-8 (naming the line) or holds no text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"Text file {path} does not exist")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise UsageError(
+            f"Text file {path}, line {line}: not UTF-8 (byte {data[err.start]:#04x} at offset {err.start})"
+        ) from None
+    if not text.strip():
+        raise UsageError(f"Text file {path} holds no text")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start another
+    lines = [line.rstrip("\r") for line in lines]
     return lines[:max_lines] if max_lines else lines
 
 
@@ -362,22 +397,53 @@ def run_settings(model_args: Any, data_args: Any, training_args: Any) -> dict[st
     }
 
 
+def results_path(results_file: str | os.PathLike | None, training_args: Any) -> Path:
+    """Where a run's record goes: `--results_file`, else `<output_dir>/results.json`."""
+    return Path(results_file or Path(training_args.output_dir) / "results.json")
+
+
+def finished_record(model_args: Any, data_args: Any, training_args: Any) -> dict[str, Any] | None:
+    """Before anything is loaded: the saved record of a finished run in `output_dir` with the same settings (the
+    same command run again does nothing and returns it), else None.
+
+    Raises:
+        UsageError: the folder's finished run had other settings, or an evaluation-only run (`--do_train False`)
+            would replace the record of a trained run.
+    """
+    path = results_path(data_args.results_file, training_args)
+    marker = finished_run(training_args, run_settings(model_args, data_args, training_args))
+    if marker is not None:
+        print(finished_message(training_args.output_dir, marker), flush=True)
+        return json.loads(path.read_text()) if path.is_file() else {}
+    if not training_args.do_train and holds_trained_record(path):
+        raise UsageError(
+            f"{path} holds the record of a trained run; an evaluation-only run (--do_train False) does not "
+            "replace it: pass --results_file (or --output_dir) for this evaluation"
+        )
+    return None
+
+
 def train_and_save(
     trainer: Any, training_args: Any, processor: Any, settings: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, Any], float, str | None]:
     """`trainer.train()`, then save the model and the processor next to it.
 
-    Resumes from `--resume_from_checkpoint`, else from the last checkpoint in `output_dir` (a run killed mid-way
-    continues where its last `--save_steps` checkpoint left it), after checking that the folder's run was started
-    with the same `settings` (`train_common.resume_checkpoint`). Returns the training metrics (keys prefixed
+    Resumes from `--resume_from_checkpoint`, else from the newest complete checkpoint in `output_dir` (a run killed
+    mid-way continues where its last `--save_steps` checkpoint left it), after checking that the folder's run was
+    started with the same `settings` (`train_common.resume_checkpoint`). A checkpoint that already reached
+    `max_steps` is restored and not trained further. Returns the training metrics (keys prefixed
     `train_`), this process's training wall time in seconds and the checkpoint it resumed from (or None)."""
     checkpoint = resume_checkpoint(training_args, settings, trainer.is_world_process_zero())
-    if checkpoint:
-        print(f"resuming from {checkpoint}", flush=True)
-    t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - t0
-    metrics = {k if k.startswith("train") else f"train_{k}": v for k, v in result.metrics.items()}
+    metrics, seconds = {}, 0.0
+    if training_complete(checkpoint):  # killed after its last checkpoint: never train past max_steps
+        restore_completed_training(trainer, checkpoint)
+    else:
+        if checkpoint:
+            print(f"resuming from {checkpoint}", flush=True)
+        t0 = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        seconds = time.perf_counter() - t0
+        metrics = {k if k.startswith("train") else f"train_{k}": v for k, v in result.metrics.items()}
     trainer.save_model()
     if processor is not None:
         processor.save_pretrained(training_args.output_dir)
@@ -433,8 +499,15 @@ def write_record(
             k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()
         },
     }
-    path = Path(results_file or Path(training_args.output_dir) / "results.json")
+    path = results_path(results_file, training_args)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     print("wrote", path)
+    if training_args.do_train and training_args.process_index == 0:
+        mark_finished(training_args.output_dir, int(extra.get("global_steps") or 0), [str(path)])
     return record
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Exact number of trainable parameters (tied weights counted once; stream-table buffers excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -56,8 +56,9 @@ from msnn_hf.callbacks import (
     mean_stream_weights,
 )
 from msnn_hf.data import (
-    SST5_LABELS,
-    default_data_dir,
+    VALIDATION_SPLIT_SEED,
+    carve_validation_split,
+    classification_files,
     load_classification_splits,
     validate_classification_splits,
 )
@@ -69,32 +70,29 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_common import (  # noqa: E402
+    DEFAULT_VARIANT,
+    NAMED_LABELS,
+    VARIANTS,
+    UsageError,
     check_checkpoint_architecture,
+    cli,
+    finished_message,
+    finished_run,
     git_commit,
+    holds_trained_record,
     last_checkpoint,
+    mark_finished,
     portable_paths,
+    resolve_data_dir,
+    restore_completed_training,
     resume_checkpoint,
+    scores_record,
     steps_before,
+    training_complete,
     training_settings,
     write_json_atomic,
 )
 
-ALL_STREAMS = ["semantic", "phonetic", "morphological"]
-
-# variant name -> MultiStreamBertConfig overrides. One table for the script, the experiment runner and the report.
-VARIANTS: dict[str, dict] = {
-    "backbone": {"streams": ["semantic"], "integration_type": "none"},
-    "phonetic-only": {"streams": ["phonetic"], "integration_type": "none"},
-    "morphological-only": {"streams": ["morphological"], "integration_type": "none"},
-    "early": {"streams": ALL_STREAMS, "integration_type": "early"},
-    "concat": {"streams": ALL_STREAMS, "integration_type": "concat"},
-    "li": {"streams": ALL_STREAMS, "integration_type": "li"},
-    "dm-scalar": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "scalar"},
-    "dm-channel": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "channel"},
-    "dm-token": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "token"},
-}
-DEFAULT_VARIANT = "li"
-NAMED_LABELS = {"sst5": list(SST5_LABELS)}
 DEBUG_SIGKILL_ENV = "MSNN_DEBUG_SIGKILL_AT_STEP"  # tests: SIGKILL this process at the end of that step
 
 
@@ -148,7 +146,6 @@ class ModelArguments:
         },
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Cache folder for Hub downloads."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Passed to dataset/model loading."})
 
 
 @dataclass
@@ -184,6 +181,14 @@ class DataArguments:
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Truncate the training set (debugging)."}
+    )
+    validation_split_percentage: float | None = field(
+        default=None,
+        metadata={
+            "help": "For data without a validation split: this percentage of the training rows becomes the "
+            f"validation split (the same rows on every run: a permutation drawn from seed {VALIDATION_SPLIT_SEED}, "
+            "whatever --seed is)."
+        },
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
     max_predict_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
@@ -231,7 +236,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
     parser.set_defaults(**training_defaults())
-    return parser.parse_args_into_dataclasses(args=argv)
+    try:
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as err:  # HfArgumentParser's "Some specified arguments are not used" and value checks
+        raise UsageError(str(err)) from err
 
 
 # --------------------------------------------------------------------------------------------------- model setup
@@ -247,7 +255,7 @@ def config_overrides_for(model_args: ModelArguments) -> dict:
     """MultiStreamBertConfig overrides of the chosen variant + `--streams`, `--integration_layers`, JSON extras."""
     variant = model_args.variant or DEFAULT_VARIANT
     if variant not in VARIANTS:
-        raise ValueError(f"Unknown --variant {variant!r}; valid: {list(VARIANTS)}")
+        raise UsageError(f"Unknown --variant {variant!r}; valid: {list(VARIANTS)}")
     overrides = json.loads(json.dumps(VARIANTS[variant]))
     if model_args.streams:
         overrides["streams"] = [s.strip() for s in model_args.streams.split(",") if s.strip()]
@@ -307,16 +315,21 @@ def load_or_build_processor(model_args: ModelArguments, training_args: TrainingA
     return processor
 
 
+def is_multistream_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether `path` is a local folder holding a saved multi-stream BERT (its `config.json` says so)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == "multistream_bert"
+
+
 def load_model(model_args: ModelArguments, processor, labels, overrides: dict):
     """A fresh multi-stream model around the backbone, or a saved multi-stream checkpoint."""
     from msnn_hf import MultiStreamBertForSequenceClassification
 
     label_kwargs = {"num_labels": labels.num_labels, "id2label": labels.id2label, "label2id": labels.label2id}
-    config_file = os.path.join(model_args.model_name_or_path, "config.json")
-    if (
-        os.path.isfile(config_file)
-        and json.loads(Path(config_file).read_text()).get("model_type") == "multistream_bert"
-    ):
+    if is_multistream_checkpoint(model_args.model_name_or_path):
         model = MultiStreamBertForSequenceClassification.from_pretrained(
             model_args.model_name_or_path, **label_kwargs
         )
@@ -434,31 +447,11 @@ def device_description(training_args: TrainingArguments) -> str:
     return f"{device.type}: {name} x{training_args.world_size}"
 
 
-def scores_record(scores: dict, id2label: dict[int, str], loss: float | None = None) -> dict:
-    record = {
-        "accuracy": scores["accuracy"],
-        "macro_f1": scores["macro_f1"],
-        "per_class_f1": {id2label[i]: v for i, v in enumerate(scores["per_class_f1"])},
-        "confusion_matrix": scores["confusion_matrix"],
-        "num_examples": int(np.sum(scores["confusion_matrix"])),
-    }
-    if loss is not None:
-        record["loss"] = loss
-    return record
-
-
-def resolve_data_dir(data_dir: str | None) -> str | None:
-    if data_dir is None or os.path.isdir(data_dir):
-        return data_dir
-    candidate = default_data_dir() / data_dir
-    return str(candidate) if candidate.is_dir() else data_dir
-
-
 # --------------------------------------------------------------------------------------------------------- main
 RECORD_FILE = "result_record.json"  # this run's result record, next to its checkpoint
 RUN_DATA_FIELDS = (
     "dataset_name", "dataset_config_name", "data_dir", "train_file", "validation_file", "text_column",
-    "label_column", "class_names", "max_seq_length", "max_train_samples",
+    "label_column", "class_names", "max_seq_length", "max_train_samples", "validation_split_percentage",
 )  # fmt: skip
 
 
@@ -474,6 +467,45 @@ def run_settings(
         "data": {k: getattr(data_args, k) for k in RUN_DATA_FIELDS if hasattr(data_args, k)},
         "training": training_settings(training_args),
     }
+
+
+EVALUATION_FILE = (
+    "evaluation.json"  # where an evaluation-only run writes, when the folder holds a trained run
+)
+
+
+def prepare_evaluation_only(
+    model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> None:
+    """`--do_train False` evaluates a trained model and never replaces a trained run's record.
+
+    The model is `--model_name_or_path` when it is a multi-stream checkpoint, else the trained model saved in
+    `--output_dir` (a backbone alone would be evaluated with an untrained classification head).
+
+    Raises:
+        UsageError: no trained model to evaluate, or `--results_file` holds a trained run's record.
+    """
+    if data_args.results_file and holds_trained_record(data_args.results_file):
+        raise UsageError(
+            f"--results_file {data_args.results_file} holds the record of a trained run; an evaluation-only run "
+            "(--do_train False) does not replace it: pass another --results_file"
+        )
+    if is_multistream_checkpoint(model_args.model_name_or_path):
+        return
+    if is_multistream_checkpoint(training_args.output_dir):
+        logger.warning(
+            "--do_train False: evaluating the trained model saved in %s (--model_name_or_path %s is not a "
+            "multi-stream checkpoint)",
+            training_args.output_dir,
+            model_args.model_name_or_path,
+        )
+        model_args.model_name_or_path = training_args.output_dir
+        return
+    raise UsageError(
+        f"--do_train False evaluates a trained model, but --model_name_or_path {model_args.model_name_or_path} is "
+        f"not a multi-stream checkpoint and --output_dir {training_args.output_dir} holds none (a backbone would "
+        "be evaluated with an untrained classification head): pass a trained run's folder as --model_name_or_path"
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -498,16 +530,33 @@ def main(argv: list[str] | None = None) -> dict:
         training_args.parallel_mode.value == "distributed",
     )
 
-    # ---- resume: an explicit checkpoint, else the last one in output_dir
+    # ---- a finished run stays finished: the same command again trains nothing and rewrites nothing
+    finished = finished_run(training_args, run_settings(model_args, data_args, training_args))
+    if finished is not None:
+        logger.warning(finished_message(training_args.output_dir, finished))
+        saved = os.path.join(training_args.output_dir, "all_results.json")
+        return json.loads(Path(saved).read_text()) if os.path.isfile(saved) else {}
+    if not training_args.do_train:
+        prepare_evaluation_only(model_args, data_args, training_args)
+
+    # ---- resume: an explicit checkpoint, else the newest complete one in output_dir
     checkpoint = last_checkpoint(training_args)
     if checkpoint is not None:
         logger.info("Resuming training from %s (delete the output folder to start over).", checkpoint)
 
     # ---- data: load and validate every row before anything expensive happens
+    data_dir = resolve_data_dir(data_args.data_dir)
+    files = (
+        {}
+        if data_args.dataset_name
+        else classification_files(
+            data_dir, data_args.train_file, data_args.validation_file, data_args.test_file
+        )
+    )
     raw = load_classification_splits(
         dataset_name=data_args.dataset_name,
         dataset_config_name=data_args.dataset_config_name,
-        data_dir=resolve_data_dir(data_args.data_dir),
+        data_dir=data_dir,
         train_file=data_args.train_file,
         validation_file=data_args.validation_file,
         test_file=data_args.test_file,
@@ -527,16 +576,24 @@ def main(argv: list[str] | None = None) -> dict:
         label_names=label_names,
         text_pair_column=data_args.text_pair_column,
         require_labels=("train", "validation") + (("test",) if test_labelled else ()),
+        files=files,
     )
+    if data_args.validation_split_percentage is not None:
+        raw = carve_validation_split(raw, data_args.validation_split_percentage)
     for split, needed in (
         ("train", training_args.do_train),
         ("validation", training_args.do_eval),
         ("test", training_args.do_predict),
     ):
         if needed and split not in raw:
-            raise ValueError(
+            raise UsageError(
                 f"--do_{'eval' if split == 'validation' else 'predict' if split == 'test' else split} "
                 f"needs a {split} split; found {list(raw)}"
+                + (
+                    " (--validation_split_percentage P carves one from train)"
+                    if split == "validation" and "train" in raw
+                    else ""
+                )
             )
     if data_args.max_train_samples and "train" in raw:
         raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
@@ -618,14 +675,19 @@ def main(argv: list[str] | None = None) -> dict:
             run_settings(model_args, data_args, training_args),
             trainer.is_world_process_zero(),
         )
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_model()  # model + processor (processing_class) in output_dir
-        metrics = dict(train_result.metrics)
-        metrics["train_samples"] = len(train_dataset)
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
-        trainer.save_state()
-        results["train"] = metrics
+        if training_complete(checkpoint):  # killed after its last checkpoint: evaluate, never train further
+            restore_completed_training(trainer, checkpoint)
+            trainer.save_model()
+            trainer.save_state()
+        else:
+            train_result = trainer.train(resume_from_checkpoint=checkpoint)
+            trainer.save_model()  # model + processor (processing_class) in output_dir
+            metrics = dict(train_result.metrics)
+            metrics["train_samples"] = len(train_dataset)
+            trainer.log_metrics("train", metrics)
+            trainer.save_metrics("train", metrics)
+            trainer.save_state()
+            results["train"] = metrics
 
     def evaluate_split(dataset, prefix: str) -> dict:
         output = trainer.predict(dataset, metric_key_prefix=prefix)
@@ -720,20 +782,39 @@ def main(argv: list[str] | None = None) -> dict:
             },
             "command": [sys.executable, *(sys.argv if argv is None else [__file__, *argv])],
             "output_dir": os.path.abspath(training_args.output_dir),
+            "evaluation_only": not training_args.do_train,
         }
-        write_json_atomic(
-            os.path.join(training_args.output_dir, "all_results.json"), {**results, "record": record}
-        )
-        # the record travels with the checkpoint too: `--push_to_hub` fills the model card from this run's numbers
-        write_json_atomic(os.path.join(training_args.output_dir, RECORD_FILE), portable_paths(record))
+        out = training_args.output_dir
+        if not training_args.do_train and any(
+            holds_trained_record(os.path.join(out, name)) for name in ("all_results.json", RECORD_FILE)
+        ):  # the folder of a trained run: its records stay, this evaluation goes beside them
+            write_json_atomic(
+                os.path.join(out, EVALUATION_FILE), {**results, "record": portable_paths(record)}
+            )
+            logger.warning(
+                "%s holds a trained run's records, which stay as they are; this evaluation is in %s",
+                out,
+                os.path.join(out, EVALUATION_FILE),
+            )
+        else:
+            write_json_atomic(os.path.join(out, "all_results.json"), {**results, "record": record})
+            # the record travels with the checkpoint too: `--push_to_hub` fills the card from this run's numbers
+            write_json_atomic(os.path.join(out, RECORD_FILE), portable_paths(record))
         if data_args.results_file:
             write_json_atomic(data_args.results_file, portable_paths(record))
+        if training_args.do_train:
+            outputs = [
+                "all_results.json",
+                RECORD_FILE,
+                *([data_args.results_file] if data_args.results_file else []),
+            ]
+            mark_finished(out, trainer.state.global_step, outputs)
         print_summary(results, stream_weights)
 
     if push_to_hub and training_args.do_train and trainer.is_world_process_zero():
         # msnn_hf's own publishing path: safetensors only (no training_args.bin pickle), the full auto_map
         # (AutoModel included) and our model card filled from the result record.
-        from msnn_hf.hub import push_checkpoint
+        from msnn_hf.publishing import push_checkpoint
 
         # this run's record, never a committed result of another run that a card spec would name
         push_checkpoint(
@@ -761,4 +842,4 @@ def print_summary(results: dict, stream_weights: dict | None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(main, "run_classification.py"))

@@ -36,15 +36,10 @@ from transformers import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from train_common import git_commit, steps_before  # noqa: E402
+from train_common import UsageError, cli, git_commit, steps_before  # noqa: E402
 
 from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa: E402
 from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel  # noqa: E402
-
-DATASETS = {  # local layout under --data_dir: split -> file
-    "ptb": {"train": "ptb/train.txt", "validation": "ptb/validation.txt", "test": "ptb/test.txt"},
-    "wikitext-2": {"validation": "wikitext-2/validation.txt", "test": "wikitext-2/test.txt"},
-}
 
 
 @dataclass
@@ -78,7 +73,7 @@ class ModelArguments(lm_utils.IntegrationArguments):
 class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "default: $MSNN_DATA_DIR or ../shared/data"})
     dataset: str | None = field(
-        default="ptb", metadata={"help": f"local dataset under data_dir: {list(DATASETS)}"}
+        default="ptb", metadata={"help": f"local dataset under data_dir: {list(lm_utils.DATASETS)}"}
     )
     dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset id (e.g. ptb_text_only)"})
     dataset_config_name: str | None = field(default=None)
@@ -115,7 +110,7 @@ def load_splits(args: DataArguments) -> dict[str, list[str]]:
             )
     else:
         data_dir = Path(args.data_dir) if args.data_dir else lm_utils.default_data_dir()
-        files = {k: str(data_dir / v) for k, v in DATASETS.get(args.dataset or "", {}).items()}
+        files = {k: str(data_dir / v) for k, v in lm_utils.DATASETS.get(args.dataset or "", {}).items()}
         for split, given in (
             ("train", args.train_file),
             ("validation", args.validation_file),
@@ -180,20 +175,19 @@ def build_model(margs: ModelArguments, processor: Any, tokenizer: Any) -> MultiS
     return model
 
 
-def count_parameters(model: torch.nn.Module) -> int:
-    """Exact number of trainable parameters (tied weights counted once; stream-table buffers excluded)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         margs, dargs, targs = parser.parse_json_file(json_file=sys.argv[1])
     else:
         margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
+    finished = lm_utils.finished_record(margs, dargs, targs)
+    if finished is not None:  # the same command again: nothing to train, nothing rewritten
+        return finished
     set_seed(targs.seed)
     start = time.perf_counter()
     commit = git_commit()  # the code that runs, before the checkout can move on
+    splits = load_splits(dargs)  # bad data fails before anything is loaded
 
     processor = None
     if margs.processor_name:
@@ -204,15 +198,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     elif margs.model_name_or_path or margs.tokenizer_name:
         tokenizer = AutoTokenizer.from_pretrained(margs.tokenizer_name or margs.model_name_or_path)
     else:
-        raise ValueError("Give --processor_name or --tokenizer_name")
+        raise UsageError("Give --processor_name or --tokenizer_name")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    splits = load_splits(dargs)
     model = build_model(margs, processor, tokenizer)
     if dargs.block_size > model.config.n_positions:
         raise ValueError(f"--block_size {dargs.block_size} exceeds n_positions {model.config.n_positions}")
-    n_params = count_parameters(model)
+    n_params = lm_utils.count_parameters(model)
     print(f"model: {model.config.integration_type} streams={model.config.streams} params={n_params:,}")
 
     train_ds = eval_ds = None
@@ -274,4 +267,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(main, "run_clm.py"))

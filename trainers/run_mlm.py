@@ -31,8 +31,7 @@ from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArgum
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from run_clm import DATASETS, count_parameters  # noqa: E402
-from train_common import git_commit, steps_before  # noqa: E402
+from train_common import cli, git_commit, steps_before  # noqa: E402
 
 from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
 
@@ -89,7 +88,7 @@ def load_splits(args: DataArguments) -> dict[str, list[str]]:
         data_dir = Path(args.data_dir) if args.data_dir else lm_utils.default_data_dir()
         files = {
             k: str(data_dir / v)
-            for k, v in DATASETS.get(args.dataset or "", {}).items()
+            for k, v in lm_utils.DATASETS.get(args.dataset or "", {}).items()
             if k in ("train", "test")
         }
         files.update({k: v for k, v in (("train", args.train_file), ("test", args.test_file)) if v})
@@ -179,6 +178,9 @@ def load_processor(margs: ModelArguments, train_lines: list[str]) -> Any:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
+    finished = lm_utils.finished_record(margs, dargs, targs)
+    if finished is not None:  # the same command again: nothing to train, nothing rewritten
+        return finished
     set_seed(targs.seed)
     start = time.perf_counter()
     commit = git_commit()  # the code that runs, before the checkout can move on
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tokenizer = (
         processor.tokenizer if processor is not None else AutoTokenizer.from_pretrained(margs.backbone)
     )
-    n_params = count_parameters(model)
+    n_params = lm_utils.count_parameters(model)
     print(f"model: {model.config.integration_type} streams={model.config.streams} params={n_params:,}")
 
     train_masker = lm_utils.FixedSeedMasker(
@@ -253,4 +255,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(main, "run_mlm.py"))

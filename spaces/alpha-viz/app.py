@@ -89,7 +89,7 @@ class LoadedModel:
 
 def _check_local_checkpoint(folder: Path) -> None:
     """Fail early, in words, on a local folder that lacks a file or holds an unreadable safetensors file."""
-    from msnn_hf.hub import CheckpointError, check_safetensors, weight_files
+    from msnn_hf.publishing import CheckpointError, check_safetensors, weight_files
 
     missing = [name for name in ("config.json", "processor_config.json") if not (folder / name).is_file()]
     if missing:

