@@ -14,7 +14,13 @@ from transformers import PreTrainedConfig
 
 # activations an EfficientNet-Lite block may use (names of `transformers.activations.ACT2FN`)
 HIDDEN_ACTS: tuple[str, ...] = ("relu6", "relu", "silu", "gelu")
-STAGE_FIELDS: tuple[str, ...] = ("kernel_sizes", "strides", "expand_ratios", "out_channels", "num_block_repeats")
+STAGE_FIELDS: tuple[str, ...] = (
+    "kernel_sizes",
+    "strides",
+    "expand_ratios",
+    "out_channels",
+    "num_block_repeats",
+)
 
 
 class EfficientNetLiteConfig(PreTrainedConfig):

@@ -3,7 +3,7 @@
 inception-style mean and stddev"), which the converted weights were trained with.
 
 Inputs may be file paths, PIL images, NumPy arrays or torch tensors (HWC or CHW, uint8 or float in [0, 1], one,
-three or four channels), alone or in a (possibly mixed) list. Bad input fails with an `ImageLoadError` (a
+three or four channels; floats in [0, 1]), alone or in a (possibly mixed) list. Bad input fails with an `ImageLoadError` (a
 `ValueError`) that names the image. The work per image is bounded: a file's header is checked against
 `max_image_pixels` before anything is decoded (decompression bombs), JPEGs are decoded at a reduced scale when
 they are much larger than the target (`PIL.Image.draft`), and large decoded images are box-reduced before the
@@ -23,8 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from transformers.image_processing_backends import PilBackend
 from transformers.image_processing_utils import BatchFeature
-from transformers.image_transforms import to_pil_image
-from transformers.image_utils import ChannelDimension, PILImageResampling, SizeDict
+from transformers.image_utils import PILImageResampling, SizeDict
 from transformers.processing_utils import ImagesKwargs
 
 # TensorFlow EfficientNet-Lite: MEAN_RGB = 127, STDDEV_RGB = 128 on 0..255 pixels, written for `rescale` (1/255)
@@ -87,35 +86,36 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _array_to_pil(array: np.ndarray, name: str) -> Image.Image:
+    """HWC or CHW (1, 3 or 4 channels) or HW array -> PIL. Floats are taken as 0..1 (scaled by 255 and rounded)
+    unless some value exceeds 1, then as 0..255; integers must lie in 0..255."""
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3:
-        raise ImageLoadError(f"{name} must have 2 (H, W) or 3 (H, W, C / C, H, W) dimensions; got {array.shape}")
-    if array.shape[-1] in (1, 3, 4):
-        data_format = ChannelDimension.LAST
-    elif array.shape[0] in (1, 3, 4):
-        data_format = ChannelDimension.FIRST
-    else:
-        raise ImageLoadError(f"{name} has shape {array.shape}: expected 1, 3 or 4 channels first or last")
+        raise ImageLoadError(
+            f"{name} must have 2 (H, W) or 3 (H, W, C / C, H, W) dimensions; got {array.shape}"
+        )
+    if array.shape[-1] not in (1, 3, 4):
+        if array.shape[0] not in (1, 3, 4):
+            raise ImageLoadError(f"{name} has shape {array.shape}: expected 1, 3 or 4 channels first or last")
+        array = np.moveaxis(array, 0, -1)  # CHW -> HWC
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
-    if np.issubdtype(array.dtype, np.floating):
+    elif np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():
             raise ImageLoadError(f"{name} contains NaN or infinite values")
-        if array.min() < 0 or array.max() > 1:
-            if array.min() < 0 or array.max() > 255:
-                raise ImageLoadError(f"{name}: float pixels must lie in [0, 1] (or 0..255); got {array.min()}..{array.max()}")
-            array = array.round().astype(np.uint8)
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high > 255:
+            raise ImageLoadError(f"{name}: float pixels must lie in [0, 1] (or 0..255); got {low}..{high}")
+        array = np.round(array * 255.0 if high <= 1.0 else array).astype(np.uint8)
     elif array.dtype != np.uint8:
         if array.min() < 0 or array.max() > 255:
-            raise ImageLoadError(f"{name}: integer pixels must lie in 0..255; got {array.min()}..{array.max()}")
+            raise ImageLoadError(
+                f"{name}: integer pixels must lie in 0..255; got {array.min()}..{array.max()}"
+            )
         array = array.astype(np.uint8)
-    channels = array.shape[-1] if data_format == ChannelDimension.LAST else array.shape[0]
-    mode = {1: None, 3: "RGB", 4: "RGBA"}[channels]
-    if mode == "RGBA":  # PIL infers RGBA from 4 channels; say it explicitly for older Pillow
-        array = np.moveaxis(array, 0, -1) if data_format == ChannelDimension.FIRST else array
-        return Image.fromarray(np.ascontiguousarray(array), mode="RGBA")
-    return to_pil_image(array, input_data_format=data_format)
+    array = np.ascontiguousarray(array)
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[-1]]
+    return Image.fromarray(array[..., 0] if mode == "L" else array, mode=mode)
 
 
 def _reduce_for(image: Image.Image, target: int) -> Image.Image:
@@ -251,7 +251,11 @@ class EfficientNetLiteImageProcessor(PilBackend):
         return max(sides) if sides else None
 
     def _preprocess_image_like_inputs(self, images: Any, *args: Any, **kwargs: Any) -> BatchFeature:
-        target = self._target_side(kwargs.get("size"), kwargs.get("crop_size")) if kwargs.get("do_resize") else None
+        target = (
+            self._target_side(kwargs.get("size"), kwargs.get("crop_size"))
+            if kwargs.get("do_resize")
+            else None
+        )
         max_pixels = kwargs.get("max_image_pixels") or self.max_image_pixels
         flat = _flatten(images)
         if not flat:

@@ -61,7 +61,9 @@ class ConvNormAct(nn.Module):
     ):
         super().__init__()
         self.conv = SameConv2d(in_channels, out_channels, kernel_size, stride, groups=groups, bias=False)
-        self.norm = nn.BatchNorm2d(out_channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
+        self.norm = nn.BatchNorm2d(
+            out_channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum
+        )
         self.act = ACT2FN[act] if act is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -120,14 +122,24 @@ class EfficientNetLiteEncoder(nn.Module):
         blocks, stage_ends = [], []
         in_channels, num_blocks = config.stem_channels, config.num_blocks
         stages = zip(
-            config.kernel_sizes, config.strides, config.expand_ratios, config.out_channels, config.num_block_repeats
+            config.kernel_sizes,
+            config.strides,
+            config.expand_ratios,
+            config.out_channels,
+            config.num_block_repeats,
         )
         for kernel, stride, expand, out_channels, repeats in stages:
             for repeat in range(repeats):
                 drop_rate = config.drop_connect_rate * len(blocks) / num_blocks
                 blocks.append(
                     EfficientNetLiteBlock(
-                        config, in_channels, out_channels, kernel, stride if repeat == 0 else 1, expand, drop_rate
+                        config,
+                        in_channels,
+                        out_channels,
+                        kernel,
+                        stride if repeat == 0 else 1,
+                        expand,
+                        drop_rate,
                     )
                 )
                 in_channels = out_channels
@@ -136,7 +148,9 @@ class EfficientNetLiteEncoder(nn.Module):
         self.stage_ends = frozenset(stage_ends)
         self.head = ConvNormAct(config, in_channels, config.hidden_size, act=config.hidden_act)
 
-    def forward(self, x: torch.Tensor, output_hidden_states: bool = False) -> tuple[torch.Tensor, tuple | None]:
+    def forward(
+        self, x: torch.Tensor, output_hidden_states: bool = False
+    ) -> tuple[torch.Tensor, tuple | None]:
         hidden_states = (x,) if output_hidden_states else None
         for index, block in enumerate(self.blocks):
             x = block(x)
@@ -244,7 +258,9 @@ class EfficientNetLiteForImageClassification(EfficientNetLitePreTrainedModel):
         **kwargs,
     ) -> ImageClassifierOutputWithNoAttention | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.efficientnet_lite(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
+        outputs = self.efficientnet_lite(
+            pixel_values, output_hidden_states=output_hidden_states, return_dict=True
+        )
         logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, num_labels)
         loss = None
         if labels is not None:
@@ -252,7 +268,9 @@ class EfficientNetLiteForImageClassification(EfficientNetLitePreTrainedModel):
         if not return_dict:
             output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
             return ((loss,) + output) if loss is not None else output
-        return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return ImageClassifierOutputWithNoAttention(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states
+        )
 
 
 AUTO_CLASSES = (

