@@ -446,3 +446,29 @@ def test_package_import_registers_auto_classes():
     assert CONFIG_MAPPING["msnn_efficientnet_lite"] is EfficientNetLiteConfig
     assert msnn_hf.EfficientNetLiteModel is EfficientNetLiteModel
     assert type(AutoModel.from_config(tiny_config())) is EfficientNetLiteModel
+
+
+def test_forward_exports_without_host_reads(tiny_model):
+    """`torch.export` traces the whole forward (the SAME padding depends on shapes only, never on values)."""
+    x = torch.randn(2, 3, 40, 56)
+    program = torch.export.export(tiny_model, (x,), kwargs={"return_dict": False})
+    with torch.no_grad():
+        torch.testing.assert_close(
+            program.module()(x, return_dict=False)[0], tiny_model(x, return_dict=False)[0]
+        )
+
+
+def test_image_classification_pipeline(lite0_dir, flickr_photo):
+    """`pipeline()` loads model and processor from the folder. `trust_remote_code=False`: the classes are
+    registered locally; without it transformers 5.24's pipeline asks about a (non-existent) remote video
+    processor it derives from the image processor's `auto_map`."""
+    from transformers import pipeline
+
+    classify = pipeline("image-classification", model=lite0_dir, trust_remote_code=False)
+    assert type(classify.image_processor) is EfficientNetLiteImageProcessor
+    top = classify(str(flickr_photo), top_k=3)
+    with torch.no_grad():
+        logits = classify.model(**classify.image_processor(str(flickr_photo), return_tensors="pt")).logits[0]
+    expected = logits.softmax(-1).topk(3)
+    assert [t["label"] for t in top] == [f"LABEL_{i}" for i in expected.indices.tolist()]
+    assert [t["score"] for t in top] == pytest.approx(expected.values.tolist(), abs=1e-5)

@@ -174,6 +174,7 @@ def efficientnet_lite0_path(cache_dir: str | os.PathLike | None = None) -> str:
     tmp = Path(tempfile.mkdtemp(prefix=f".{LITE0_FOLDER}-", dir=cache_dir))
     try:
         convert_efficientnet_lite0(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
         try:
             os.replace(tmp, folder)
         except OSError:  # another process won the race (the folder exists and is not empty)
