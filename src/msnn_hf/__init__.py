@@ -2,7 +2,8 @@
 
 ``import msnn_hf`` registers every configuration, model and processor with the Auto classes
 (`AutoConfig`, `AutoModel`, `AutoModelForSequenceClassification`, `AutoModelForMaskedLM`,
-`AutoModelForCausalLM`, `AutoProcessor`).
+`AutoModelForCausalLM`, `AutoProcessor`), and the EfficientNet-Lite image encoder
+(`AutoModel`, `AutoModelForImageClassification`, `AutoImageProcessor`).
 
 Example:
 
@@ -13,13 +14,22 @@ Example:
 ```
 """
 
+from . import image_processing_efficientnet_lite as _efficientnet_lite_processing
+from . import modeling_efficientnet_lite as _efficientnet_lite
 from . import modeling_multistream_bert as _bert
 from . import modeling_multistream_gpt2 as _gpt2
 from . import processing_multistream as _processing
 from .callbacks import StreamWeightsCallback
+from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .configuration_multistream_bert import MultiStreamBertConfig
 from .configuration_multistream_gpt2 import MultiStreamGPT2Config
+from .image_processing_efficientnet_lite import EfficientNetLiteImageProcessor, ImageLoadError
 from .integration import DirectMixing, IntegrationOutput, LinearIntegration, build_integration
+from .modeling_efficientnet_lite import (
+    EfficientNetLiteForImageClassification,
+    EfficientNetLiteModel,
+    EfficientNetLitePreTrainedModel,
+)
 from .modeling_multistream_bert import (
     MultiStreamBertForMaskedLM,
     MultiStreamBertForSequenceClassification,
@@ -38,9 +48,17 @@ __version__ = "0.1.0"
 _bert.register()
 _gpt2.register()
 _processing.register_processor((MultiStreamBertConfig, MultiStreamGPT2Config))
+_efficientnet_lite.register()
+_efficientnet_lite_processing.register()
 
 __all__ = [
     "DirectMixing",
+    "EfficientNetLiteConfig",
+    "EfficientNetLiteForImageClassification",
+    "EfficientNetLiteImageProcessor",
+    "EfficientNetLiteModel",
+    "EfficientNetLitePreTrainedModel",
+    "ImageLoadError",
     "IntegrationOutput",
     "LinearIntegration",
     "MultiStreamBertConfig",

@@ -7,11 +7,17 @@ Example::
 
     metric = evaluate.load(sst_metrics_path())
     trainer = Trainer(..., compute_metrics=build_compute_metrics(num_labels=5, id2label=model.config.id2label))
+
+Vision + language: `caption_metrics_path()` (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D), `vqa_metrics_path()` (exact match,
+set-F1) and `caption_human_agreement(captions_per_image)` (one human caption scored against the others)::
+
+    caption_metric = evaluate.load(caption_metrics_path())
+    caption_metric.compute(predictions=["a dog runs"], references=[["a dog is running .", "a brown dog runs"]])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +28,53 @@ _HERE = Path(__file__).resolve().parent
 def sst_metrics_path() -> str:
     """Path of the local `evaluate` module computing accuracy, macro-F1, per-class F1 and confusion matrix."""
     return str(_HERE / "sst_metrics" / "sst_metrics.py")
+
+
+def caption_metrics_path() -> str:
+    """Path of the local `evaluate` module computing BLEU-1..4, METEOR (with Java), ROUGE-L and CIDEr-D."""
+    return str(_HERE / "caption_metrics" / "caption_metrics.py")
+
+
+def vqa_metrics_path() -> str:
+    """Path of the local `evaluate` module computing VQA exact-match accuracy and set-F1 (DAQUAR answers)."""
+    return str(_HERE / "vqa_metrics" / "vqa_metrics.py")
+
+
+def load_caption_metric():
+    """`evaluate.load` of the local caption module (never touches the Hub)."""
+    import evaluate
+
+    return evaluate.load(caption_metrics_path())
+
+
+def load_vqa_metric():
+    """`evaluate.load` of the local VQA module (never touches the Hub)."""
+    import evaluate
+
+    return evaluate.load(vqa_metrics_path())
+
+
+def caption_human_agreement(
+    captions_per_image: Sequence[Sequence[str]],
+    held_out: int = 0,
+    meteor: bool = False,
+    per_image: bool = False,
+) -> dict:
+    """How well one human caption matches the others: caption `held_out` of every image is the "prediction",
+    its remaining captions the references (for Flickr8k: caption 1 against the other 4). A reference point for
+    model scores, which are computed against all 5 (the human score is slightly pessimistic: one fewer
+    reference). METEOR is off by default (a Java process)."""
+    from .caption_metrics.caption_metrics import caption_scores
+
+    predictions, references = [], []
+    for index, captions in enumerate(captions_per_image):
+        if len(captions) < 2 or not 0 <= held_out < len(captions):
+            raise ValueError(
+                f"image {index} has {len(captions)} captions: need 2 or more to hold caption {held_out} out"
+            )
+        predictions.append(captions[held_out])
+        references.append([c for i, c in enumerate(captions) if i != held_out])
+    return caption_scores(predictions, references, meteor=meteor, per_image=per_image)
 
 
 def load_classification_metric():
@@ -71,6 +124,11 @@ def build_compute_metrics(
 
 __all__ = [
     "build_compute_metrics",
+    "caption_human_agreement",
+    "caption_metrics_path",
+    "load_caption_metric",
+    "load_vqa_metric",
+    "vqa_metrics_path",
     "flatten_classification_metrics",
     "load_classification_metric",
     "sst_metrics_path",
