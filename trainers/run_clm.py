@@ -140,12 +140,7 @@ def build_model(margs: ModelArguments, processor: Any, tokenizer: Any) -> MultiS
         return MultiStreamGPT2LMHeadModel.from_backbone(margs.backbone, processor=processor, **overrides)
     sizes = {}
     if processor is not None:
-        sizes = dict(
-            phonetic_vocab_size=processor.stream_vocab_sizes["phonetic"],
-            morph_vocab_size=processor.stream_vocab_sizes["morphological"],
-            phonetic_slot_size=processor.slot_sizes["phonetic"],
-            morph_slot_size=processor.slot_sizes["morphological"],
-        )
+        sizes = MultiStreamGPT2Config.processor_overrides(processor)
     config = MultiStreamGPT2Config(
         vocab_size=len(tokenizer),
         n_positions=margs.n_positions,

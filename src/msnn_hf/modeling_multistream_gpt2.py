@@ -38,6 +38,7 @@ from transformers.models.gpt2.modeling_gpt2 import GPT2MLP, GPT2Attention
 from transformers.pytorch_utils import Conv1D
 from transformers.utils import ModelOutput
 
+from .configuration_multistream_common import STREAM_INPUT_KEYS
 from .configuration_multistream_gpt2 import MultiStreamGPT2Config
 from .modeling_multistream_common import check_backbone_tokenizer, check_token_inputs, stream_attention_mask
 from .modeling_multistream_stack import MultiStreamPreTrainedMixin, MultiStreamStackMixin, init_stack_module
@@ -360,10 +361,8 @@ class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin
         inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
         step = inputs.get("input_ids")
         prompt_from_embeds = kwargs.get("inputs_embeds") is not None
-        for key, name, given in (
-            ("phonetic_ids", "phonetic", phonetic_ids),
-            ("morph_ids", "morphological", morph_ids),
-        ):
+        for name, given in (("phonetic", phonetic_ids), ("morphological", morph_ids)):
+            key = STREAM_INPUT_KEYS[name]
             if given is None:
                 continue
             if step is None:  # first step from `inputs_embeds`: the whole prompt

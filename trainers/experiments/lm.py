@@ -246,12 +246,11 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
 
     processor = MultiStreamProcessor.from_pretrained(args.processor)
     vocab = len(processor.tokenizer)
-    sizes = dict(
-        phonetic_vocab_size=processor.stream_vocab_sizes["phonetic"],
-        morph_vocab_size=processor.stream_vocab_sizes["morphological"],
-        phonetic_slot_size=processor.slot_sizes["phonetic"],
-        morph_slot_size=processor.slot_sizes["morphological"],
-    )
+    from msnn_hf.configuration_multistream_common import MultiStreamConfigMixin
+
+    sizes = MultiStreamConfigMixin.processor_overrides(
+        processor
+    )  # each slot stream's vocabulary and slot sizes
     clm = preset["clm"]
     shape = {k: clm[k] for k in ("n_embd", "n_layer", "n_head", "n_positions")}
     baseline_params = count_params({**shape, **CLM_VARIANTS["gpt2"]}, vocab, sizes)

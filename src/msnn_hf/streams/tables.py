@@ -32,6 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from ..configuration_multistream_common import STREAM_INPUT_KEYS  # the stream registry's input keys
 from .morphology import MorfessorSegmenter, has_letter
 from .phonetic import OfflineG2p, normalize_word
 from .specials import (
@@ -61,7 +62,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STREAM_INPUT_KEYS = {"phonetic": "phonetic_ids", "morphological": "morph_ids"}
 TABLES_FILE = "stream_tables.safetensors"
 TABLES_METADATA_FILE = "stream_tables.json"
 _FORMAT_VERSION = 1
