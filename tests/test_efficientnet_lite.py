@@ -92,6 +92,19 @@ def test_config_validation(overrides, match):
         tiny_config(**overrides)
 
 
+def test_config_json_keys_snapshot(tmp_path):
+    """Renamed or dropped fields break saved checkpoints: the saved keys are fixed here."""
+    EfficientNetLiteConfig().save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert sorted(saved) == [
+        "auto_map", "batch_norm_eps", "batch_norm_momentum", "classifier_dropout", "drop_connect_rate",
+        "expand_ratios", "hidden_act", "hidden_size", "image_size", "initializer_range", "kernel_sizes",
+        "model_type", "num_block_repeats", "num_channels", "out_channels", "stem_channels", "strides",
+        "transformers_version",
+    ]  # fmt: skip
+    assert EfficientNetLiteConfig.from_pretrained(tmp_path).to_dict() == EfficientNetLiteConfig().to_dict()
+
+
 # --------------------------------------------------------------------------- model mechanics
 @pytest.mark.parametrize("kernel, stride", [(3, 1), (3, 2), (5, 2), (1, 1)])
 @pytest.mark.parametrize("size", [(1, 1), (7, 10), (224, 224), (31, 64)])
@@ -366,8 +379,11 @@ def test_converted_lite0_reproduces_package_forward(lite0_dir):
 
     reference = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=lite0_weights_file()).eval()
     classifier = AutoModelForImageClassification.from_pretrained(lite0_dir).eval()
-    encoder = AutoModel.from_pretrained(lite0_dir).eval()
+    encoder, info = AutoModel.from_pretrained(lite0_dir, output_loading_info=True)
+    encoder.eval()
+    assert not info["missing_keys"] and not info["unexpected_keys"]  # the classifier is left out silently
     assert sum(p.numel() for p in classifier.parameters()) == 4_652_008
+    assert sum(p.numel() for p in encoder.parameters()) == 3_371_008
     torch.manual_seed(0)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():

@@ -198,7 +198,12 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
       `(batch_size, channels, height, width)` after the stem, after each stage and after the head
       (`num_stages + 2` maps).
     - **attentions**: always `None` (a convolutional network; the field is there for `VisionEncoderDecoderModel`).
+
+    Loading a checkpoint of [`EfficientNetLiteForImageClassification`] (such as the converted Lite0) leaves its
+    classifier out silently.
     """
+
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
 
     def __init__(self, config: EfficientNetLiteConfig):
         super().__init__(config)
