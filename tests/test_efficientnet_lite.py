@@ -168,6 +168,25 @@ def test_training_step_reaches_every_parameter():
     assert out.logits.shape == (4, 5)
 
 
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = EfficientNetLiteForImageClassification(tiny_config(drop_connect_rate=0.3)).train()
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+
+    def gradients() -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        torch.manual_seed(1)  # the same stochastic-depth draws in both runs (checkpointing replays the RNG)
+        model(x, labels=labels).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain = gradients()
+    model.activation_checkpointing_enable()
+    assert all(block.gradient_checkpointing for block in model.efficientnet_lite.encoder.blocks)
+    checkpointed = gradients()
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_stochastic_depth_only_in_training():
     torch.manual_seed(0)
     model = EfficientNetLiteModel(tiny_config(drop_connect_rate=0.5))
