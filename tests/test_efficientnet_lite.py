@@ -285,7 +285,7 @@ def test_processor_modes_and_types(processor):
     chw_float = np.full((3, 20, 10), 0.5, dtype=np.float32)
     hwc_uint8 = np.zeros((10, 20, 3), dtype=np.uint8)
     tensor = torch.ones(3, 16, 16)
-    batch = processor([grey, rgba, palette, grey16, chw_float, hwc_uint8, tensor], return_tensors="pt")
+    batch = processor(iter([grey, rgba, palette, grey16, chw_float, hwc_uint8, tensor]), return_tensors="pt")
     pixels = batch["pixel_values"]
     assert pixels.shape == (7, 3, 224, 224)
     expected = [(200 - 127) / 128, 1.0, None, 1.0, (128 - 127) / 128, -127 / 128, 1.0]
