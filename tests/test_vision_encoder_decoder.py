@@ -194,3 +194,44 @@ def test_trainer_on_flickr8k_then_caption_metrics(tmp_path):
     captions = tokenizer.batch_decode(generated, skip_special_tokens=True)
     scores = caption_scores(captions, list(test["captions"]), meteor=False)
     assert len(captions) == 4 and all(0.0 <= scores[f"bleu_{n}"] <= 1.0 for n in range(1, 5))
+
+
+def test_cached_features_replace_the_encoder(tmp_path, model):
+    """Tokens encoded once and saved equal the encoder's own output; a batch built from them gives the same
+    loss as one built from the images, and Trainer steps on it (encoder untouched)."""
+    from transformers import Trainer, TrainingArguments
+
+    from msnn_hf import EfficientNetLiteImageProcessor
+    from msnn_hf.collators_vl import CaptionCollator
+    from msnn_hf.data_vl import load_flickr8k
+    from msnn_hf.features_vl import encode_images, load_image_features, save_image_features
+
+    train = load_flickr8k(split="validation", one_caption_per_row=True).select(range(10))  # 2 photos x 5
+    processor = EfficientNetLiteImageProcessor(size={"height": 48, "width": 48})
+    photos = sorted(set(train["image"]))
+    model.train()
+    tokens = encode_images(photos, model.encoder, processor, batch_size=1)
+    assert tokens.shape == (2, 36, 48) and model.encoder.training  # encoded in eval mode, mode restored
+    model.eval()
+    with torch.no_grad():
+        direct = model.encoder(processor(photos, return_tensors="pt")["pixel_values"]).last_hidden_state
+    torch.testing.assert_close(tokens, direct)
+    save_image_features(tmp_path / "features.safetensors", photos, tokens)
+    features = load_image_features(tmp_path / "features.safetensors")
+    assert list(features) == photos
+    tokenizer = word_tokenizer(list(train["caption"]))
+    from_images = CaptionCollator(processor, tokenizer)(list(train))
+    from_features = CaptionCollator(processor, tokenizer, features=features)(list(train))
+    assert "pixel_values" not in from_features and torch.equal(from_features["labels"], from_images["labels"])
+    with torch.no_grad():
+        torch.testing.assert_close(model(**from_features).loss, model(**from_images).loss)
+    encoder_before = {n: p.clone() for n, p in model.encoder.named_parameters()}
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=5, logging_steps=1,
+        save_strategy="no", report_to=[], remove_unused_columns=False, use_cpu=True,
+    )  # fmt: skip
+    collator = CaptionCollator(processor, tokenizer, features=features)
+    Trainer(model=model, args=args, train_dataset=train, data_collator=collator).train()
+    assert all(torch.equal(p, encoder_before[n]) for n, p in model.encoder.named_parameters())
+    with pytest.raises(KeyError, match="no precomputed features"):
+        collator([{"image": "elsewhere.jpg", "caption": "a dog"}])

@@ -3,7 +3,8 @@
 `CaptionCollator` turns examples with an image path and a caption (e.g. `msnn_hf.data_vl.load_flickr8k(...,
 one_caption_per_row=True)`) into `pixel_values` and `labels`: the caption's tokens, then the tokenizer's EOS, padded
 with -100 (ignored by the loss). The model builds `decoder_input_ids` itself by shifting `labels` right behind
-`decoder_start_token_id`.
+`decoder_start_token_id`. With `features` (precomputed encoder tokens keyed by the image column's value, see
+`msnn_hf.features_vl`) batches carry `encoder_outputs` instead of `pixel_values`: the encoder is skipped.
 
 Example::
 
@@ -35,6 +36,8 @@ class CaptionCollator:
         tokenizer: a tokenizer with an `eos_token_id`; captions are tokenised without special tokens.
         max_length (`int`, defaults to 32): label length including the EOS (longer captions are truncated).
         image_column, caption_column (`str`): the example keys.
+        features (`Mapping[str, torch.Tensor]`, *optional*): `{image: (num_patches, hidden)}` encoder tokens;
+            when given, batches hold `encoder_outputs=(tokens,)` and no `pixel_values`.
     """
 
     image_processor: Any
@@ -42,6 +45,7 @@ class CaptionCollator:
     max_length: int = 32
     image_column: str = "image"
     caption_column: str = "caption"
+    features: Mapping[str, torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if self.tokenizer.eos_token_id is None:
@@ -56,7 +60,13 @@ class CaptionCollator:
                 f"examples lack {missing}; with Trainer pass TrainingArguments(remove_unused_columns=False)"
             )
         images = [example[self.image_column] for example in examples]
-        pixel_values = self.image_processor(images, return_tensors="pt")["pixel_values"]
+        if self.features is not None:
+            unknown = [image for image in images if image not in self.features]
+            if unknown:
+                raise KeyError(f"no precomputed features for {unknown[:3]} ({len(unknown)} images)")
+            vision = {"encoder_outputs": (torch.stack([self.features[image] for image in images]),)}
+        else:
+            vision = {"pixel_values": self.image_processor(images, return_tensors="pt")["pixel_values"]}
         captions = [example[self.caption_column] for example in examples]
         ids = self.tokenizer(
             captions, add_special_tokens=False, truncation=True, max_length=self.max_length - 1
@@ -65,7 +75,7 @@ class CaptionCollator:
         labels = torch.full((len(sequences), max(map(len, sequences))), -100, dtype=torch.long)
         for row, tokens in enumerate(sequences):
             labels[row, : len(tokens)] = torch.tensor(tokens)
-        return {"pixel_values": pixel_values, "labels": labels}
+        return {**vision, "labels": labels}
 
 
 __all__ = ["CaptionCollator"]
