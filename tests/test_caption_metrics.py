@@ -114,9 +114,10 @@ def test_meteor_skipped_cleanly_without_java(monkeypatch, caplog):
     assert "meteor" not in scores and "METEOR skipped" in caplog.text
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not meteor_available()[0], reason=meteor_available()[1])
 def test_meteor_with_java():
-    """One Java run (about 15 s): identical ~ 1 (only the fragmentation penalty 0.5 / m^3), disjoint 0,
+    """One Java run (11-25 s here, mostly the JVM start: marked slow): identical ~ 1 (only the fragmentation penalty 0.5 / m^3), disjoint 0,
     partial in between."""
     scores = caption_scores(
         ["a black dog runs through the tall grass", "red car parked outside", "a dog runs in the grass"],

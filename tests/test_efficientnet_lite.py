@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import struct
 import subprocess
 import sys
@@ -91,6 +92,21 @@ def test_config_validation(overrides, match):
         tiny_config(**overrides)
 
 
+def test_config_json_keys_snapshot(tmp_path):
+    """Renamed or dropped fields break saved checkpoints: the saved keys are fixed here."""
+    EfficientNetLiteConfig().save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert sorted(saved) == [
+        "auto_map", "batch_norm_eps", "batch_norm_momentum", "classifier_dropout", "drop_connect_rate",
+        "expand_ratios", "hidden_act", "hidden_size", "image_size", "initializer_range", "kernel_sizes",
+        "model_type", "num_block_repeats", "num_channels", "out_channels", "stem_channels", "strides",
+        "transformers_version",
+    ]  # fmt: skip
+    reloaded = EfficientNetLiteConfig.from_pretrained(tmp_path).to_dict()
+    reloaded.pop("auto_map")  # written by save_pretrained (remote code), not a model field
+    assert reloaded == EfficientNetLiteConfig().to_dict()
+
+
 # --------------------------------------------------------------------------- model mechanics
 @pytest.mark.parametrize("kernel, stride", [(3, 1), (3, 2), (5, 2), (1, 1)])
 @pytest.mark.parametrize("size", [(1, 1), (7, 10), (224, 224), (31, 64)])
@@ -150,6 +166,25 @@ def test_training_step_reaches_every_parameter():
     no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not no_grad
     assert out.logits.shape == (4, 5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = EfficientNetLiteForImageClassification(tiny_config(drop_connect_rate=0.3)).train()
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+
+    def gradients() -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        torch.manual_seed(1)  # the same stochastic-depth draws in both runs (checkpointing replays the RNG)
+        model(x, labels=labels).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain = gradients()
+    model.activation_checkpointing_enable()
+    assert all(block.gradient_checkpointing for block in model.efficientnet_lite.encoder.blocks)
+    checkpointed = gradients()
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_stochastic_depth_only_in_training():
@@ -250,7 +285,7 @@ def test_processor_modes_and_types(processor):
     chw_float = np.full((3, 20, 10), 0.5, dtype=np.float32)
     hwc_uint8 = np.zeros((10, 20, 3), dtype=np.uint8)
     tensor = torch.ones(3, 16, 16)
-    batch = processor([grey, rgba, palette, grey16, chw_float, hwc_uint8, tensor], return_tensors="pt")
+    batch = processor(iter([grey, rgba, palette, grey16, chw_float, hwc_uint8, tensor]), return_tensors="pt")
     pixels = batch["pixel_values"]
     assert pixels.shape == (7, 3, 224, 224)
     expected = [(200 - 127) / 128, 1.0, None, 1.0, (128 - 127) / 128, -127 / 128, 1.0]
@@ -365,8 +400,11 @@ def test_converted_lite0_reproduces_package_forward(lite0_dir):
 
     reference = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=lite0_weights_file()).eval()
     classifier = AutoModelForImageClassification.from_pretrained(lite0_dir).eval()
-    encoder = AutoModel.from_pretrained(lite0_dir).eval()
+    encoder, info = AutoModel.from_pretrained(lite0_dir, output_loading_info=True)
+    encoder.eval()
+    assert not info["missing_keys"] and not info["unexpected_keys"]  # the classifier is left out silently
     assert sum(p.numel() for p in classifier.parameters()) == 4_652_008
+    assert sum(p.numel() for p in encoder.parameters()) == 3_371_008
     torch.manual_seed(0)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
@@ -405,15 +443,13 @@ def test_lite0_classifies_flickr_dogs(lite0_dir):
     assert dog_breed >= 0.7, f"only {dog_breed:.0%} of dog photos classified as a dog breed: {top1.tolist()}"
 
 
-def test_converted_folder_loads_as_remote_code_without_msnn(tmp_path):
-    """`scripts/convert_efficientnet_lite.py --out DIR`, then a Python without msnn_hf on its path loads DIR."""
+def test_converted_folder_loads_as_remote_code_without_msnn(tmp_path, monkeypatch, capsys):
+    """`scripts/convert_efficientnet_lite.py --out DIR` (run in-process), then a Python without msnn_hf on its path
+    loads DIR with `trust_remote_code=True`."""
     out = tmp_path / "lite0"
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "convert_efficientnet_lite.py"), "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    monkeypatch.setattr(sys, "argv", ["convert_efficientnet_lite.py", "--out", str(out)])
+    runpy.run_path(str(REPO / "scripts" / "convert_efficientnet_lite.py"), run_name="__main__")
+    assert f"wrote {out}" in capsys.readouterr().out
     code = (
         "import sys, torch; from transformers import AutoModel, AutoImageProcessor\n"
         "assert 'msnn_hf' not in sys.modules\n"

@@ -151,7 +151,7 @@ def load_rgb_image(
                     if target_size is not None and opened.format == "JPEG":
                         opened.draft("RGB", (target_size, target_size))  # DCT-domain downscale, >= target
                     opened.load()
-                    image = opened.copy() if opened.mode == "RGB" else opened.convert(opened.mode)
+                    image = opened.copy()
         except ImageLoadError:
             raise
         except Image.DecompressionBombError as err:
@@ -180,12 +180,14 @@ def load_rgb_image(
 
 
 def _flatten(images: Any) -> list:
-    """A flat list of single images from one image, a (nested) list of images or a 4-D array / tensor."""
-    if isinstance(images, (list, tuple)):
-        return [item for element in images for item in _flatten(element)]
+    """A flat list of single images from one image, a (nested) list or other iterable of images (a `datasets`
+    column, say) or a 4-D array / tensor."""
     ndim = getattr(images, "ndim", None)
     if ndim == 4:
         return list(images)
+    single = (str, bytes, os.PathLike, Image.Image)
+    if ndim is None and not isinstance(images, single) and hasattr(images, "__iter__"):
+        return [item for element in images for item in _flatten(element)]
     return [images]
 
 

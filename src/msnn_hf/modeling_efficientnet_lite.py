@@ -25,6 +25,7 @@ from transformers import (
 )
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutputWithNoAttention
 
 from .configuration_efficientnet_lite import EfficientNetLiteConfig
@@ -86,9 +87,10 @@ class DropPath(nn.Module):
         return x * mask / keep
 
 
-class EfficientNetLiteBlock(nn.Module):
+class EfficientNetLiteBlock(GradientCheckpointingLayer):
     """MBConv without squeeze-and-excitation: 1x1 expansion -> depthwise kxk -> 1x1 projection (linear), plus
-    the input when stride is 1 and the channels agree. With `expand_ratio` 1 there is no expansion convolution."""
+    the input when stride is 1 and the channels agree. With `expand_ratio` 1 there is no expansion convolution.
+    (Under gradient checkpointing a training step's recomputation updates the batch-norm statistics twice.)"""
 
     def __init__(
         self,
@@ -168,7 +170,7 @@ class EfficientNetLitePreTrainedModel(PreTrainedModel):
     base_model_prefix = "efficientnet_lite"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     _no_split_modules = ["EfficientNetLiteBlock"]
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -198,7 +200,12 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
       `(batch_size, channels, height, width)` after the stem, after each stage and after the head
       (`num_stages + 2` maps).
     - **attentions**: always `None` (a convolutional network; the field is there for `VisionEncoderDecoderModel`).
+
+    Loading a checkpoint of [`EfficientNetLiteForImageClassification`] (such as the converted Lite0) leaves its
+    classifier out silently.
     """
+
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
 
     def __init__(self, config: EfficientNetLiteConfig):
         super().__init__(config)
