@@ -97,7 +97,7 @@ class Integration(nn.Module):
                 f"Integration expects {len(self.streams)} stream outputs (in the order {self.streams}); "
                 f"got {len(stream_outputs)}"
             )
-        if len({tuple(r.shape[:-1]) for r in stream_outputs}) != 1:
+        if any(r.shape[:-1] != stream_outputs[0].shape[:-1] for r in stream_outputs[1:]):
             raise ValueError(
                 f"All streams must share (batch, tokens); got {[tuple(r.shape) for r in stream_outputs]}"
             )

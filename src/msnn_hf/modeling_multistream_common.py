@@ -67,7 +67,11 @@ class ParameterCache:
         ):  # the generation is over: let go of what it kept
             self._entries.clear()
             self._owner = None
-        if self._owner is None or (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+        if (
+            self._owner is None
+            or not eager_checks()  # traced: the graph holds the derivation itself
+            or (torch.is_grad_enabled() and any(p.requires_grad for p in params))
+        ):
             return build()
         key = (tuple(map(id, params)), tuple(map(_data_ptr, params)), tuple(map(_version, params)))
         entry = self._entries.get(name)
