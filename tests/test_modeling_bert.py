@@ -888,3 +888,14 @@ def test_bad_token_inputs_are_clear_errors():
     ):
         with pytest.raises(ValueError, match=message):
             model(**kwargs)
+
+
+def test_from_backbone_with_num_labels_is_quiet_and_sized(bert_dir):
+    from transformers.testing_utils import CaptureLogger
+    from transformers.utils import logging as hf_logging
+
+    with CaptureLogger(hf_logging.get_logger("transformers.configuration_utils")) as captured:
+        model = MultiStreamBertForSequenceClassification.from_backbone(str(bert_dir), num_labels=5)
+    assert "incompatible" not in captured.out
+    assert model.config.num_labels == 5 and model.classifier.out_features == 5
+    assert model.config.label2id == {f"LABEL_{i}": i for i in range(5)}
