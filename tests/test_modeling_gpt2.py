@@ -809,3 +809,15 @@ def test_missing_and_meta_initialised_weights_get_gpt2_initialisation():
     ):  # GPT-2's residual projections: std 0.02 / sqrt(2 n_layer)
         c_proj = built.transformer.semantic.h[0].attn.c_proj.weight
         assert abs(c_proj.std().item() - 0.02 / (2 * 2) ** 0.5) < 0.003
+
+
+def test_output_hidden_states_selects_by_index():
+    model = make_model("li-all")
+    x = ids(1, 5)
+    every = model(x, output_hidden_states=True).hidden_states
+    assert len(every) == 3
+    picked = model(x, output_hidden_states=[0, -1]).hidden_states
+    assert len(picked) == 2 and torch.equal(picked[0], every[0]) and torch.equal(picked[1], every[-1])
+    assert torch.equal(model(x, output_hidden_states=1).hidden_states[0], every[1])
+    with pytest.raises(ValueError, match="outside the 3 hidden states"):
+        model(x, output_hidden_states=[5])

@@ -24,12 +24,12 @@ sys.path.insert(0, str(REPO_ROOT / "trainers" / "experiments"))
 import sweep_new_params  # noqa: E402
 
 # the default recommended by the sweep (results/sweeps/new_params/SUMMARY.md)
-DEFAULT_NEW_PARAMS_LR = "__NLR__"
-VARIANT = "__VARIANT__"
+DEFAULT_NEW_PARAMS_LR = "5e-5"
+VARIANT = "early"
 SEEDS = (42, 43, 44)
 BUDGET = {
-    "--train_samples": "__TRAIN__",
-    "--max_steps": "__STEPS__",
+    "--train_samples": "960",
+    "--max_steps": "200",
     "--batch_size": "16",
     "--max_seq_length": "40",
     "--val_samples": "100",

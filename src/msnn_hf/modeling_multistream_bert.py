@@ -48,7 +48,12 @@ from .modeling_multistream_common import (
     check_token_inputs,
     stream_attention_mask,
 )
-from .modeling_multistream_stack import MultiStreamPreTrainedMixin, MultiStreamStackMixin, init_stack_module
+from .modeling_multistream_stack import (
+    MultiStreamPreTrainedMixin,
+    MultiStreamStackMixin,
+    init_stack_module,
+    select_hidden_states,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -382,7 +387,8 @@ class MultiStreamBertModel(MultiStreamStackMixin, MultiStreamBertPreTrainedModel
                 Morph ids per token; take precedence over the ids derived from `input_ids`.
             inputs_embeds (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
                 Semantic word embeddings instead of `input_ids` (then the stream ids must be given explicitly).
-            output_hidden_states (`bool`, *optional*): return `hidden_states`.
+            output_hidden_states (`bool`, `int` or `list[int]`, *optional*): return `hidden_states` (all of them, or
+                the ones at these indices, negative from the end).
             output_attentions (`bool`, *optional*): not supported (`True` raises); accepted for API compatibility.
             output_stream_weights (`bool`, *optional*): return `stream_weights` (LI / DM).
             return_dict (`bool`, *optional*): return a [`MultiStreamBertModelOutput`] instead of a tuple.
@@ -424,12 +430,15 @@ class MultiStreamBertModel(MultiStreamStackMixin, MultiStreamBertPreTrainedModel
             stream_mask = stream_attention_mask(attention_mask, length, length, causal=False, device=device)
         out = self.run_stack(
             hidden, slots, semantic_layer, stream_mask,
-            output_hidden_states=output_hidden_states, output_stream_weights=bool(output_stream_weights),
+            output_hidden_states=output_hidden_states is not None and output_hidden_states is not False,
+            output_stream_weights=bool(output_stream_weights),
         )  # fmt: skip
         last_hidden_state = out.representation  # (B, T, d_out)
         hidden_states = None
         if out.hidden_states is not None:
-            hidden_states = (*out.hidden_states[:-1], last_hidden_state)
+            hidden_states = select_hidden_states(
+                (*out.hidden_states[:-1], last_hidden_state), output_hidden_states
+            )
         output = MultiStreamBertModelOutput(
             last_hidden_state=last_hidden_state,
             pooler_output=self.pooler(last_hidden_state) if self.pooler is not None else None,

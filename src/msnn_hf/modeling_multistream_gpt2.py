@@ -41,7 +41,12 @@ from transformers.utils import ModelOutput
 from .configuration_multistream_common import STREAM_INPUT_KEYS
 from .configuration_multistream_gpt2 import MultiStreamGPT2Config
 from .modeling_multistream_common import check_backbone_tokenizer, check_token_inputs, stream_attention_mask
-from .modeling_multistream_stack import MultiStreamPreTrainedMixin, MultiStreamStackMixin, init_stack_module
+from .modeling_multistream_stack import (
+    MultiStreamPreTrainedMixin,
+    MultiStreamStackMixin,
+    init_stack_module,
+    select_hidden_states,
+)
 
 
 @dataclass
@@ -285,12 +290,15 @@ class MultiStreamGPT2Model(MultiStreamStackMixin, MultiStreamGPT2PreTrainedModel
 
         out = self.run_stack(
             hidden, slots, semantic_layer, stream_mask, cache=cache,
-            output_hidden_states=output_hidden_states, output_stream_weights=bool(output_stream_weights),
+            output_hidden_states=output_hidden_states is not None and output_hidden_states is not False,
+            output_stream_weights=bool(output_stream_weights),
         )  # fmt: skip
         last_hidden_state = sem.ln_f(out.representation)
         hidden_states = None
         if out.hidden_states is not None:
-            hidden_states = (*out.hidden_states[:-1], last_hidden_state)
+            hidden_states = select_hidden_states(
+                (*out.hidden_states[:-1], last_hidden_state), output_hidden_states
+            )
         result = MultiStreamGPT2ModelOutput(
             last_hidden_state=last_hidden_state,
             cache=cache,

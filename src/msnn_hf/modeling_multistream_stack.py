@@ -378,6 +378,21 @@ class MultiStreamStackMixin:
         self._stacked_stream_weights.scope(cache, fresh=past_length == 0)
 
 
+def select_hidden_states(states: tuple[torch.Tensor, ...], selection) -> tuple[torch.Tensor, ...]:
+    """`output_hidden_states` as transformers 5.x models take it: ``True`` keeps every state (the embedding output and
+    each layer's), an index or a list of indices (negative ones count from the end) keeps those, in order."""
+    if isinstance(selection, bool):
+        return states
+    indices = [selection] if isinstance(selection, int) else list(selection)
+    count = len(states)
+    bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, int) or not -count <= i < count]
+    if bad:
+        raise ValueError(
+            f"`output_hidden_states` selects {bad}, outside the {count} hidden states [-{count}, {count})"
+        )
+    return tuple(states[i] for i in sorted({i % count for i in indices}))
+
+
 # -------------------------------------------------------------------------- what every family's PreTrainedModel shares
 def init_stack_module(module: nn.Module) -> None:
     """The stack's own starts, for `_init_weights` (after the generic initialisation of the module's children).
