@@ -469,6 +469,11 @@ def run_settings(
     }
 
 
+def hub_repo_id(training_args: TrainingArguments) -> str:
+    """`--hub_model_id`, else the output folder's name (as `Trainer.push_to_hub` would use)."""
+    return training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+
+
 EVALUATION_FILE = (
     "evaluation.json"  # where an evaluation-only run writes, when the folder holds a trained run
 )
@@ -538,6 +543,12 @@ def main(argv: list[str] | None = None) -> dict:
         return json.loads(Path(saved).read_text()) if os.path.isfile(saved) else {}
     if not training_args.do_train:
         prepare_evaluation_only(model_args, data_args, training_args)
+    if (
+        training_args.push_to_hub and training_args.do_train
+    ):  # a push that cannot happen fails before training
+        from msnn_hf.publishing import check_push_target
+
+        check_push_target(hub_repo_id(training_args))
 
     # ---- resume: an explicit checkpoint, else the newest complete one in output_dir
     checkpoint = last_checkpoint(training_args)
@@ -819,7 +830,7 @@ def main(argv: list[str] | None = None) -> dict:
         # this run's record, never a committed result of another run that a card spec would name
         push_checkpoint(
             training_args.output_dir,
-            training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir)),
+            hub_repo_id(training_args),
             results=data_args.results_file or os.path.join(training_args.output_dir, RECORD_FILE),
             private=bool(training_args.hub_private_repo),
             token=training_args.hub_token,

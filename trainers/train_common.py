@@ -141,12 +141,12 @@ def cli(main: Callable[[list[str] | None], Any], prog: str, argv: list[str] | No
     cannot be read, a result or checkpoint that cannot be published) become one line on stderr and exit status 2,
     no traceback (set ``MSNN_TRACEBACK=1`` to see it)."""
     from msnn_hf.data import DataValidationError
-    from msnn_hf.publishing import CheckpointError
+    from msnn_hf.publishing import CheckpointError, PublishError
     from msnn_hf.records import ResultsError
 
     try:
         main(argv)
-    except (UsageError, DataValidationError, CheckpointError, ResultsError, OSError) as err:
+    except (UsageError, DataValidationError, CheckpointError, PublishError, ResultsError, OSError) as err:
         if os.environ.get("MSNN_TRACEBACK"):
             raise
         text = " ".join(str(err).split()) or type(err).__name__
