@@ -382,6 +382,9 @@ def test_rerunning_a_finished_run_trains_nothing(
     assert snapshot(tmp_path) == before  # no step, no rotated checkpoint, no rewritten record
     assert again["test"] == first["test"] and again["record"]["train_steps"] == 4
     assert "holds a finished run with these settings (4 steps): nothing to train" in caplog.text
+    (tmp_path / "record.json").unlink()  # a deleted copy of the record comes back from the run folder
+    run_classification.main(argv)
+    assert snapshot(tmp_path) == before
     # with another budget it is refused, as a resume would be
     longer = [*argv]
     longer[longer.index("--max_steps") + 1] = "6"
