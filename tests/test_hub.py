@@ -72,6 +72,16 @@ def _run(code: str, env: dict[str, str], cwd: Path, timeout: int = 240) -> subpr
 
 
 # ------------------------------------------------------------------------------------------------ results / cards
+def test_hub_re_exports_the_role_modules():
+    """`msnn_hf.hub` is the three role modules under one name: the same objects, nothing of its own."""
+    from msnn_hf import cards, publishing, records
+
+    for module in (records, cards, publishing):
+        for name in module.__all__:
+            assert getattr(hub, name) is getattr(module, name), name
+    assert hub.main is publishing.main
+
+
 def test_card_metadata_comes_from_the_result_file(tmp_path):
     from huggingface_hub import ModelCard
     from huggingface_hub.repocard_data import model_index_to_eval_results
@@ -365,7 +375,7 @@ def test_push_then_load_from_the_hub(checkpoint, tmp_path):
             [
                 sys.executable,
                 "-m",
-                "msnn_hf.hub",
+                "msnn_hf.publishing",  # the msnn-push entry point (pyproject: msnn_hf.publishing:main)
                 str(checkpoint),
                 "--repo_id",
                 REPO_ID,
