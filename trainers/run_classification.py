@@ -479,9 +479,8 @@ def hub_repo_id(training_args: TrainingArguments) -> str:
     return training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
 
 
-EVALUATION_FILE = (
-    "evaluation.json"  # where an evaluation-only run writes, when the folder holds a trained run
-)
+# where an evaluation-only run writes when its output folder holds a trained run's records
+EVALUATION_FILE = "evaluation.json"
 
 
 def prepare_evaluation_only(
@@ -546,17 +545,15 @@ def main(argv: list[str] | None = None) -> dict:
         logger.warning(finished_message(training_args.output_dir, finished))
         record = os.path.join(training_args.output_dir, RECORD_FILE)
         if data_args.results_file and not os.path.exists(data_args.results_file) and os.path.isfile(record):
-            shutil.copyfile(
-                record, data_args.results_file
-            )  # a deleted copy of the record comes back, unchanged
+            # a deleted copy of the record comes back, unchanged
+            shutil.copyfile(record, data_args.results_file)
             logger.warning("Restored --results_file %s from %s", data_args.results_file, record)
         saved = os.path.join(training_args.output_dir, "all_results.json")
         return json.loads(Path(saved).read_text()) if os.path.isfile(saved) else {}
     if not training_args.do_train:
         prepare_evaluation_only(model_args, data_args, training_args)
-    if (
-        training_args.push_to_hub and training_args.do_train
-    ):  # a push that cannot happen fails before training
+    if training_args.push_to_hub and training_args.do_train:
+        # a push that cannot happen fails before training, not after it
         from msnn_hf.publishing import check_push_target
 
         check_push_target(hub_repo_id(training_args))
