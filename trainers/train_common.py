@@ -155,6 +155,17 @@ def cli(main: Callable[[list[str] | None], Any], prog: str, argv: list[str] | No
     return 0
 
 
+def parse_dataclasses(parser: Any, argv: list[str] | None = None) -> tuple:
+    """`HfArgumentParser.parse_args_into_dataclasses` (or, for a lone ``.json`` argument, `parse_json_file`),
+    with its `ValueError`s (an unknown option, a bad value) as `UsageError`s."""
+    try:
+        if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+            return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
