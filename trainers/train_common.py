@@ -45,15 +45,15 @@ VARIANTS: dict[str, dict] = {
     "dm-token": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "token"},
 }
 DEFAULT_VARIANT = "li"
-# --class_names shortcuts (the SST-5 names, in id order)
+# --class_names shortcuts: msnn_hf.data.SST5_LABELS in id order, written out so that the experiment runners do
+# not import torch (tests/test_train_common.py checks they agree)
 NAMED_LABELS = {"sst5": ["very negative", "negative", "neutral", "positive", "very positive"]}
 
 RUN_SETTINGS_FILE = "run_settings.json"
 FINISHED_FILE = "run_finished.json"  # written when a run has trained, saved and recorded everything
 TRAINER_STATE_FILE = "trainer_state.json"  # the Trainer writes it last into a checkpoint folder
-INCOMPLETE_PREFIX = (
-    "incomplete-"  # a checkpoint folder whose save was cut short is renamed to this + its name
-)
+# a checkpoint folder whose save was cut short is renamed to this + its name
+INCOMPLETE_PREFIX = "incomplete-"
 # TrainingArguments that decide what a run computes (not where it logs or how often it saves)
 RUN_TRAINING_FIELDS = (
     "seed", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
