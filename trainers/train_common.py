@@ -341,8 +341,8 @@ def finished_run(training_args: Any, settings: dict[str, dict[str, Any]]) -> dic
 def finished_message(output_dir: str | os.PathLike, marker: dict) -> str:
     return (
         f"{output_dir} holds a finished run with these settings ({marker.get('global_step')} steps): nothing to "
-        "train. Its results are unchanged. To evaluate it again, pass --model_name_or_path "
-        f"{output_dir} --do_train False with another --output_dir; to train it again, delete the folder."
+        f"train, its records are unchanged. To evaluate it again: --do_train False --model_name_or_path {output_dir} "
+        "with a --results_file of its own; to train it again, delete the folder."
     )
 
 
