@@ -338,8 +338,11 @@ def test_push_to_hub_publishes_this_runs_record(
 ):
     """`--push_to_hub` without `--results_file` fills the card from this run's record (saved next to the
     checkpoint), never from a committed result that a card spec names."""
+    import huggingface_hub.constants
+
     import msnn_hf.publishing
 
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the push itself is faked
     pushed = {}
     monkeypatch.setattr(
         msnn_hf.publishing,
@@ -379,6 +382,9 @@ def test_rerunning_a_finished_run_trains_nothing(
     assert snapshot(tmp_path) == before  # no step, no rotated checkpoint, no rewritten record
     assert again["test"] == first["test"] and again["record"]["train_steps"] == 4
     assert "holds a finished run with these settings (4 steps): nothing to train" in caplog.text
+    (tmp_path / "record.json").unlink()  # a deleted copy of the record comes back from the run folder
+    run_classification.main(argv)
+    assert snapshot(tmp_path) == before
     # with another budget it is refused, as a resume would be
     longer = [*argv]
     longer[longer.index("--max_steps") + 1] = "6"
@@ -472,6 +478,27 @@ def test_evaluation_only_runs_never_replace_a_trained_runs_record(
     with pytest.raises(ValueError, match=r"--do_train False evaluates a trained model"):
         run_classification.main([*fresh, "--do_train", "False"])
     assert not (tmp_path / "fresh").exists()
+
+
+@pytest.mark.parametrize(
+    ("hub_id", "offline", "message"),
+    [
+        ("not a/valid/id", False, r"Invalid --repo_id 'not a/valid/id'"),
+        ("me/li-bert-sst5", True, r"HF_HUB_OFFLINE=1 is set"),
+        ("me/no-card-for-this", False, r"No model card spec for me/no-card-for-this"),
+    ],
+)
+def test_push_to_hub_that_cannot_happen_fails_before_training(
+    tmp_path, monkeypatch, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, hub_id, offline, message
+):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", offline)
+    out = tmp_path / "run"
+    argv = base_args(tiny_backbone_dir, tiny_processor_dir, tiny_data_dir, out, max_steps=2)
+    with pytest.raises(Exception, match=message):
+        run_classification.main([*argv, "--push_to_hub", "True", "--hub_model_id", hub_id])
+    assert not (out / "model.safetensors").exists()
 
 
 def test_continuing_a_checkpoint_refuses_a_different_architecture(trained_run):

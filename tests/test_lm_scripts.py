@@ -225,6 +225,10 @@ def test_run_clm_rerun_of_a_finished_run_trains_nothing_and_eval_only_keeps_its_
     with pytest.raises(ValueError, match=r"results.json holds the record of a trained run"):
         run_clm.main([*argv, "--do_train", "False", "--model_name_or_path", str(out)])
     assert json.loads((out / "results.json").read_text())["global_steps"] == 4
+    (out / "results.json").rename(tmp_path / "results.json")
+    with pytest.raises(ValueError, match=r"holds a finished run, but its record .*results.json is gone"):
+        run_clm.main(argv)
+    (tmp_path / "results.json").rename(out / "results.json")
     # killed after checkpoint-4 was saved, before the final save and record
     for name in ("run_finished.json", "results.json", "model.safetensors"):
         (out / name).unlink()

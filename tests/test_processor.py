@@ -305,3 +305,63 @@ def test_build_processor_cli(tiny_tokenizer_dir, tiny_corpus, tmp_path):
     build_main(args + ["--morph_vocab_size", "80"])
     loaded = MultiStreamProcessor.from_pretrained(out)
     assert loaded.stream_vocab_sizes["morphological"] == 80
+
+
+# ------------------------------------------------------------------------------------------ edge inputs (issue 16)
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda p: p([]), ValueError, r"text is an empty list: give at least one text"),
+        (lambda p: p(["a"], text_pair=[]), ValueError, r"text_pair is an empty list"),
+        (lambda p: p([], is_split_into_words=True), ValueError, r"text is an empty list"),
+        (lambda p: p(["a", "b"], text_pair=["c"]), ValueError, r"text_pair has 1 items but text has 2"),
+        (
+            lambda p: p(["The actor walked.", "A song."], return_tensors="np"),
+            ValueError,
+            r"return_tensors='np' needs sequences of one length \(got lengths \[5, 7\]\): pass padding=True",
+        ),
+        (
+            lambda p: p(["The actor walked.", "A song."], return_tensors="pt"),
+            ValueError,
+            r"return_tensors='pt' needs sequences of one length",
+        ),
+        (
+            lambda p: p("A song.", truncation=True, max_length=-5),
+            ValueError,
+            r"max_length must be a positive int",
+        ),
+        (lambda p: p("A song.", max_length=2.5), ValueError, r"max_length must be a positive int, got 2.5"),
+        (
+            lambda p: p("A song.", truncation=True, max_length=1),
+            ValueError,
+            r"max_length=1 leaves no room for text: the tokenizer adds 2 special tokens",
+        ),
+        (
+            lambda p: p("A song.", truncation=True, max_length=0),
+            ValueError,
+            r"max_length must be a positive int, got 0",
+        ),
+        (
+            lambda p: p(["fine", "bad \ud800 text"]),
+            ValueError,
+            r"text\[1\] is not valid Unicode: a lone surrogate '\\ud800' at character 4",
+        ),
+        (lambda p: p("fine", text_pair="\udfff"), ValueError, r"text_pair is not valid Unicode"),
+    ],
+)
+def test_edge_inputs_fail_clearly(tiny_processor, call, error, match):
+    with pytest.raises(error, match=match):
+        call(tiny_processor)
+
+
+def test_edge_inputs_with_a_documented_result(tiny_processor):
+    # the shortest max_length that holds text: the specials plus one token
+    batch = tiny_processor("The actor walked slowly.", truncation=True, max_length=3, return_tensors="pt")
+    assert batch["input_ids"].shape == (1, 3) and batch["phonetic_ids"].shape == (1, 3, 8)
+    no_specials = tiny_processor("The actor walked.", truncation=True, max_length=1, add_special_tokens=False)
+    assert len(no_specials["input_ids"]) == 1 and len(no_specials["phonetic_ids"]) == 1
+    # equal lengths need no padding, for tensors too; ragged lists stay lists
+    same = tiny_processor(["A song.", "A song."], return_tensors="np")
+    assert same["input_ids"].shape == (2, 5) and same["morph_ids"].shape == (2, 5, 4)
+    ragged = tiny_processor(["The actor walked.", "A song."])
+    assert [len(r) for r in ragged["phonetic_ids"]] == [len(r) for r in ragged["input_ids"]]

@@ -214,6 +214,12 @@ def _broken(space_checkpoint: Path, tmp_path: Path, how: str) -> Path:
         (broken / "model.safetensors").write_bytes(data[:64] + b"\x00" * 32)
     elif how == "missing-processor-file":
         (broken / "morph_vocab.json").unlink()
+    elif how == "processor-config-list":
+        (broken / "processor_config.json").write_text("[]")
+    elif how == "config-list":
+        (broken / "config.json").write_text("[]")
+    elif how == "config-not-json":
+        (broken / "config.json").write_text("{ half")
     return broken
 
 
@@ -223,6 +229,9 @@ def _broken(space_checkpoint: Path, tmp_path: Path, how: str) -> Path:
         ("missing", "no model.safetensors"),
         ("corrupt", "is not a readable safetensors file"),
         ("missing-processor-file", "missing processor files: morph_vocab.json"),
+        ("processor-config-list", r"processor_config.json must hold a JSON object, not a JSON list"),
+        ("config-list", r"config.json must hold a JSON object, not a JSON list"),
+        ("config-not-json", r"config.json is not valid JSON"),
     ],
 )
 def test_broken_checkpoint_load_errors(space_checkpoint, tmp_path, how, message):
@@ -236,6 +245,18 @@ def test_broken_checkpoint_load_errors(space_checkpoint, tmp_path, how, message)
     finally:
         app.set_model(None, None)
     assert not result.ok and result.notices == [str(err.value)]
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_a_missing_local_folder_is_reported_as_missing(tmp_path, monkeypatch, relative):
+    monkeypatch.chdir(tmp_path)
+    source = "./outputs/sst5/li-seed42" if relative else str(tmp_path / "outputs" / "li-seed42")
+    with pytest.raises(app.ModelLoadError, match=r"Checkpoint folder .*li-seed42 does not exist") as err:
+        app.load_model(source)
+    assert "Repo id must be" not in str(err.value)
+    # a name that could be a Hub id and is no local folder either: the Hub's error, and that no folder exists
+    with pytest.raises(app.ModelLoadError, match=r"there is no local folder outputs/li-seed42 either"):
+        app.load_model("outputs/li-seed42")
 
 
 def test_unknown_model_id_offline(monkeypatch):

@@ -156,3 +156,9 @@ def test_locks_are_exclusive_and_stale_locks_are_taken_over(tmp_path):
 def test_git_commit_names_this_checkout():
     commit = train_common.git_commit()
     assert commit is None or len(commit.removesuffix("-dirty")) == 40
+
+
+def test_named_labels_are_the_data_modules():
+    from msnn_hf.data import SST5_LABELS
+
+    assert train_common.NAMED_LABELS["sst5"] == list(SST5_LABELS)

@@ -24,12 +24,13 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 import msnn_hf  # noqa: F401  (registers the multi-stream Auto classes)
-from msnn_hf.data import load_classification_splits, validate_classification_splits
+from msnn_hf.data import classification_files, load_classification_splits, validate_classification_splits
 from msnn_hf.metrics.sst_metrics.sst_metrics import classification_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_common import (  # noqa: E402
     NAMED_LABELS,
+    cli,
     git_commit,
     portable_paths,
     resolve_data_dir,
@@ -98,10 +99,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     args = parse_args(argv)
-    raw = load_classification_splits(dataset_name=args.dataset_name, data_dir=resolve_data_dir(args.data_dir))
+    data_dir = resolve_data_dir(args.data_dir)
+    raw = load_classification_splits(dataset_name=args.dataset_name, data_dir=data_dir)
     raw = {split: raw[split] for split in ("validation", "test") if split in raw}
     names = NAMED_LABELS.get(args.label_names, args.label_names.split(",") if args.label_names else None)
-    labels = validate_classification_splits(raw, args.text_column, args.label_column, label_names=names)
+    files = {} if args.dataset_name else classification_files(data_dir)
+    labels = validate_classification_splits(
+        raw, args.text_column, args.label_column, label_names=names, files=files
+    )
     members = [member_record(d) for d in args.model_dirs]
     record: dict = {
         "variant": "late",
@@ -145,4 +150,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli(main, "late_fusion.py"))

@@ -413,8 +413,14 @@ def finished_record(model_args: Any, data_args: Any, training_args: Any) -> dict
     path = results_path(data_args.results_file, training_args)
     marker = finished_run(training_args, run_settings(model_args, data_args, training_args))
     if marker is not None:
+        if not path.is_file():
+            raise UsageError(
+                f"{training_args.output_dir} holds a finished run, but its record {path} is gone; evaluate it again "
+                f"with --do_train False --model_name_or_path {training_args.output_dir} --results_file {path} (and "
+                "another --output_dir), or delete the folder to train again"
+            )
         print(finished_message(training_args.output_dir, marker), flush=True)
-        return json.loads(path.read_text()) if path.is_file() else {}
+        return json.loads(path.read_text())
     if not training_args.do_train and holds_trained_record(path):
         raise UsageError(
             f"{path} holds the record of a trained run; an evaluation-only run (--do_train False) does not "

@@ -16,8 +16,12 @@ result record (config, hyper-parameters, metrics, alpha summary, parameter count
         --variant li --output_dir outputs/sst5/li-seed42 --num_train_epochs 4 --learning_rate 5e-5 \
         --per_device_train_batch_size 32 --max_seq_length 64 --warmup_steps 0.1 --weight_decay 0.01
 
-An existing output folder with checkpoints is resumed from its last checkpoint (`--resume_from_checkpoint <dir>`
-picks one); delete the folder to start over. Runs unchanged under `accelerate launch` / `torchrun`; DDP on CPU
+An existing output folder with checkpoints is resumed from its newest complete checkpoint (a save cut short by a
+kill is skipped and renamed `incomplete-checkpoint-<step>`; `--resume_from_checkpoint <dir>` picks one); the same
+command on a finished run does nothing and says so; delete the folder to start over. `--do_train False` evaluates
+a trained model (`--model_name_or_path`, else the one saved in `--output_dir`) and never replaces a trained run's
+records (its evaluation goes to `evaluation.json`). Bad data fails before training, naming file, split and line;
+user errors end as one line and exit status 2. Runs unchanged under `accelerate launch` / `torchrun`; DDP on CPU
 (gloo): `accelerate launch --multi_gpu --num_processes 2 trainers/run_classification.py ... --use_cpu True`
 (accelerate's own `--cpu` flag selects its single-process launcher).
 """
@@ -29,6 +33,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
@@ -469,9 +474,13 @@ def run_settings(
     }
 
 
-EVALUATION_FILE = (
-    "evaluation.json"  # where an evaluation-only run writes, when the folder holds a trained run
-)
+def hub_repo_id(training_args: TrainingArguments) -> str:
+    """`--hub_model_id`, else the output folder's name (as `Trainer.push_to_hub` would use)."""
+    return training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+
+
+# where an evaluation-only run writes when its output folder holds a trained run's records
+EVALUATION_FILE = "evaluation.json"
 
 
 def prepare_evaluation_only(
@@ -534,10 +543,20 @@ def main(argv: list[str] | None = None) -> dict:
     finished = finished_run(training_args, run_settings(model_args, data_args, training_args))
     if finished is not None:
         logger.warning(finished_message(training_args.output_dir, finished))
+        record = os.path.join(training_args.output_dir, RECORD_FILE)
+        if data_args.results_file and not os.path.exists(data_args.results_file) and os.path.isfile(record):
+            # a deleted copy of the record comes back, unchanged
+            shutil.copyfile(record, data_args.results_file)
+            logger.warning("Restored --results_file %s from %s", data_args.results_file, record)
         saved = os.path.join(training_args.output_dir, "all_results.json")
         return json.loads(Path(saved).read_text()) if os.path.isfile(saved) else {}
     if not training_args.do_train:
         prepare_evaluation_only(model_args, data_args, training_args)
+    if training_args.push_to_hub and training_args.do_train:
+        # a push that cannot happen fails before training, not after it
+        from msnn_hf.publishing import check_push_target
+
+        check_push_target(hub_repo_id(training_args))
 
     # ---- resume: an explicit checkpoint, else the newest complete one in output_dir
     checkpoint = last_checkpoint(training_args)
@@ -814,16 +833,24 @@ def main(argv: list[str] | None = None) -> dict:
     if push_to_hub and training_args.do_train and trainer.is_world_process_zero():
         # msnn_hf's own publishing path: safetensors only (no training_args.bin pickle), the full auto_map
         # (AutoModel included) and our model card filled from the result record.
-        from msnn_hf.publishing import push_checkpoint
+        from msnn_hf.publishing import CheckpointError, PublishError, push_checkpoint
+        from msnn_hf.records import ResultsError
 
         # this run's record, never a committed result of another run that a card spec would name
-        push_checkpoint(
-            training_args.output_dir,
-            training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir)),
-            results=data_args.results_file or os.path.join(training_args.output_dir, RECORD_FILE),
-            private=bool(training_args.hub_private_repo),
-            token=training_args.hub_token,
-        )
+        record_path = data_args.results_file or os.path.join(training_args.output_dir, RECORD_FILE)
+        try:
+            push_checkpoint(
+                training_args.output_dir,
+                hub_repo_id(training_args),
+                results=record_path,
+                private=bool(training_args.hub_private_repo),
+                token=training_args.hub_token,
+            )
+        except (CheckpointError, PublishError, ResultsError) as err:
+            raise UsageError(
+                f"{err} -- the trained model and its record are saved; publish them with: msnn-push "
+                f"{training_args.output_dir} --repo_id {hub_repo_id(training_args)} --results {record_path}"
+            ) from err
     return results
 
 

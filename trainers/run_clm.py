@@ -36,7 +36,7 @@ from transformers import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from train_common import UsageError, cli, git_commit, steps_before  # noqa: E402
+from train_common import UsageError, cli, git_commit, parse_dataclasses, steps_before  # noqa: E402
 
 from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa: E402
 from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel  # noqa: E402
@@ -172,10 +172,7 @@ def build_model(margs: ModelArguments, processor: Any, tokenizer: Any) -> MultiS
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        margs, dargs, targs = parser.parse_json_file(json_file=sys.argv[1])
-    else:
-        margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
+    margs, dargs, targs = parse_dataclasses(parser, argv)
     finished = lm_utils.finished_record(margs, dargs, targs)
     if finished is not None:  # the same command again: nothing to train, nothing rewritten
         return finished

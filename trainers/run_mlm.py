@@ -31,7 +31,7 @@ from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArgum
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
-from train_common import cli, git_commit, steps_before  # noqa: E402
+from train_common import cli, git_commit, parse_dataclasses, steps_before  # noqa: E402
 
 from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
 
@@ -177,7 +177,7 @@ def load_processor(margs: ModelArguments, train_lines: list[str]) -> Any:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
+    margs, dargs, targs = parse_dataclasses(parser, argv)
     finished = lm_utils.finished_record(margs, dargs, targs)
     if finished is not None:  # the same command again: nothing to train, nothing rewritten
         return finished

@@ -45,15 +45,15 @@ VARIANTS: dict[str, dict] = {
     "dm-token": {"streams": ALL_STREAMS, "integration_type": "dm", "alpha_granularity": "token"},
 }
 DEFAULT_VARIANT = "li"
-# --class_names shortcuts (the SST-5 names, in id order)
+# --class_names shortcuts: msnn_hf.data.SST5_LABELS in id order, written out so that the experiment runners do
+# not import torch (tests/test_train_common.py checks they agree)
 NAMED_LABELS = {"sst5": ["very negative", "negative", "neutral", "positive", "very positive"]}
 
 RUN_SETTINGS_FILE = "run_settings.json"
 FINISHED_FILE = "run_finished.json"  # written when a run has trained, saved and recorded everything
 TRAINER_STATE_FILE = "trainer_state.json"  # the Trainer writes it last into a checkpoint folder
-INCOMPLETE_PREFIX = (
-    "incomplete-"  # a checkpoint folder whose save was cut short is renamed to this + its name
-)
+# a checkpoint folder whose save was cut short is renamed to this + its name
+INCOMPLETE_PREFIX = "incomplete-"
 # TrainingArguments that decide what a run computes (not where it logs or how often it saves)
 RUN_TRAINING_FIELDS = (
     "seed", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
@@ -141,18 +141,29 @@ def cli(main: Callable[[list[str] | None], Any], prog: str, argv: list[str] | No
     cannot be read, a result or checkpoint that cannot be published) become one line on stderr and exit status 2,
     no traceback (set ``MSNN_TRACEBACK=1`` to see it)."""
     from msnn_hf.data import DataValidationError
-    from msnn_hf.publishing import CheckpointError
+    from msnn_hf.publishing import CheckpointError, PublishError
     from msnn_hf.records import ResultsError
 
     try:
         main(argv)
-    except (UsageError, DataValidationError, CheckpointError, ResultsError, OSError) as err:
+    except (UsageError, DataValidationError, CheckpointError, PublishError, ResultsError, OSError) as err:
         if os.environ.get("MSNN_TRACEBACK"):
             raise
         text = " ".join(str(err).split()) or type(err).__name__
         print(f"{prog}: error: {text}", file=sys.stderr)
         return 2
     return 0
+
+
+def parse_dataclasses(parser: Any, argv: list[str] | None = None) -> tuple:
+    """`HfArgumentParser.parse_args_into_dataclasses` (or, for a lone ``.json`` argument, `parse_json_file`),
+    with its `ValueError`s (an unknown option, a bad value) as `UsageError`s."""
+    try:
+        if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+            return parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
 
 
 def _read_json(path: Path) -> Any:
@@ -330,8 +341,8 @@ def finished_run(training_args: Any, settings: dict[str, dict[str, Any]]) -> dic
 def finished_message(output_dir: str | os.PathLike, marker: dict) -> str:
     return (
         f"{output_dir} holds a finished run with these settings ({marker.get('global_step')} steps): nothing to "
-        "train. Its results are unchanged. To evaluate it again, pass --model_name_or_path "
-        f"{output_dir} --do_train False with another --output_dir; to train it again, delete the folder."
+        f"train, its records are unchanged. To evaluate it again: --do_train False --model_name_or_path {output_dir} "
+        "with a --results_file of its own; to train it again, delete the folder."
     )
 
 

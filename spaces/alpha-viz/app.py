@@ -37,6 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import re  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -87,17 +88,33 @@ class LoadedModel:
         return list(self.streams) if integration_modules(self.model) else []
 
 
+def _json_object(path: Path) -> dict:
+    """The JSON object in `path`; `ModelLoadError` naming the file when it is not one."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{path} is not valid JSON ({err}).") from err
+    if not isinstance(value, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object, not a JSON {type(value).__name__}.")
+    return value
+
+
 def _check_local_checkpoint(folder: Path) -> None:
-    """Fail early, in words, on a local folder that lacks a file or holds an unreadable safetensors file."""
+    """Fail early, in words, on a local folder that lacks a file, holds a JSON file that is not a JSON object or
+    an unreadable safetensors file."""
     from msnn_hf.publishing import CheckpointError, check_safetensors, weight_files
 
     missing = [name for name in ("config.json", "processor_config.json") if not (folder / name).is_file()]
     if missing:
         raise ModelLoadError(f"Checkpoint folder {folder} is missing {', '.join(missing)}.")
+    _json_object(folder / "config.json")
+    processor_config = _json_object(folder / "processor_config.json")
+    files = processor_config.get("files") or {}
+    if not isinstance(files, dict):
+        raise ModelLoadError(f"{folder / 'processor_config.json'}: 'files' must map roles to file names.")
     try:
         weights = weight_files(folder)
-        processor_config = json.loads((folder / "processor_config.json").read_text())
-        listed = [f for f in (processor_config.get("files") or {}).values() if f]
+        listed = [f for f in files.values() if f]
         missing = [f for f in listed if not (folder / f).is_file()]
         if missing:
             raise ModelLoadError(
@@ -108,8 +125,16 @@ def _check_local_checkpoint(folder: Path) -> None:
                 check_safetensors(folder / name)
     except CheckpointError as err:
         raise ModelLoadError(str(err)) from err
-    except json.JSONDecodeError as err:
-        raise ModelLoadError(f"{folder}/processor_config.json is not valid JSON ({err}).") from err
+
+
+# a Hub repository id: `name` or `owner/name` (what huggingface_hub's validate_repo_id accepts, roughly)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def _looks_local(source: str) -> bool:
+    """Whether `source` can only be a local path (not a Hub id): absolute, ``./`` / ``../`` / ``~``, or more than
+    one ``/``."""
+    return not HUB_ID.match(source) or source.startswith((".", "~", "/"))
 
 
 def load_model(source: str) -> LoadedModel:
@@ -127,16 +152,24 @@ def load_model(source: str) -> LoadedModel:
         if not folder.is_dir():
             raise ModelLoadError(f"{source} is a file; give a checkpoint folder or a Hub id.")
         _check_local_checkpoint(folder)
+    elif _looks_local(source):
+        raise ModelLoadError(
+            f"Checkpoint folder {source} does not exist (resolved to {folder.resolve()}); give an existing folder "
+            "or a Hub id (owner/name)."
+        )
+    no_folder = "" if folder.exists() else f" (and there is no local folder {source} either)"
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(source))
         processor = MultiStreamProcessor.from_pretrained(str(source))
     except ModelLoadError:
         raise
     except OSError as err:  # missing repo / file / no connection: transformers says which in one line
-        raise ModelLoadError(f"Could not load {source}: {_first_line(err)}") from err
+        raise ModelLoadError(f"Could not load {source}: {_first_line(err)}{no_folder}") from err
     except Exception as err:  # anything else: type and first line, the traceback goes to the server log
         logger.exception("loading %s failed", source)
-        raise ModelLoadError(f"Could not load {source}: {type(err).__name__}: {_first_line(err)}") from err
+        raise ModelLoadError(
+            f"Could not load {source}: {type(err).__name__}: {_first_line(err)}{no_folder}"
+        ) from err
     model.eval()
     config = model.config
     labels = [str(config.id2label.get(i, f"class {i}")) for i in range(config.num_labels)]

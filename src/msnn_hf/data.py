@@ -338,6 +338,7 @@ def build_label_space(
 
 
 def _raise_non_contiguous(raw, splits, label_column: str, ordered: list[int], files: dict[str, str]) -> None:
+    """Raise the `DataValidationError` of the first row whose integer label lies outside ``0..K-1``."""
     stray = [v for v in ordered if not 0 <= v < len(ordered)]
     for name, dataset in raw.items():
         if not any(dataset is split for split in splits):
@@ -350,6 +351,9 @@ def _raise_non_contiguous(raw, splits, label_column: str, ordered: list[int], fi
                     "string labels or the contiguous ids 0..K-1. Fix the row, or pass --class_names (the names in "
                     f"id order) to give the label set{row_location(files.get(name), row)}"
                 )
+    raise DataValidationError(  # not reached: a stray value lies in some row
+        f"Column {label_column!r}: integer labels {ordered} are not the contiguous ids 0..K-1; pass --class_names"
+    )
 
 
 def validate_classification_splits(

@@ -64,13 +64,15 @@ _IGNORED_AUTO_KWARGS = (
 
 
 def _validate_texts(text: Any, name: str = "text", split_into_words: bool = False) -> None:
-    """Raise a `TypeError` naming the first bad item (index and type)."""
+    """Raise a `TypeError` naming the first bad item (index and type), a `ValueError` for an empty batch."""
     if split_into_words:
         if not isinstance(text, (list, tuple)):
             raise TypeError(
                 f"{name} must be a list of words (or a list of such lists), got {type(text).__name__}"
             )
-        batch = text if text and isinstance(text[0], (list, tuple)) else [text]
+        if not text:
+            raise ValueError(f"{name} is an empty list: give at least one list of words")
+        batch = text if isinstance(text[0], (list, tuple)) else [text]
         for i, words in enumerate(batch):
             if not isinstance(words, (list, tuple)):
                 raise TypeError(f"{name}[{i}] must be a list of str, got {type(words).__name__}")
@@ -84,9 +86,36 @@ def _validate_texts(text: Any, name: str = "text", split_into_words: bool = Fals
         return
     if not isinstance(text, (list, tuple)):
         raise TypeError(f"{name} must be a str or a list/tuple of str, got {type(text).__name__}")
+    if not text:
+        raise ValueError(f"{name} is an empty list: give at least one text")
     for i, item in enumerate(text):
         if not isinstance(item, str):
             raise TypeError(f"{name}[{i}] must be a str, got {type(item).__name__}: {item!r:.50}")
+
+
+def _surrogate_error(texts: dict[str, Any]) -> ValueError | None:
+    """A `ValueError` naming the first text that holds a lone surrogate (not valid Unicode), or None."""
+    for name, value in texts.items():
+        items = (
+            [(name, value)] if isinstance(value, str) else [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+        )
+        for label, item in items:
+            words = item if isinstance(item, (list, tuple)) else [item]
+            offset = 0
+            for word in words:
+                for j, char in enumerate(word):
+                    if "\ud800" <= char <= "\udfff":
+                        return ValueError(
+                            f"{label} is not valid Unicode: a lone surrogate {char!r} at character {offset + j} "
+                            "(text decoded with errors='surrogateescape' or cut inside a surrogate pair?); "
+                            "clean it, e.g. text.encode('utf-8', 'replace').decode('utf-8')"
+                        )
+                offset += len(word)
+    return None
+
+
+def _is_no_padding(padding: Any) -> bool:
+    return padding in (False, None) or str(getattr(padding, "value", padding)) == "do_not_pad"
 
 
 class MultiStreamProcessor(ProcessorMixin):
@@ -276,6 +305,13 @@ class MultiStreamProcessor(ProcessorMixin):
             [`BatchEncoding`]: the tokenizer's outputs plus `phonetic_ids` and `morph_ids`, with the shape of
             `input_ids` and a trailing slot dimension (`[B, T, P]` / `[B, T, M]`; `[T, P]` for a single text with
             `return_tensors=None`).
+
+        Raises:
+            TypeError: a text that is not a str (naming its index and type).
+            ValueError: an empty batch; a `text_pair` batch of another length; a ragged batch with
+                `return_tensors` and no padding; `max_length` that is not a positive int, or (with truncation) no
+                larger than the special tokens the tokenizer adds; a text holding a lone surrogate (not valid
+                Unicode), naming the text and the character.
         """
         if text is None:
             raise TypeError("text must be a str or a list of str, got None")
@@ -283,26 +319,73 @@ class MultiStreamProcessor(ProcessorMixin):
             raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
         split = bool(tokenizer_kwargs.get("is_split_into_words", False))
         _validate_texts(text, "text", split)
+        batch = not isinstance(text, str) and not (split and not isinstance(text[0], (list, tuple)))
         if text_pair is not None:
             _validate_texts(text_pair, "text_pair", split)
+            if batch and len(text_pair) != len(text):
+                raise ValueError(
+                    f"text_pair has {len(text_pair)} items but text has {len(text)}: give one per text"
+                )
+        self._check_max_length(max_length, truncation, text_pair is not None, tokenizer_kwargs)
         if len(self.tokenizer) != self.tables.vocab_size:
             raise ValueError(
                 f"The tokenizer now has {len(self.tokenizer)} entries but the stream tables {self.tables.vocab_size}: "
                 "call processor.rebuild_tables() after adding tokens."
             )
-        encoding = self.tokenizer(
-            text,
-            text_pair=text_pair,
-            padding=padding,
-            truncation=truncation,
-            max_length=max_length,
-            return_tensors=return_tensors,
-            **tokenizer_kwargs,
-        )
+        # without padding a batch can be ragged: tokenize to lists, check the lengths, then make the tensors
+        ragged = batch and return_tensors is not None and _is_no_padding(padding)
+        try:
+            encoding = self.tokenizer(
+                text,
+                text_pair=text_pair,
+                padding=padding,
+                truncation=truncation,
+                max_length=max_length,
+                return_tensors=None if ragged else return_tensors,
+                **tokenizer_kwargs,
+            )
+        except (TypeError, UnicodeEncodeError) as err:  # the Rust tokenizer's error for a lone surrogate
+            found = _surrogate_error(
+                {"text": text, **({"text_pair": text_pair} if text_pair is not None else {})}
+            )
+            if found is not None:
+                raise found from err
+            raise
+        if ragged:
+            lengths = sorted({len(row) for row in encoding["input_ids"]})
+            if len(lengths) > 1:
+                raise ValueError(
+                    f"return_tensors={return_tensors!r} needs sequences of one length (got lengths {lengths}): pass "
+                    "padding=True (or 'longest' / 'max_length'), or return_tensors=None for lists"
+                )
+            encoding.convert_to_tensors(return_tensors)
         input_ids = encoding["input_ids"]
         for stream, key in STREAM_INPUT_KEYS.items():
             encoding[key] = self._gather(stream, input_ids, return_tensors)
         return encoding
+
+    def _check_max_length(
+        self, max_length: Any, truncation: Any, pair: bool, tokenizer_kwargs: dict[str, Any]
+    ) -> None:
+        """`max_length` must be a positive int, and with truncation leave room for one token of text besides the
+        special tokens the tokenizer adds (the tokenizer itself would return the text untruncated)."""
+        if max_length is None:
+            return
+        if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
+            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
+        if truncation in (None, False) or str(getattr(truncation, "value", truncation)) == "do_not_truncate":
+            return
+        specials = (
+            self.tokenizer.num_special_tokens_to_add(pair=pair)
+            if tokenizer_kwargs.get("add_special_tokens", True)
+            else 0
+        )
+        if max_length <= specials:
+            raise ValueError(
+                f"max_length={max_length} leaves no room for text: the tokenizer adds {specials} special tokens "
+                f"to each {'pair' if pair else 'sequence'}; use max_length >= {specials + 1} (or "
+                "add_special_tokens=False)"
+            )
 
     def _gather(self, stream: str, input_ids: Any, return_tensors: str | None) -> Any:
         if return_tensors == "pt":
