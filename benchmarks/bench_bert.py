@@ -51,7 +51,7 @@ import torch
 import transformers
 from transformers import AutoConfig
 
-import msnn_hf.modeling_multistream_bert as bert_module
+import msnn_hf.modeling_multistream_stack as stack_module
 from msnn_hf.configuration_multistream_bert import MultiStreamBertConfig
 from msnn_hf.modeling_multistream_bert import MultiStreamBertForSequenceClassification
 
@@ -193,7 +193,8 @@ def component_of(name: str) -> str:
 
 def profile_forward(model, batch, steps: int) -> dict[str, float]:
     """Forward wall time per component (seconds per step), measured with forward pre/post hooks; the non-semantic
-    streams' layers, which run together as one batched layer (`run_stream_layers`), by timing that call."""
+    streams' layers, which run together as one batched layer (the stack's `batched_stream_layer`), by timing that
+    call."""
     base = model.multistream_bert
     groups = {
         "semantic layers": list(base.streams["semantic"].encoder.layer),
@@ -201,7 +202,7 @@ def profile_forward(model, batch, steps: int) -> dict[str, float]:
         "embeddings": [s.embeddings for s in base.streams.values()],
     }
     totals: dict[str, float] = defaultdict(float)
-    run_stream_layers = bert_module.run_stream_layers
+    run_stream_layers = stack_module.batched_stream_layer
 
     def timed_stream_layers(*args, **kwargs):
         start = time.perf_counter()
@@ -221,14 +222,14 @@ def profile_forward(model, batch, steps: int) -> dict[str, float]:
 
             handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
     totals.clear()
-    bert_module.run_stream_layers = timed_stream_layers
+    stack_module.batched_stream_layer = timed_stream_layers
     try:
         start = time.perf_counter()
         for _ in range(steps):
             model(**batch)
         total = (time.perf_counter() - start) / steps
     finally:
-        bert_module.run_stream_layers = run_stream_layers
+        stack_module.batched_stream_layer = run_stream_layers
         for handle in handles:
             handle.remove()
     result = {group: seconds / steps for group, seconds in totals.items()}
