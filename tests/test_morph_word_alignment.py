@@ -176,7 +176,7 @@ def test_word_alignment_keeps_the_contract(word_processor):
     batch = proc(texts, padding=True, return_tensors="pt")
     ids, mask = batch["input_ids"], batch["attention_mask"]
     assert batch["phonetic_ids"].shape == (*ids.shape, proc.slot_sizes["phonetic"])
-    assert proc.slot_sizes == {"phonetic": 14, "morphological": 6}
+    assert proc.slot_sizes == {"phonetic": 14, "morphological": 5}
     markers = {proc.phonetic_vocab.id(m) for m in piece_markers()}
     for key, table in (
         ("phonetic_ids", proc.stream_tables["phonetic"]),

@@ -131,8 +131,15 @@ def test_determinism(tiny_tokenizer_dir, tiny_corpus, tiny_processor):
 
 
 def test_default_corpus_is_vocabulary(tiny_tokenizer):
-    processor = MultiStreamProcessor.from_tokenizer(
-        tiny_tokenizer, phonetic_slot_size=4, morph_slot_size=2, morph_vocab_size=40, show_progress=False
+    processor = (
+        MultiStreamProcessor.from_tokenizer(  # the corpus-only word list: the vocabulary's whole words
+            tiny_tokenizer,
+            phonetic_slot_size=4,
+            morph_slot_size=2,
+            morph_vocab_size=40,
+            show_progress=False,
+            morph_lexicon="corpus",
+        )
     )
     assert processor.slot_sizes == {"phonetic": 4, "morphological": 2}
     assert processor.stream_vocab_sizes["morphological"] <= 40
@@ -272,9 +279,9 @@ def test_explain(tiny_processor):
         tiny_processor.explain(None)
 
 
-def test_added_tokens_need_rebuild(tiny_tokenizer_dir, tiny_corpus):
-    processor = MultiStreamProcessor.from_tokenizer(
-        tiny_tokenizer_dir, corpus=tiny_corpus, morph_vocab_size=60, show_progress=False
+def test_added_tokens_need_rebuild(tiny_tokenizer_dir, tiny_corpus, tiny_processor):
+    processor = MultiStreamProcessor.from_tokenizer(  # reuses the fixture's trained segmenter (fast)
+        tiny_tokenizer_dir, morph_vocab_size=60, show_progress=False, segmenter=tiny_processor.segmenter
     )
     processor.tokenizer.add_tokens(["msnnification"])
     with pytest.raises(ValueError, match="rebuild_tables"):
@@ -306,6 +313,6 @@ def test_build_processor_cli(tiny_tokenizer_dir, tiny_corpus, tmp_path):
     corpus.write_text("\n".join(tiny_corpus), encoding="utf-8")
     out = tmp_path / "proc"
     args = ["--tokenizer", tiny_tokenizer_dir, "--corpus", str(corpus), "--output_dir", str(out)]
-    build_main(args + ["--morph_vocab_size", "80"])
+    build_main(args + ["--morph_vocab_size", "80", "--morph_lexicon", "corpus"])  # the fast word list
     loaded = MultiStreamProcessor.from_pretrained(out)
     assert loaded.stream_vocab_sizes["morphological"] == 80

@@ -72,7 +72,7 @@ _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revi
 #: whole word's units, sized so that <= 1 % of SST-5 train words are truncated (benchmarks/results/morph_streams.json).
 DEFAULT_SLOT_SIZES = {
     "piece": {"phonetic": 8, "morphological": 4},
-    "word": {"phonetic": 14, "morphological": 6},
+    "word": {"phonetic": 14, "morphological": 5},
 }
 #: Default morph vocabulary size (the 9 specials included), per `morph_lexicon` (benchmarks/results/morph_streams.json).
 DEFAULT_MORPH_VOCAB_SIZE = {"cmudict+vocab+corpus": 16384, "corpus": 2000}
@@ -270,7 +270,7 @@ class MultiStreamProcessor(ProcessorMixin):
                 whose digit/symbol units compete for the morph vocabulary.
             phonetic_slot_size (`int`, *optional*): P, phonemes per token slot; defaults to
                 `DEFAULT_SLOT_SIZES[alignment]` (8 for pieces, 14 for words: the marker + 13 phonemes).
-            morph_slot_size (`int`, *optional*): M, morphs per token slot; defaults to 4 (pieces) / 6 (words: the marker + 5 morphs).
+            morph_slot_size (`int`, *optional*): M, morphs per token slot; defaults to 4 (pieces) / 5 (words: the marker + 4 morphs).
             morph_vocab_size (`int`, *optional*): morph vocabulary size, the 9 specials (and the 4 piece markers of
                 word alignment) included; defaults to 16384 with the default word list, 2000 with
                 `morph_lexicon="corpus"`.
@@ -771,7 +771,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", default=None, help="text file (one text per line) to train Morfessor on")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--phonetic_slot_size", type=int, default=None, help="default: 8 (piece) / 14 (word)")
-    parser.add_argument("--morph_slot_size", type=int, default=None, help="default: 4 (piece) / 6 (word)")
+    parser.add_argument("--morph_slot_size", type=int, default=None, help="default: 4 (piece) / 5 (word)")
     parser.add_argument(
         "--morph_vocab_size", type=int, default=None, help="default: 16384 (2000 with --morph_lexicon corpus)"
     )

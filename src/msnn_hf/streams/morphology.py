@@ -183,11 +183,27 @@ class MorfessorSegmenter:
         return f"MorfessorSegmenter(words={len(self.segmentations)}, morphs={len(self.morph_counts())})"
 
     def __getstate__(self) -> dict:
+        # Compact state for multiprocessing / `datasets` fingerprints (dill is slow on 100k small tuples): the
+        # segmentations as one string; the model is rebuilt from them where needed, caches are dropped.
         state = self.__dict__.copy()
-        if state["_segmentations"] is not None:  # the model is rebuilt from the segmentations where needed
+        if state["_segmentations"] is not None:
             state["_model"] = None
+            state["_segmentations"] = "\x1e".join(
+                f"{c}\x1f{chr(31).join(m)}" for c, _, m in state["_segmentations"]
+            )
         state["_known"] = None
+        state["_cache"] = {}
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        packed = state.get("_segmentations")
+        if isinstance(packed, str):
+            rows = []
+            for line in packed.split("\x1e") if packed else []:
+                count, *morphs = line.split("\x1f")
+                rows.append((int(count), "".join(morphs), tuple(morphs)))
+            state["_segmentations"] = rows
+        self.__dict__.update(state)
 
     @property
     def model(self):
