@@ -326,3 +326,23 @@ def test_minilm_unearned_word_alignment():
     for k, (p_ids, m_ids) in enumerate(zip(enc["phonetic_ids"], enc["morph_ids"])):
         assert proc.phonetic_vocab.tokens(p_ids) == [f"<piece:{k}>", "AH0", "N", "ER1", "N", "D"]
         assert proc.morph_vocab.tokens(m_ids) == [f"<piece:{k}>", "un", "earn", "ed"]
+
+
+def test_word_alignment_needs_room_for_the_marker(word_processor):
+    from msnn_hf.streams.tables import AlignmentTables
+
+    proc = word_processor
+    narrow = AlignmentTables(
+        phonetic=proc.tables.phonetic[:, :1].contiguous(),
+        morphological=proc.tables.morphological[:, :1].contiguous(),
+        metadata=dict(proc.tables.metadata),
+    )
+    with pytest.raises(ValueError, match="at least 2"):
+        MultiStreamProcessor(
+            proc.tokenizer,
+            narrow,
+            proc.phonetic_vocab,
+            proc.morph_vocab,
+            segmenter=proc.segmenter,
+            alignment="word",
+        )

@@ -198,6 +198,10 @@ class MultiStreamProcessor(ProcessorMixin):
                 )
             if segmenter is None:
                 raise ValueError("alignment='word' needs the Morfessor segmenter (segmenter=...)")
+            if min(tables.slot_sizes.values()) < 2:
+                raise ValueError(
+                    f"alignment='word' needs slots of at least 2 (the piece marker + units), got {tables.slot_sizes}"
+                )
             self._word_stream_builder()  # checks the piece markers are in the vocabularies
 
     def _word_stream_builder(self) -> WordStreamBuilder:
