@@ -116,11 +116,30 @@ class WordStreamBuilder:
             "morphological": morph_vocab.ids(markers),
         }
         self._cache: dict[str, tuple[list[int], list[int]]] = {}
+        self._slots: dict[str, dict[str, np.ndarray]] = {}  # word -> stream -> [NUM_PIECE_MARKERS, slot] ids
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_cache"] = {}
+        state["_slots"] = {}
         return state
+
+    def _word_slots(self, word: str) -> dict[str, np.ndarray]:
+        slots = self._slots.get(word)
+        if slots is None:
+            p_ids, m_ids = self._cache[word]
+            slots = {
+                stream: np.array(
+                    [
+                        _slot([self.markers[stream][k], *content], self.slot_sizes[stream])
+                        for k in range(NUM_PIECE_MARKERS)
+                    ],
+                    dtype=np.int64,
+                )
+                for stream, content in (("phonetic", p_ids), ("morphological", m_ids))
+            }
+            self._slots[word] = slots
+        return slots
 
     # ------------------------------------------------------------------ words
     def word_units(self, words: Sequence[str]) -> list[tuple[list[int], list[int]]]:
@@ -180,13 +199,10 @@ class WordStreamBuilder:
             ids_array = np.asarray(ids, dtype=np.int64).reshape(-1)
             rows = {stream: table[ids_array].copy() for stream, table in self.tables.items()}
             for start, end, word in row_spans:
-                p_ids, m_ids = self._cache[word]
-                for k in range(end - start):
-                    marker = min(k, NUM_PIECE_MARKERS - 1)
-                    for stream, content in (("phonetic", p_ids), ("morphological", m_ids)):
-                        rows[stream][start + k] = _slot(
-                            [self.markers[stream][marker], *content], self.slot_sizes[stream]
-                        )
+                slots = self._word_slots(word)
+                markers = np.minimum(np.arange(end - start), NUM_PIECE_MARKERS - 1)
+                for stream in rows:
+                    rows[stream][start:end] = slots[stream][markers]
             for stream in out:
                 out[stream].append(rows[stream])
         return out
