@@ -74,8 +74,8 @@ def main() -> None:
     import transformers
     from transformers import AutoTokenizer
 
-    from msnn_hf.processing_multistream import MultiStreamProcessor
-    from msnn_hf.streams.morphology import build_morph_vocab, train_morfessor
+    from msnn_hf.processing_multistream import DEFAULT_MORPH_VOCAB_SIZE, MultiStreamProcessor
+    from msnn_hf.streams.morphology import build_morph_vocab, train_default_segmenter
     from msnn_hf.streams.phonetic import OfflineG2p, build_phonetic_vocab
     from msnn_hf.streams.tables import build_alignment_tables, word_initial_entries
 
@@ -94,8 +94,11 @@ def main() -> None:
     stages["load_tokenizer_s"] = time.perf_counter() - t0
     t = time.perf_counter()
     words = word_initial_entries(tokenizer)
-    segmenter = train_morfessor(dict.fromkeys(words, 1))
-    morph_vocab = build_morph_vocab(segmenter, vocab_size=2000)
+    # the shipped CMUdict base extended with the vocabulary's whole words
+    segmenter = train_default_segmenter(None, words)
+    morph_vocab = build_morph_vocab(
+        segmenter, vocab_size=DEFAULT_MORPH_VOCAB_SIZE["cmudict+vocab+corpus"], include_characters=True
+    )
     stages["morfessor_train_s"] = time.perf_counter() - t
     t = time.perf_counter()
     g2p = OfflineG2p(pos_tagger=None)

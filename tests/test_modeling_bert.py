@@ -449,7 +449,9 @@ def test_from_backbone_computes_minilm(variant, tmp_path):
         model = MultiStreamBertForSequenceClassification.from_backbone(
             backbone, **FUNCTION_PRESERVING[variant], num_labels=5
         ).eval()
-        model.set_stream_tables(random_tables(model.config))  # streams that see ids, as a processor's tables give
+        model.set_stream_tables(
+            random_tables(model.config)
+        )  # streams that see ids, as a processor's tables give
         ids = token_ids(2, 12, seed=2) + 1000
         torch.testing.assert_close(
             model.multistream_bert(ids).last_hidden_state, plain(ids).last_hidden_state, atol=1e-5, rtol=0

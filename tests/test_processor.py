@@ -13,6 +13,7 @@ import torch
 
 from msnn_hf.processing_multistream import MultiStreamProcessor, register_processor
 from msnn_hf.processing_multistream import main as build_main
+from msnn_hf.streams.morphology import morph_ids
 from msnn_hf.streams.phonetic import OfflineG2p
 from msnn_hf.streams.specials import CLS_ID, MASK_ID, PUNCT_ID, SEP_ID
 
@@ -64,7 +65,9 @@ def test_alignment_slot_belongs_to_token(tiny_processor):
             continue
         expected = tiny_processor.phonetic_vocab.ids(g2p.word(surface))[:8]
         assert batch["phonetic_ids"][0, t, : len(expected)].tolist() == expected, token
-        morphs = tiny_processor.morph_vocab.ids(tiny_processor.segmenter.segment(surface))[:4]
+        morphs = morph_ids(  # morphs outside the vocabulary are backed off to smaller known units
+            tiny_processor.segmenter.segment(surface), tiny_processor.morph_vocab, backoff=True
+        )[:4]
         assert batch["morph_ids"][0, t, : len(morphs)].tolist() == morphs, token
         checked += 1
     assert checked >= 3
@@ -128,8 +131,15 @@ def test_determinism(tiny_tokenizer_dir, tiny_corpus, tiny_processor):
 
 
 def test_default_corpus_is_vocabulary(tiny_tokenizer):
-    processor = MultiStreamProcessor.from_tokenizer(
-        tiny_tokenizer, phonetic_slot_size=4, morph_slot_size=2, morph_vocab_size=40, show_progress=False
+    processor = (
+        MultiStreamProcessor.from_tokenizer(  # the corpus-only word list: the vocabulary's whole words
+            tiny_tokenizer,
+            phonetic_slot_size=4,
+            morph_slot_size=2,
+            morph_vocab_size=40,
+            show_progress=False,
+            morph_lexicon="corpus",
+        )
     )
     assert processor.slot_sizes == {"phonetic": 4, "morphological": 2}
     assert processor.stream_vocab_sizes["morphological"] <= 40
@@ -269,9 +279,9 @@ def test_explain(tiny_processor):
         tiny_processor.explain(None)
 
 
-def test_added_tokens_need_rebuild(tiny_tokenizer_dir, tiny_corpus):
-    processor = MultiStreamProcessor.from_tokenizer(
-        tiny_tokenizer_dir, corpus=tiny_corpus, morph_vocab_size=60, show_progress=False
+def test_added_tokens_need_rebuild(tiny_tokenizer_dir, tiny_corpus, tiny_processor):
+    processor = MultiStreamProcessor.from_tokenizer(  # reuses the fixture's trained segmenter (fast)
+        tiny_tokenizer_dir, morph_vocab_size=60, show_progress=False, segmenter=tiny_processor.segmenter
     )
     processor.tokenizer.add_tokens(["msnnification"])
     with pytest.raises(ValueError, match="rebuild_tables"):
@@ -288,6 +298,7 @@ def test_morfessor_options_survive_save_load(tiny_tokenizer_dir, tiny_corpus, tm
         corpus=tiny_corpus,
         morph_vocab_size=50,
         show_progress=False,
+        morph_lexicon="corpus",  # batch training on the corpus alone (the default word list would take ~80 s)
         morfessor_kwargs={"corpusweight": 0.3, "max_epochs": 1},
     )
     processor.save_pretrained(tmp_path)
@@ -302,7 +313,7 @@ def test_build_processor_cli(tiny_tokenizer_dir, tiny_corpus, tmp_path):
     corpus.write_text("\n".join(tiny_corpus), encoding="utf-8")
     out = tmp_path / "proc"
     args = ["--tokenizer", tiny_tokenizer_dir, "--corpus", str(corpus), "--output_dir", str(out)]
-    build_main(args + ["--morph_vocab_size", "80"])
+    build_main(args + ["--morph_vocab_size", "80", "--morph_lexicon", "corpus"])  # the fast word list
     loaded = MultiStreamProcessor.from_pretrained(out)
     assert loaded.stream_vocab_sizes["morphological"] == 80
 

@@ -4,6 +4,12 @@ The processor tokenizes as the wrapped tokenizer does and adds `phonetic_ids` `[
 `[B, T, M]`, gathered from per-vocabulary tables with `input_ids` (see `msnn_hf.streams.tables`): slot `t` always
 belongs to token `t`, and the streams of a token depend on that token only.
 
+With `alignment="word"` (`MultiStreamProcessor.from_tokenizer(..., alignment="word")`, saved in
+`processor_config.json`; default `"piece"`) every piece of a word carries the whole word's phonemes and morphs with a
+piece-index marker (`msnn_hf.streams.word_alignment`); the processor then computes the stream ids from `input_ids` and
+the word boundaries instead of gathering them. Word alignment is for bidirectional models only (never causal ones)
+and, for masked LM, only with whole-word masking (`msnn_hf.collators.WholeWordMaskCollator`).
+
 Files written by `save_pretrained` (all loadable without pickle):
 
 | file | content |
@@ -32,7 +38,14 @@ from transformers import AutoProcessor, AutoTokenizer, BatchEncoding, PreTrained
 from transformers.processing_utils import ProcessorMixin
 from transformers.utils import cached_file
 
-from .streams.morphology import SEGMENTATION_FILE, MorfessorSegmenter, build_morph_vocab, train_morfessor
+from .streams.morphology import (
+    MORPH_LEXICONS,
+    SEGMENTATION_FILE,
+    MorfessorSegmenter,
+    build_morph_vocab,
+    train_default_segmenter,
+    train_morfessor,
+)
 from .streams.phonetic import OfflineG2p, build_phonetic_vocab
 from .streams.specials import StreamVocab
 from .streams.tables import (
@@ -43,6 +56,7 @@ from .streams.tables import (
     build_alignment_tables,
     word_initial_entries,
 )
+from .streams.word_alignment import ALIGNMENTS, WordStreamBuilder, piece_markers, word_keys
 
 __all__ = ["MultiStreamProcessor", "main", "register_processor"]
 
@@ -54,6 +68,16 @@ MORPH_VOCAB_FILE = "morph_vocab.json"
 #: Key under which the processor is registered with `AutoProcessor` when no model config class is given.
 PROCESSOR_REGISTRY_KEY = "msnn_multistream"
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+#: Default slot sizes per alignment: piece slots hold one piece's units; word slots hold the piece marker plus the
+#: whole word's units, sized so that <= 1 % of SST-5 train words are truncated (benchmarks/results/morph_streams.json).
+DEFAULT_SLOT_SIZES = {
+    "piece": {"phonetic": 8, "morphological": 4},
+    "word": {"phonetic": 14, "morphological": 5},
+}
+#: Default morph vocabulary size (the 9 specials included), per `morph_lexicon` (benchmarks/results/morph_streams.json).
+DEFAULT_MORPH_VOCAB_SIZE = {"cmudict+vocab+corpus": 16384, "corpus": 2000}
+#: `morfessor_kwargs` that the default word list applies without retraining the shipped CMUdict base from scratch.
+_ONLINE_MORFESSOR_KWARGS = ("dampening", "seed")
 _IGNORED_AUTO_KWARGS = (
     "_from_auto",
     "trust_remote_code",
@@ -136,6 +160,15 @@ class MultiStreamProcessor(ProcessorMixin):
         morph_vocab ([`~msnn_hf.streams.specials.StreamVocab`]): morph vocabulary.
         segmenter ([`~msnn_hf.streams.morphology.MorfessorSegmenter`], *optional*): the Morfessor model, saved
             with the processor so the tables can be rebuilt (e.g. after adding tokens).
+        alignment (`str`, *optional*, defaults to `"piece"`): `"piece"` (each token's own surface string, a table
+            gather) or `"word"` (each piece carries its whole word's units and its piece-index marker, computed per
+            call; needs a fast tokenizer, the segmenter and the marker units in both stream vocabularies). Public
+            as `processor.alignment`.
+        morph_backoff (`bool`, *optional*): back off out-of-vocabulary morphs to smaller known units when morphs
+            are computed (word alignment, `rebuild_tables`); defaults to what the tables were built with
+            (`tables.metadata["morph_backoff"]`, `False` for tables built before the back-off existed).
+        g2p ([`~msnn_hf.streams.phonetic.OfflineG2p`], *optional*): g2p used by word alignment (default: a new
+            `OfflineG2p(pos_tagger=None)`, loaded lazily).
 
     Example:
 
@@ -156,8 +189,13 @@ class MultiStreamProcessor(ProcessorMixin):
         phonetic_vocab: StreamVocab,
         morph_vocab: StreamVocab,
         segmenter: MorfessorSegmenter | None = None,
+        alignment: str = "piece",
+        morph_backoff: bool | None = None,
+        g2p: OfflineG2p | None = None,
     ) -> None:
         super().__init__(tokenizer)
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
         if not isinstance(tables, AlignmentTables):
             raise TypeError(f"tables must be an AlignmentTables, got {type(tables).__name__}")
         if tables.vocab_size != len(tokenizer):
@@ -176,6 +214,39 @@ class MultiStreamProcessor(ProcessorMixin):
         self.morph_vocab = morph_vocab
         self.segmenter = segmenter
         self._numpy_tables = {k: v.numpy() for k, v in tables.as_dict().items()}
+        self.alignment = alignment
+        self.morph_backoff = bool(
+            tables.metadata.get("morph_backoff", False) if morph_backoff is None else morph_backoff
+        )
+        self._g2p = g2p
+        self._word_streams: WordStreamBuilder | None = None
+        if alignment == "word":
+            if not getattr(tokenizer, "is_fast", False):
+                raise ValueError(
+                    "alignment='word' needs word boundaries, which only fast tokenizers (PreTrainedTokenizerFast) give"
+                )
+            if segmenter is None:
+                raise ValueError("alignment='word' needs the Morfessor segmenter (segmenter=...)")
+            if min(tables.slot_sizes.values()) < 2:
+                raise ValueError(
+                    f"alignment='word' needs slots of at least 2 (the piece marker + units), got {tables.slot_sizes}"
+                )
+            self._word_stream_builder()  # checks the piece markers are in the vocabularies
+
+    def _word_stream_builder(self) -> WordStreamBuilder:
+        if self._word_streams is None:
+            if self._g2p is None:
+                self._g2p = OfflineG2p(pos_tagger=None)
+            self._word_streams = WordStreamBuilder(
+                self.tokenizer,
+                self.tables,
+                self._g2p,
+                self.segmenter,
+                self.phonetic_vocab,
+                self.morph_vocab,
+                morph_backoff=self.morph_backoff,
+            )
+        return self._word_streams
 
     # ------------------------------------------------------------------ properties
     @property
@@ -194,6 +265,12 @@ class MultiStreamProcessor(ProcessorMixin):
         return self.tables.slot_sizes
 
     @property
+    def streams_are_causal(self) -> bool:
+        """Whether the streams at position t depend on token t only (`alignment="piece"`): required by causal
+        models. Word alignment (`False`) lets a word's first piece see its later pieces."""
+        return self.alignment == "piece"
+
+    @property
     def model_input_names(self) -> list[str]:
         return list(self.tokenizer.model_input_names) + list(STREAM_INPUT_KEYS.values())
 
@@ -203,12 +280,16 @@ class MultiStreamProcessor(ProcessorMixin):
         cls,
         tokenizer_or_path: str | os.PathLike | PreTrainedTokenizerBase,
         corpus: Iterable[str] | dict[str, int] | None = None,
-        phonetic_slot_size: int = 8,
-        morph_slot_size: int = 4,
-        morph_vocab_size: int = 2000,
+        phonetic_slot_size: int | None = None,
+        morph_slot_size: int | None = None,
+        morph_vocab_size: int | None = None,
         show_progress: bool = True,
         morfessor_kwargs: dict[str, Any] | None = None,
         g2p: OfflineG2p | None = None,
+        alignment: str = "piece",
+        morph_lexicon: str = "cmudict+vocab+corpus",
+        morph_backoff: bool = True,
+        segmenter: MorfessorSegmenter | None = None,
         **tokenizer_kwargs,
     ) -> MultiStreamProcessor:
         """
@@ -218,15 +299,34 @@ class MultiStreamProcessor(ProcessorMixin):
             tokenizer_or_path (`str`, `os.PathLike` or [`PreTrainedTokenizerBase`]):
                 A tokenizer object, a Hub id or a local folder (loaded with `AutoTokenizer.from_pretrained`).
             corpus (`Iterable[str]` or `dict[str, int]`, *optional*):
-                Texts (or a word-frequency mapping) to train Morfessor on. Defaults to the tokenizer vocabulary's
-                whole-word entries (each counted once).
-            phonetic_slot_size (`int`, *optional*, defaults to 8): P, phonemes per token slot.
-            morph_slot_size (`int`, *optional*, defaults to 4): M, morphs per token slot.
-            morph_vocab_size (`int`, *optional*, defaults to 2000): morph vocabulary size, the 9 specials included.
+                Texts (or a word-frequency mapping) whose words (with their counts) Morfessor is trained on, and
+                whose digit/symbol units compete for the morph vocabulary.
+            phonetic_slot_size (`int`, *optional*): P, phonemes per token slot; defaults to
+                `DEFAULT_SLOT_SIZES[alignment]` (8 for pieces, 14 for words: the marker + 13 phonemes).
+            morph_slot_size (`int`, *optional*): M, morphs per token slot; defaults to 4 (pieces) / 5 (words: the marker + 4 morphs).
+            morph_vocab_size (`int`, *optional*): morph vocabulary size, the 9 specials (and the 4 piece markers of
+                word alignment) included; defaults to 16384 with the default word list, 2000 with
+                `morph_lexicon="corpus"`.
             show_progress (`bool`, *optional*, defaults to `True`): tqdm progress bars for the table build.
             morfessor_kwargs (`dict`, *optional*): extra arguments of
-                [`~msnn_hf.streams.morphology.train_morfessor`] (`max_word_types`, `max_epochs`, `seed`, ...).
+                [`~msnn_hf.streams.morphology.train_morfessor`] (`max_word_types`, `max_epochs`, `seed`, ...). With
+                the default word list, only `dampening` and `seed` keep the shipped CMUdict base (extended online);
+                any other option trains one model from scratch on the whole word list (60-100 s).
             g2p ([`~msnn_hf.streams.phonetic.OfflineG2p`], *optional*): a g2p instance to reuse (its cache too).
+            alignment (`str`, *optional*, defaults to `"piece"`): `"piece"` or `"word"` (see the class docstring;
+                never for causal models).
+            morph_lexicon (`str`, *optional*, defaults to `"cmudict+vocab+corpus"`): the words Morfessor is trained
+                on: `"cmudict+vocab+corpus"` (the shipped base model trained on CMUdict's 117k words, extended
+                online with the tokenizer vocabulary's whole words and the corpus words with their counts, see
+                [`~msnn_hf.streams.morphology.train_default_segmenter`]) or `"corpus"` (only the corpus, else the
+                vocabulary's whole words: the behaviour of msnn_hf before the word list).
+            morph_backoff (`bool`, *optional*, defaults to `True`): back an out-of-vocabulary morph off to smaller
+                known units down to single characters (all characters of the training words are in the morph
+                vocabulary) instead of `<unk>`. `False` (with `morph_lexicon="corpus"`, `morph_vocab_size=2000`)
+                gives the tables of msnn_hf before the back-off.
+            segmenter ([`~msnn_hf.streams.morphology.MorfessorSegmenter`], *optional*): a trained segmenter to use
+                instead of training one (`corpus`, `morph_lexicon` and `morfessor_kwargs` then only feed the
+                symbol counts, i.e. are ignored).
             tokenizer_kwargs: passed to `AutoTokenizer.from_pretrained` when a path / Hub id is given.
 
         Returns:
@@ -240,12 +340,44 @@ class MultiStreamProcessor(ProcessorMixin):
             raise TypeError(
                 f"tokenizer_or_path must be a tokenizer, a Hub id or a path, got {type(tokenizer_or_path).__name__}"
             )
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+        if morph_lexicon not in MORPH_LEXICONS:
+            raise ValueError(f"morph_lexicon must be one of {MORPH_LEXICONS}, got {morph_lexicon!r}")
+        if alignment == "word" and not getattr(tokenizer, "is_fast", False):
+            raise ValueError(
+                "alignment='word' needs word boundaries, which only fast tokenizers (PreTrainedTokenizerFast) give"
+            )
+        phonetic_slot_size = phonetic_slot_size or DEFAULT_SLOT_SIZES[alignment]["phonetic"]
+        morph_slot_size = morph_slot_size or DEFAULT_SLOT_SIZES[alignment]["morphological"]
+        morph_vocab_size = morph_vocab_size or DEFAULT_MORPH_VOCAB_SIZE[morph_lexicon]
         start = time.perf_counter()
-        if corpus is None:
-            corpus = dict.fromkeys(word_initial_entries(tokenizer), 1)
-        segmenter = train_morfessor(corpus, show_progress=False, **(morfessor_kwargs or {}))
-        morph_vocab = build_morph_vocab(segmenter, vocab_size=morph_vocab_size)
-        phonetic_vocab = build_phonetic_vocab()
+        kwargs = dict(morfessor_kwargs or {})
+        if segmenter is not None:
+            pass
+        elif morph_lexicon == "corpus":
+            if corpus is None:
+                corpus = dict.fromkeys(word_initial_entries(tokenizer), 1)
+            segmenter = train_morfessor(corpus, show_progress=False, **kwargs)
+        elif set(kwargs) <= set(_ONLINE_MORFESSOR_KWARGS):
+            segmenter = train_default_segmenter(corpus, word_initial_entries(tokenizer), **kwargs)
+        else:  # options of the batch training: one model from scratch on the whole word list
+            from .streams.morphology import _split_counts, cmudict_words
+
+            words, symbols = _split_counts(corpus) if corpus is not None else ({}, {})
+            lexicon = dict.fromkeys(cmudict_words(), 1)
+            for word in word_initial_entries(tokenizer):
+                lexicon.setdefault(word, 1)
+            for word, count in words.items():
+                lexicon[word] = lexicon.get(word, 0) + count
+            lexicon.update({k: v for k, v in symbols.items()})
+            kwargs.setdefault("max_word_types", None)
+            segmenter = train_morfessor(lexicon, show_progress=False, **kwargs)
+        markers = piece_markers() if alignment == "word" else []
+        morph_vocab = build_morph_vocab(
+            segmenter, vocab_size=morph_vocab_size, include_characters=morph_backoff, extra_units=markers
+        )
+        phonetic_vocab = StreamVocab([*build_phonetic_vocab().units, *markers], name="phonetic")
         tables = build_alignment_tables(
             tokenizer,
             g2p if g2p is not None else OfflineG2p(pos_tagger=None),
@@ -255,12 +387,24 @@ class MultiStreamProcessor(ProcessorMixin):
             phonetic_slot_size=phonetic_slot_size,
             morph_slot_size=morph_slot_size,
             show_progress=show_progress,
+            morph_backoff=morph_backoff,
         )
         tables.metadata["morph_vocab_size_requested"] = morph_vocab_size
+        tables.metadata["morph_lexicon"] = morph_lexicon
+        tables.metadata["alignment"] = alignment
         logger.info(
             "Built stream tables for %d tokens in %.1fs", tables.vocab_size, time.perf_counter() - start
         )
-        return cls(tokenizer, tables, phonetic_vocab, morph_vocab, segmenter=segmenter)
+        return cls(
+            tokenizer,
+            tables,
+            phonetic_vocab,
+            morph_vocab,
+            segmenter=segmenter,
+            alignment=alignment,
+            morph_backoff=morph_backoff,
+            g2p=g2p,
+        )
 
     def rebuild_tables(self, show_progress: bool = True, g2p: OfflineG2p | None = None) -> None:
         """Rebuild the tables for the current tokenizer vocabulary (e.g. after `tokenizer.add_tokens`)."""
@@ -277,8 +421,10 @@ class MultiStreamProcessor(ProcessorMixin):
             phonetic_slot_size=self.slot_sizes["phonetic"],
             morph_slot_size=self.slot_sizes["morphological"],
             show_progress=show_progress,
+            morph_backoff=self.morph_backoff,
         )
         self._numpy_tables = {k: v.numpy() for k, v in self.tables.as_dict().items()}
+        self._word_streams = None
 
     # ------------------------------------------------------------------ processing
     def __call__(
@@ -289,6 +435,7 @@ class MultiStreamProcessor(ProcessorMixin):
         truncation: bool | str | None = None,
         max_length: int | None = None,
         return_tensors: str | None = None,
+        return_word_ids: bool = False,
         **tokenizer_kwargs,
     ) -> BatchEncoding:
         """
@@ -299,6 +446,10 @@ class MultiStreamProcessor(ProcessorMixin):
             text_pair (`str` or `list[str]`, *optional*): second sequences, as for the tokenizer.
             padding, truncation, max_length: as for the tokenizer.
             return_tensors (`str`, *optional*): `"pt"`, `"np"` or `None` (Python lists).
+            return_word_ids (`bool`, *optional*, defaults to `False`): also return `word_ids`, the word index of
+                each position within its row (-1 outside words; the two texts of a pair get distinct indices),
+                which [`~msnn_hf.collators.WholeWordMaskCollator`] and [`~MultiStreamProcessor.compute_stream_ids`]
+                take. Needs a fast tokenizer. Not a model input: drop it before calling a model.
             tokenizer_kwargs: any other tokenizer argument (`add_special_tokens`, `return_offsets_mapping`, ...).
 
         Returns:
@@ -360,8 +511,26 @@ class MultiStreamProcessor(ProcessorMixin):
                 )
             encoding.convert_to_tensors(return_tensors)
         input_ids = encoding["input_ids"]
-        for stream, key in STREAM_INPUT_KEYS.items():
-            encoding[key] = self._gather(stream, input_ids, return_tensors)
+        if self.alignment == "word" or return_word_ids:
+            word_rows = self._encoding_word_ids(encoding)
+        if self.alignment == "word":
+            single = return_tensors is None and (not input_ids or isinstance(input_ids[0], int))
+            rows = [input_ids] if single else input_ids
+            streams = self.compute_stream_ids(rows, word_rows, return_tensors=return_tensors)
+            for key, value in streams.items():
+                encoding[key] = value[0] if single else value
+        else:
+            for stream, key in STREAM_INPUT_KEYS.items():
+                encoding[key] = self._gather(stream, input_ids, return_tensors)
+        if return_word_ids:
+            single = return_tensors is None and (not input_ids or isinstance(input_ids[0], int))
+            numbered = [[-1 if w is None else w for w in row] for row in word_rows]
+            if return_tensors == "pt":
+                encoding["word_ids"] = torch.tensor(numbered, dtype=torch.long)
+            elif return_tensors == "np":
+                encoding["word_ids"] = np.asarray(numbered, dtype=np.int64)
+            else:
+                encoding["word_ids"] = numbered[0] if single else numbered
         return encoding
 
     def _check_max_length(
@@ -386,6 +555,85 @@ class MultiStreamProcessor(ProcessorMixin):
                 f"to each {'pair' if pair else 'sequence'}; use max_length >= {specials + 1} (or "
                 "add_special_tokens=False)"
             )
+
+    @staticmethod
+    def _encoding_word_ids(encoding: BatchEncoding) -> list[list[int | None]]:
+        """Per row, the index of each position's word (`(sequence_id, word_id)` runs numbered 0, 1, ...)."""
+        n_rows = len(encoding.encodings) if getattr(encoding, "encodings", None) else 0
+        if not n_rows:
+            raise ValueError(
+                "alignment='word' / return_word_ids need word boundaries, which only fast tokenizers give"
+            )
+        rows = []
+        for i in range(n_rows):
+            keys = word_keys(encoding, i)
+            numbered, index, previous = [], -1, None
+            for key in keys:
+                if key is None:
+                    numbered.append(None)
+                    previous = None
+                    continue
+                if key != previous:
+                    index += 1
+                    previous = key
+                numbered.append(index)
+            rows.append(numbered)
+        return rows
+
+    def compute_stream_ids(
+        self,
+        input_ids: Any,
+        word_ids: Sequence[Sequence[int | None]] | None = None,
+        return_tensors: str | None = "pt",
+    ) -> dict[str, Any]:
+        """
+        Stream ids of (possibly masked) `input_ids` `[B, T]`: the table gather for piece alignment; for word
+        alignment, each word (a run of equal `word_ids`, `None` / -1 outside words) is joined from its pieces, and a
+        word with a special piece (e.g. `[MASK]`) keeps per-piece rows (see `msnn_hf.streams.word_alignment`).
+
+        Args:
+            input_ids: `[B, T]` ids (tensor, array or nested lists; rows may differ in length for lists).
+            word_ids: per row, the word index of each position (needed for word alignment).
+            return_tensors (`str`, *optional*, defaults to `"pt"`): `"pt"`, `"np"` or `None` (lists).
+
+        Returns:
+            `{"phonetic_ids": ..., "morph_ids": ...}` shaped `[B, T, P]` / `[B, T, M]`.
+        """
+        if return_tensors not in (None, "pt", "np"):
+            raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+        if isinstance(input_ids, (torch.Tensor, np.ndarray)):
+            rows = [list(map(int, row)) for row in input_ids.tolist()]
+        else:
+            rows = [[int(i) for i in row] for row in input_ids]
+        if self.alignment == "piece":
+            if return_tensors is None:
+                return {key: self._gather(stream, rows, None) for stream, key in STREAM_INPUT_KEYS.items()}
+            if len({len(r) for r in rows}) > 1:
+                raise ValueError(f"return_tensors={return_tensors!r} needs rows of equal length (pad first)")
+            ids = np.asarray(rows, dtype=np.int64).reshape(len(rows), -1)
+            ids = torch.from_numpy(ids) if return_tensors == "pt" else ids
+            return {
+                key: self._gather(stream, ids, return_tensors) for stream, key in STREAM_INPUT_KEYS.items()
+            }
+        if word_ids is None:
+            raise ValueError("alignment='word' needs word_ids (processor(..., return_word_ids=True))")
+        if isinstance(word_ids, (torch.Tensor, np.ndarray)):
+            word_ids = word_ids.tolist()
+        keys = [[None if w is None or int(w) < 0 else int(w) for w in row] for row in word_ids]
+        streams = self._word_stream_builder()(rows, keys)
+        out = {}
+        for stream, key in STREAM_INPUT_KEYS.items():
+            arrays = streams[stream]
+            if return_tensors is None:
+                out[key] = [a.tolist() for a in arrays]
+            elif len({a.shape[0] for a in arrays}) > 1:
+                raise ValueError(f"return_tensors={return_tensors!r} needs rows of equal length (pad first)")
+            else:
+                stacked = (
+                    np.stack(arrays) if arrays else np.zeros((0, 0, self.slot_sizes[stream]), dtype=np.int64)
+                )
+                out[key] = torch.from_numpy(stacked) if return_tensors == "pt" else stacked
+        return out
 
     def _gather(self, stream: str, input_ids: Any, return_tensors: str | None) -> Any:
         if return_tensors == "pt":
@@ -466,6 +714,7 @@ class MultiStreamProcessor(ProcessorMixin):
             f"vocab_size={len(self.tokenizer)}),\n"
             f"  stream_vocab_sizes={self.stream_vocab_sizes},\n"
             f"  slot_sizes={self.slot_sizes},\n"
+            f"  alignment={self.alignment!r},\n"
             f"  stream_input_keys={STREAM_INPUT_KEYS},\n"
             f"  morfessor={'yes' if self.segmenter is not None else 'no'}\n"
             ")"
@@ -480,6 +729,8 @@ class MultiStreamProcessor(ProcessorMixin):
             "slot_sizes": self.slot_sizes,
             "stream_vocab_sizes": self.stream_vocab_sizes,
             "stream_input_keys": dict(STREAM_INPUT_KEYS),
+            "alignment": self.alignment,
+            "morph_backoff": self.morph_backoff,
             "files": {
                 "tables": TABLES_FILE,
                 "tables_metadata": TABLES_METADATA_FILE,
@@ -576,7 +827,15 @@ class MultiStreamProcessor(ProcessorMixin):
             segmenter = MorfessorSegmenter.load(
                 fetch(files["morfessor_segmentation"]), corpusweight=corpusweight
             )
-        return cls(tokenizer, tables, phonetic_vocab, morph_vocab, segmenter=segmenter)
+        return cls(
+            tokenizer,
+            tables,
+            phonetic_vocab,
+            morph_vocab,
+            segmenter=segmenter,
+            alignment=config.get("alignment", "piece"),
+            morph_backoff=config.get("morph_backoff"),
+        )
 
 
 def register_processor(config_classes: Iterable[type] = ()) -> None:
@@ -598,9 +857,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokenizer", required=True, help="Hub id or local folder of the backbone tokenizer")
     parser.add_argument("--corpus", default=None, help="text file (one text per line) to train Morfessor on")
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--phonetic_slot_size", type=int, default=8)
-    parser.add_argument("--morph_slot_size", type=int, default=4)
-    parser.add_argument("--morph_vocab_size", type=int, default=2000)
+    parser.add_argument("--phonetic_slot_size", type=int, default=None, help="default: 8 (piece) / 14 (word)")
+    parser.add_argument("--morph_slot_size", type=int, default=None, help="default: 4 (piece) / 5 (word)")
+    parser.add_argument(
+        "--morph_vocab_size", type=int, default=None, help="default: 16384 (2000 with --morph_lexicon corpus)"
+    )
+    parser.add_argument("--alignment", choices=ALIGNMENTS, default="piece")
+    parser.add_argument("--morph_lexicon", choices=MORPH_LEXICONS, default="cmudict+vocab+corpus")
+    parser.add_argument(
+        "--no_morph_backoff", action="store_true", help="out-of-vocabulary morphs become <unk>"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     corpus = None
@@ -614,6 +880,9 @@ def main(argv: list[str] | None = None) -> None:
         phonetic_slot_size=args.phonetic_slot_size,
         morph_slot_size=args.morph_slot_size,
         morph_vocab_size=args.morph_vocab_size,
+        alignment=args.alignment,
+        morph_lexicon=args.morph_lexicon,
+        morph_backoff=not args.no_morph_backoff,
     )
     processor.save_pretrained(args.output_dir)
     print(f"{processor!r}\nbuilt in {time.perf_counter() - start:.1f}s, saved to {args.output_dir}")

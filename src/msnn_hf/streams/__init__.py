@@ -1,4 +1,5 @@
-"""Non-semantic streams: offline g2p (phonetic), Morfessor (morphological) and the per-vocabulary alignment tables.
+"""Non-semantic streams: offline g2p (phonetic), Morfessor (morphological), the per-vocabulary alignment tables and
+word-level alignment.
 
 Names are imported lazily, so `import msnn_hf.streams.phonetic` does not pull in torch.
 """
@@ -7,7 +8,10 @@ import importlib
 
 _EXPORTS = {
     "MorfessorSegmenter": "morphology",
+    "backoff_split": "morphology",
     "build_morph_vocab": "morphology",
+    "morph_ids": "morphology",
+    "train_default_segmenter": "morphology",
     "train_morfessor": "morphology",
     "ARPABET_PHONEMES": "phonetic",
     "OfflineG2p": "phonetic",
@@ -18,6 +22,9 @@ _EXPORTS = {
     "STREAM_INPUT_KEYS": "tables",
     "AlignmentTables": "tables",
     "build_alignment_tables": "tables",
+    "ALIGNMENTS": "word_alignment",
+    "WordStreamBuilder": "word_alignment",
+    "piece_markers": "word_alignment",
 }
 
 __all__ = sorted(_EXPORTS)

