@@ -901,3 +901,13 @@ def test_from_backbone_with_num_labels_is_quiet_and_sized(bert_dir):
     assert "incompatible" not in captured.out
     assert model.config.num_labels == 5 and model.classifier.out_features == 5
     assert model.config.label2id == {f"LABEL_{i}": i for i in range(5)}
+
+
+def test_word_aligned_models_need_explicit_stream_ids():
+    model = build(stream_alignment="word")
+    ids = token_ids(2, 5)
+    with pytest.raises(ValueError, match=r"word-aligned streams.*\['phonetic_ids', 'morph_ids'\]"):
+        model(ids)
+    tables = random_tables(model.config)
+    explicit = {"phonetic_ids": tables["phonetic"][ids], "morph_ids": tables["morphological"][ids]}
+    assert model(ids, **explicit).logits.shape == (2, 3)

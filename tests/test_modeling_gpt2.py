@@ -821,3 +821,8 @@ def test_output_hidden_states_selects_by_index():
     assert torch.equal(model(x, output_hidden_states=1).hidden_states[0], every[1])
     with pytest.raises(ValueError, match="outside the 3 hidden states"):
         model(x, output_hidden_states=[5])
+
+
+def test_word_alignment_is_refused_by_the_causal_family():
+    with pytest.raises(ValueError, match="stream_alignment='word'.*causal model"):
+        tiny_config(stream_alignment="word")

@@ -56,6 +56,9 @@ INTEGRATION_ACTIVATIONS: tuple[str, ...] = ("gelu", "relu", "tanh", "silu", "ide
 # "backbone": the model computes the backbone's function before training (gated / zero-initialised new paths);
 # "mix": the integrated pathway starts as a mixture of the streams (the start of msnn_hf 0.1, for the ablation)
 INTEGRATION_INITS: tuple[str, ...] = ("backbone", "mix")
+# "piece": each piece's slot is its own surface string's (a table gather, derived from input_ids); "word": every piece
+# carries its whole word's units (computed by the processor from the word boundaries, passed explicitly)
+STREAM_ALIGNMENTS: tuple[str, ...] = ("piece", "word")
 
 # keys of a config dict that describe the file, not the model
 _BOOKKEEPING_KEYS: tuple[str, ...] = (
@@ -119,6 +122,11 @@ MULTISTREAM_ARGS_DOC = r"""
             Phoneme ids per semantic token (`processor.slot_sizes["phonetic"]`).
         morph_slot_size (`int`, *optional*, defaults to 4):
             Morph ids per semantic token (`processor.slot_sizes["morphological"]`).
+        stream_alignment (`str`, *optional*, defaults to `"piece"`):
+            `processor.alignment`: `"piece"` (each piece's slot from its own surface string; the model derives the
+            streams from `input_ids` through its tables) or `"word"` (every piece carries its whole word's phonemes
+            and morphs; the processor computes them from the word boundaries and they must be passed explicitly).
+            `"word"` is refused by causal families: a word's first piece would see its later pieces.
 """
 
 
@@ -144,6 +152,7 @@ class MultiStreamConfigMixin:
     morph_vocab_size: int = 2000
     phonetic_slot_size: int = 8
     morph_slot_size: int = 4
+    stream_alignment: str = "piece"
 
     # the config class of the semantic stream and the model types whose config/weights it reads
     semantic_config_class: ClassVar[type | None] = None
@@ -155,6 +164,8 @@ class MultiStreamConfigMixin:
     layer_norm_eps_attribute: ClassVar[str] = "layer_norm_eps"
     # the family needs its backbone: a model without the semantic stream is refused
     requires_semantic: ClassVar[bool] = False
+    # causal families refuse stream alignments that let a token see later tokens
+    causal: ClassVar[bool] = False
 
     # ------------------------------------------------------------------------------------------------- validation
     def validate_multistream_fields(self) -> None:
@@ -164,6 +175,12 @@ class MultiStreamConfigMixin:
         _check_choice("integration_init", self.integration_init, INTEGRATION_INITS)
         _check_choice("alpha_granularity", self.alpha_granularity, ALPHA_GRANULARITIES)
         _check_choice("integration_activation", self.integration_activation, INTEGRATION_ACTIVATIONS)
+        _check_choice("stream_alignment", self.stream_alignment, STREAM_ALIGNMENTS)
+        if self.stream_alignment == "word" and self.causal:
+            raise ValueError(
+                "stream_alignment='word' gives every piece its whole word's streams, so in a causal model a word's "
+                "first piece would see its later pieces; build the processor with alignment='piece'"
+            )
         self.check_stream_combination()
         self.integration_layers = _normalise_layers(self.integration_layers, self.num_layers)
         for name in MULTISTREAM_POSITIVE_INT_FIELDS:
@@ -240,12 +257,14 @@ class MultiStreamConfigMixin:
 
     @staticmethod
     def processor_overrides(processor: Any) -> dict[str, int]:
-        """The config fields a `MultiStreamProcessor` determines: each slot stream's vocabulary and slot size."""
+        """The config fields a `MultiStreamProcessor` determines: each slot stream's vocabulary and slot size, and
+        its alignment."""
         values = {}
         for name in SLOT_STREAMS:
             spec = STREAM_REGISTRY[name]
             values[spec.vocab_size_field] = processor.stream_vocab_sizes[name]
             values[spec.slot_size_field] = processor.slot_sizes[name]
+        values["stream_alignment"] = getattr(processor, "alignment", "piece")
         return values
 
     # ------------------------------------------------------------------------------ the semantic stream's config

@@ -31,6 +31,7 @@ class MultiStreamGPT2Config(MultiStreamConfigMixin, GPT2Config):
     max_positions_attribute = "n_positions"
     layer_norm_eps_attribute = "layer_norm_epsilon"
     requires_semantic = True  # the LM head predicts the semantic vocabulary
+    causal = True
 
     def __post_init__(self, **kwargs: Any) -> None:
         self.validate_multistream_fields()

@@ -285,6 +285,13 @@ class MultiStreamStackMixin:
         """Every slot stream's ids `(B, T, slot)`: given explicitly (validated) or gathered from the tables."""
         if not self.config.non_semantic_streams:
             return {}
+        if self.config.stream_alignment == "word":
+            missing = [STREAM_REGISTRY[n].input_key for n in self.config.slot_sizes if given.get(n) is None]
+            if missing:
+                raise ValueError(
+                    f"This model reads word-aligned streams (stream_alignment='word'), which its per-token tables "
+                    f"cannot derive from input_ids: pass {missing} from the processor (processor(texts, ...))"
+                )
         ids = resolve_stream_ids(self.stream_tables, input_ids, given, self.config.stream_vocab_sizes)
         for name, value in ids.items():
             if tuple(value.shape[:2]) != tuple(shape):
