@@ -207,7 +207,10 @@ def dropped(model: torch.nn.Module, streams: Sequence[str]) -> Iterator[None]:
             outputs, rest = args[0], args[1:]
         else:
             outputs, rest = kwargs.pop("stream_outputs"), ()
-        outputs = {s: torch.zeros_like(r) if s in streams else r for s, r in outputs.items()}
+        if isinstance(outputs, dict):
+            outputs = {s: torch.zeros_like(r) if s in streams else r for s, r in outputs.items()}
+        else:  # a list in the order of the module's streams (what the models pass)
+            outputs = [torch.zeros_like(r) if s in streams else r for s, r in zip(module.streams, outputs)]
         return (outputs, *rest), kwargs
 
     handles = [
