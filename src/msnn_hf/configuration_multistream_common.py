@@ -42,12 +42,17 @@ STREAM_REGISTRY: dict[str, StreamSpec] = {
         StreamSpec(SEMANTIC, "input_ids", "semantic"),
         StreamSpec("phonetic", "phonetic_ids", "slots", "phonetic_vocab_size", "phonetic_slot_size"),
         StreamSpec("morphological", "morph_ids", "slots", "morph_vocab_size", "morph_slot_size"),
+        # the image encoder's patch tokens, projected to the decoder's width: `(B, N, n_embd)`, read by cross-attention
+        # at every integration point (built by the vision encoder-decoder only; the text stacks refuse it)
+        StreamSpec("vision", "encoder_hidden_states", "patches"),
     )
 }
 # the streams a text processor derives from tokens (one slot per semantic token), and their input keys
 SLOT_STREAMS: tuple[str, ...] = tuple(n for n, s in STREAM_REGISTRY.items() if s.kind == "slots")
 STREAM_INPUT_KEYS: dict[str, str] = {n: STREAM_REGISTRY[n].input_key for n in SLOT_STREAMS}
 KNOWN_STREAMS: tuple[str, ...] = tuple(STREAM_REGISTRY)
+# the streams fed by an image encoder (kind "patches")
+PATCH_STREAMS: tuple[str, ...] = tuple(n for n, s in STREAM_REGISTRY.items() if s.kind == "patches")
 
 # ------------------------------------------------------------------------------------------------- constants
 INTEGRATION_TYPES: tuple[str, ...] = ("li", "dm", "none", "early", "concat")
