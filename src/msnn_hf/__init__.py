@@ -20,6 +20,7 @@ from . import modeling_multistream_bert as _bert
 from . import modeling_multistream_gpt2 as _gpt2
 from . import modeling_multistream_vision as _vision
 from . import processing_multistream as _processing
+from . import processing_multistream_vision as _processing_vision
 from .callbacks import StreamWeightsCallback
 from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .configuration_multistream_bert import MultiStreamBertConfig
@@ -49,6 +50,7 @@ from .modeling_multistream_vision import (
     MultiStreamVisionSeq2SeqLMOutput,
 )
 from .processing_multistream import MultiStreamProcessor
+from .processing_multistream_vision import MultiStreamVisionProcessor
 
 __version__ = "0.1.0"
 
@@ -58,6 +60,7 @@ _processing.register_processor((MultiStreamBertConfig, MultiStreamGPT2Config))
 _efficientnet_lite.register()
 _efficientnet_lite_processing.register()
 _vision.register()
+_processing_vision.register_processor((MultiStreamVisionEncoderDecoderConfig,))
 
 __all__ = [
     "DirectMixing",
@@ -82,6 +85,7 @@ __all__ = [
     "MultiStreamVisionEncoderDecoder",
     "MultiStreamVisionEncoderDecoderConfig",
     "MultiStreamVisionGPT2LMHeadModel",
+    "MultiStreamVisionProcessor",
     "MultiStreamVisionSeq2SeqLMOutput",
     "StreamWeightsCallback",
     "build_integration",

@@ -83,7 +83,7 @@ class MultiStreamVisionEncoderDecoderConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
         decoder = self.decoder
-        if not isinstance(decoder, MultiStreamGPT2Config):
+        if getattr(decoder, "model_type", None) != MultiStreamGPT2Config.model_type:
             raise ValueError(
                 f"`decoder` must be a MultiStreamGPT2Config; got {type(decoder).__name__} (start from a GPT-2 with "
                 "`MultiStreamGPT2Config.from_gpt2_config(gpt2_config, streams=['semantic', 'vision'])`)"

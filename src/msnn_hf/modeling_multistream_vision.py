@@ -387,7 +387,8 @@ class MultiStreamVisionEncoderDecoder(PreTrainedModel, GenerationMixin):
             config = MultiStreamVisionEncoderDecoderConfig.from_encoder_decoder_configs(
                 encoder.config, decoder.config
             )
-        elif not isinstance(config, MultiStreamVisionEncoderDecoderConfig):
+        elif getattr(config, "model_type", None) != MultiStreamVisionEncoderDecoderConfig.model_type:
+            # compared by model type: remote code may load the config class as another module's class
             raise ValueError(
                 f"config must be a MultiStreamVisionEncoderDecoderConfig; got {type(config).__name__}"
             )
