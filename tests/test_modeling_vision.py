@@ -540,3 +540,29 @@ def test_processor_batch_trains_and_pipeline_generates(vision_processor):
     )
     expected = model.generate(**processor(images=pil_images(1, seed=1)), max_new_tokens=6, do_sample=False)
     assert result[0]["generated_text"] == processor.batch_decode(expected, skip_special_tokens=True)[0]
+
+
+def test_a_full_clip_checkpoint_gives_its_vision_tower(tmp_path, pretrained_parts):
+    from transformers import CLIPConfig, CLIPModel, CLIPVisionModel
+
+    torch.manual_seed(0)
+    clip = CLIPModel(
+        CLIPConfig(
+            text_config=dict(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                             num_attention_heads=2, max_position_embeddings=16),
+            vision_config=dict(image_size=IMAGE, patch_size=8, hidden_size=32, intermediate_size=64,
+                               num_hidden_layers=1, num_attention_heads=2),
+            projection_dim=16,
+        )
+    ).eval()  # fmt: skip
+    clip.save_pretrained(tmp_path)
+    model = MultiStreamVisionEncoderDecoder.from_encoder_decoder_pretrained(
+        str(tmp_path), pretrained_parts[1], decoder_stream_hidden_size=16, decoder_stream_num_heads=2
+    ).eval()
+    assert type(model.encoder) is CLIPVisionModel and model.config.encoder.model_type == "clip_vision_model"
+    pixel_values = images(2, seed=9)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(pixel_values=pixel_values, decoder_input_ids=token_ids(2, 3)).encoder_last_hidden_state,
+            clip.vision_model(pixel_values).last_hidden_state,
+        )

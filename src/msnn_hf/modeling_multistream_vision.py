@@ -481,9 +481,11 @@ class MultiStreamVisionEncoderDecoder(PreTrainedModel, GenerationMixin):
         config_kwargs = {k: v for k, v in kwargs.items() if not k.startswith(("encoder_", "decoder_"))}
         encoder = AutoModel.from_pretrained(encoder_pretrained_model_name_or_path, **encoder_kwargs)
         if getattr(encoder, "vision_model", None) is not None and hasattr(encoder, "text_model"):
-            vision_model = encoder.vision_model  # a full CLIP / SigLIP checkpoint: its vision tower
-            encoder = AutoModel.from_config(encoder.config.vision_config)
-            encoder.vision_model.load_state_dict(vision_model.state_dict())
+            encoder = encoder.vision_model  # a full CLIP checkpoint: its vision tower (a CLIPVisionModel)
+            if not isinstance(encoder, PreTrainedModel):
+                raise ValueError(
+                    f"{encoder_pretrained_model_name_or_path}: its vision tower is no PreTrainedModel"
+                )
         decoder_kwargs.setdefault("streams", ["semantic", VISION])
         decoder = MultiStreamVisionGPT2LMHeadModel.from_backbone(
             str(decoder_pretrained_model_name_or_path), processor=processor, **decoder_kwargs
