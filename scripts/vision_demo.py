@@ -84,16 +84,35 @@ def main() -> None:
         if step == 1 or step % max(1, args.steps // 4) == 0:
             print(f"step {step:3d}  loss {loss.item():.3f}")
     model.eval()
+    with (
+        torch.no_grad()
+    ):  # does the decoder use the image? the same captions, each with another image's patches
+        matched = model(**inputs).loss.item()
+        shuffled = model(
+            **{**inputs, "encoder_outputs": BaseModelOutput(last_hidden_state=features.roll(1, 0))}
+        )
+    print(
+        f"after training: loss {matched:.3f} with the right images, {shuffled.loss.item():.3f} with shuffled ones"
+    )
     with torch.no_grad():
+        # (generate() expands the encoder outputs it is given for the beams, in place: one object per call)
         first = BaseModelOutput(last_hidden_state=features[:1])
         ids = model.generate(encoder_outputs=first, max_new_tokens=16, num_beams=3, do_sample=False)
+        first = BaseModelOutput(last_hidden_state=features[:1])
         out = model(encoder_outputs=first, decoder_input_ids=ids, output_stream_weights=True)
     alpha = model.modality_weights(out.stream_weights)["vision"][-1, 0]  # last point, per token
+    gates = [
+        torch.tanh(point.blend).mean().item() for point in model.decoder.transformer.integration.values()
+    ]
     tokens = tokenizer.convert_ids_to_tokens(ids[0])
     print(f"reference caption: {captions[0]}")
     print(f"generated caption: {processor.batch_decode(ids, skip_special_tokens=True)[0]}")
-    print("alpha_vision per input token (last integration point; the token predicts the next one):")
-    print("  " + "  ".join(f"{t}:{a:.2f}" for t, a in zip(tokens, alpha.tolist())))
+    print(f"gate openings tau = mean(tanh(beta)) per integration point: {[round(g, 4) for g in gates]}")
+    print(
+        "alpha_vision per input token at the last point, as its share in z (tau * alpha) and inside the DM mixture"
+    )
+    print("(alpha; the token's state predicts the next token):")
+    print("  " + "  ".join(f"{t}:{a:.4f}/{a / gates[-1]:.2f}" for t, a in zip(tokens, alpha.tolist())))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from msnn_hf import (
     MultiStreamVisionEncoderDecoderConfig,
     MultiStreamVisionProcessor,
 )
+from msnn_hf.modeling_multistream_common import batched_stream_weights
 
 VOCAB, PAD, BOS, EOS = 60, 0, 1, 2
 IMAGE = 32
@@ -239,7 +240,8 @@ def test_state_dict_layout_and_tied_head():
     assert model.decoder.lm_head.weight is model.decoder.transformer.semantic.wte.weight
     # the text streams' layers still run as one batched layer next to the vision stream
     assert model.decoder.transformer.context_streams() == ["vision"]
-    assert len(model.decoder.transformer.stream_layer_groups()[0]) == 2
+    groups = model.decoder.transformer.stream_layer_groups()
+    assert len(groups) == 2 and len(groups[0]) == 2 and batched_stream_weights(groups) is not None
 
 
 @pytest.mark.parametrize("variant", ["dm-token", "dm-scalar-text-streams"])
@@ -566,3 +568,59 @@ def test_a_full_clip_checkpoint_gives_its_vision_tower(tmp_path, pretrained_part
             model(pixel_values=pixel_values, decoder_input_ids=token_ids(2, 3)).encoder_last_hidden_state,
             clip.vision_model(pixel_values).last_hidden_state,
         )
+
+
+def test_efficientnet_lite_checkpoint_loads_as_remote_code_without_msnn_hf(tmp_path):
+    """The EfficientNet-Lite encoder's code travels with the checkpoint (sibling modules), like the decoder's."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    encoder = EfficientNetLiteConfig(
+        stem_channels=8, kernel_sizes=[3], strides=[2], expand_ratios=[1], out_channels=[8],
+        num_block_repeats=[1], hidden_size=16,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = open_gates(
+        MultiStreamVisionEncoderDecoder(tiny_config(encoder=encoder, integration_type="li"))
+    ).eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "modeling_efficientnet_lite.py").is_file()
+    inputs = dict(pixel_values=images(2, seed=10), decoder_input_ids=token_ids(2, 4))
+    with torch.no_grad():
+        torch.save({"inputs": inputs, "expected": model(**inputs).logits}, tmp_path / "expected.pt")
+    script = textwrap.dedent(
+        """
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "msnn_hf" or name.startswith("msnn_hf."):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import torch, transformers
+        folder = sys.argv[1]
+        model = transformers.AutoModelForImageTextToText.from_pretrained(folder + "/ckpt", trust_remote_code=True)
+        saved = torch.load(folder + "/expected.pt")
+        with torch.no_grad():
+            out = model.eval()(**saved["inputs"])
+        torch.testing.assert_close(out.logits, saved["expected"], atol=1e-5, rtol=1e-4)
+        print("remote-ok", type(model.encoder).__name__, type(model).__module__.startswith("msnn_hf"))
+        """
+    )
+    env = {
+        **os.environ,
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+        "PYTHONPATH": "",
+        "OMP_NUM_THREADS": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "remote-ok EfficientNetLiteModel False" in result.stdout, result.stdout
+    assert (
+        json.loads((tmp_path / "ckpt" / "config.json").read_text())["encoder"]["model_type"]
+        == "msnn_efficientnet_lite"
+    )

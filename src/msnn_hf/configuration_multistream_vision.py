@@ -13,8 +13,16 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .configuration_multistream_common import PATCH_STREAMS, SEMANTIC
 from .configuration_multistream_gpt2 import MultiStreamGPT2Config
+
+# our EfficientNet-Lite encoder's sub-config must resolve where only a checkpoint's own code is available (remote
+# code, without msnn_hf); where `import msnn_hf` registered it already, that registration stays
+try:
+    AutoConfig.register(EfficientNetLiteConfig.model_type, EfficientNetLiteConfig)
+except ValueError:
+    pass
 
 VISION = PATCH_STREAMS[0]  # "vision"
 # the fusions that combine a vision stream with the text: per-point LI / DM, or concat's readout. "early" adds slot

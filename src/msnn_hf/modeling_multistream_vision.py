@@ -37,6 +37,7 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForImageTextToText,
+    PreTrainedConfig,
     PreTrainedModel,
 )
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
@@ -45,8 +46,10 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
+from .configuration_efficientnet_lite import EfficientNetLiteConfig
 from .configuration_multistream_gpt2 import MultiStreamGPT2Config
 from .configuration_multistream_vision import VISION, MultiStreamVisionEncoderDecoderConfig
+from .modeling_efficientnet_lite import EfficientNetLiteModel
 from .modeling_multistream_common import StreamMLP
 from .modeling_multistream_gpt2 import (
     MultiStreamGPT2LMHeadModel,
@@ -355,6 +358,14 @@ def patch_tokens(encoder_output: torch.Tensor) -> torch.Tensor:
     return encoder_output
 
 
+def build_encoder(config: PreTrainedConfig) -> PreTrainedModel:
+    """The image encoder of a config: `AutoModel.from_config`, and our EfficientNet-Lite by its model type (its code
+    travels with the checkpoint, where `AutoModel` may not know it: remote code without msnn_hf)."""
+    if getattr(config, "model_type", None) == EfficientNetLiteConfig.model_type:
+        return EfficientNetLiteModel(config)
+    return AutoModel.from_config(config)
+
+
 class MultiStreamVisionEncoderDecoder(PreTrainedModel, GenerationMixin):
     """Image encoder (any transformers vision model) + [`MultiStreamVisionGPT2LMHeadModel`]: captions and answers
     with `generate()`, the encoder's patch tokens integrated as the decoder's vision stream.
@@ -396,7 +407,7 @@ class MultiStreamVisionEncoderDecoder(PreTrainedModel, GenerationMixin):
         super().__init__(config)
         given = [part for part in (encoder, decoder) if part is not None]
         if encoder is None:
-            encoder = AutoModel.from_config(config.encoder)
+            encoder = build_encoder(config.encoder)
         if decoder is None:
             decoder = MultiStreamVisionGPT2LMHeadModel(config.decoder)
         if not isinstance(decoder, MultiStreamVisionGPT2LMHeadModel):
