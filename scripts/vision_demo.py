@@ -95,10 +95,8 @@ def main() -> None:
         f"after training: loss {matched:.3f} with the right images, {shuffled.loss.item():.3f} with shuffled ones"
     )
     with torch.no_grad():
-        # (generate() expands the encoder outputs it is given for the beams, in place: one object per call)
         first = BaseModelOutput(last_hidden_state=features[:1])
         ids = model.generate(encoder_outputs=first, max_new_tokens=16, num_beams=3, do_sample=False)
-        first = BaseModelOutput(last_hidden_state=features[:1])
         out = model(encoder_outputs=first, decoder_input_ids=ids, output_stream_weights=True)
     alpha = model.modality_weights(out.stream_weights)["vision"][-1, 0]  # last point, per token
     gates = [

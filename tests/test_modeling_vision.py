@@ -317,6 +317,20 @@ def test_generate_runs_the_encoder_and_the_projection_once():
     assert len(encoder_calls) == 1  # without a cache the encoder still runs once (its outputs are reused)
 
 
+def test_generate_leaves_given_encoder_outputs_as_they_are():
+    from transformers.modeling_outputs import BaseModelOutput
+
+    model = make_model("dm-token")
+    with torch.no_grad():
+        features = model.encoder(pixel_values=images(2, seed=11)).last_hidden_state
+        given = BaseModelOutput(last_hidden_state=features)
+        beams = model.generate(encoder_outputs=given, max_new_tokens=4, num_beams=3, do_sample=False)
+        assert given.last_hidden_state is features  # not expanded to the 6 beams in place
+        assert torch.equal(
+            beams, model.generate(images(2, seed=11), max_new_tokens=4, num_beams=3, do_sample=False)
+        )
+
+
 def test_cache_holds_the_patch_keys_and_values():
     model = make_model("dm-token")
     pixel_values, ids = images(2, seed=4), token_ids(2, 5, seed=4)

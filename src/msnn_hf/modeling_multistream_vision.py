@@ -613,6 +613,14 @@ class MultiStreamVisionEncoderDecoder(PreTrainedModel, GenerationMixin):
         )
         return result if return_dict else result.to_tuple()
 
+    def generate(self, inputs: torch.Tensor | None = None, **kwargs: Any):
+        """`GenerationMixin.generate`; `encoder_outputs` passed in are left as they are (generation expands them for
+        the beams in place, which would leave a caller's batch, e.g. `Seq2SeqTrainer`'s, with the wrong size)."""
+        given = kwargs.get("encoder_outputs")
+        if isinstance(given, ModelOutput):
+            kwargs["encoder_outputs"] = type(given)(**given)
+        return super().generate(inputs, **kwargs)
+
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.LongTensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
