@@ -467,6 +467,7 @@ def test_auto_model_loads_the_composite(tmp_path):
     model.save_pretrained(tmp_path)
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert type(loaded) is MultiStreamVisionEncoderDecoder
+    assert loaded.decoder.lm_head.weight is loaded.decoder.transformer.semantic.wte.weight  # still tied
     inputs = dict(pixel_values=images(1), decoder_input_ids=token_ids(1, 4))
     with torch.no_grad():
         assert_same_outputs(loaded(**inputs).logits, model(**inputs).logits, "AutoModel")

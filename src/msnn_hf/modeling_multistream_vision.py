@@ -40,6 +40,7 @@ from transformers import (
     PreTrainedConfig,
     PreTrainedModel,
 )
+from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.generation import GenerationMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -431,10 +432,12 @@ class MultiStreamVisionEncoderDecoder(PreTrainedModel, GenerationMixin):
             setattr(self.generation_config, key, getattr(config, key))
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):  # `enc_to_dec_proj`, the composite's own module
-            nn.init.normal_(module.weight, std=self.config.decoder.initializer_range)
+        if isinstance(
+            module, nn.Linear
+        ):  # `enc_to_dec_proj`, the composite's own module (loaded weights stay)
+            init.normal_(module.weight, std=self.config.decoder.initializer_range)
             if module.bias is not None:
-                nn.init.zeros_(module.bias)
+                init.zeros_(module.bias)
 
     # ---------------------------------------------------------------------------------------------------- parts
     def get_encoder(self) -> PreTrainedModel:
