@@ -84,3 +84,22 @@ def test_streams_the_training_split_through_the_encoder(parts, tmp_path):
     assert record["global_steps"] == 2 and record["encoder_features_computed"] is None
     assert "test_cider_d" in record["metrics"] and len(record["generated"]["test"]) == 2
     assert record["config"]["decoder"]["integration_type"] == "dm"
+
+
+DAQUAR = default_data_dir() / "vqa-daquar"
+
+
+@pytest.mark.skipif(not (DAQUAR / "qa.jsonl").is_file(), reason="no DAQUAR sample here")
+def test_vqa_on_daquar_answers_after_the_question(parts, tmp_path):
+    args = arguments(parts, tmp_path / "vqa", "--freeze_encoder", "--cache_encoder_features", "--max_steps", "2",
+                     "--eval_splits", "test")  # fmt: skip
+    args[args.index("--data_dir") + 1] = str(DAQUAR)
+    record = run_captioning.main([*args, "--dataset", "daquar"])
+    metrics = record["metrics"]
+    assert record["global_steps"] == 2 and {"test_exact_match", "test_answer_f1", "test_loss"} <= set(metrics)
+    assert 0.0 <= metrics["test_exact_match"] <= 1.0 and metrics["test_num_examples"] == 2
+    rows = record["generated"]["test"]
+    assert len(rows) == 2 and all(row["question"].endswith("?") for row in rows)
+    assert all(
+        not row["answer"].startswith(row["question"][:10]) for row in rows
+    )  # the question is not echoed

@@ -1,4 +1,4 @@
-"""Image captioning with the multi-stream vision encoder-decoder (HfArgumentParser + Seq2SeqTrainer).
+"""Image captioning (and VQA) with the multi-stream vision encoder-decoder (HfArgumentParser + Seq2SeqTrainer).
 
 Builds `MultiStreamVisionEncoderDecoder` from an image encoder (`--encoder_name_or_path`, default the converted
 EfficientNet-Lite0: `efficientnet-lite0`) and a plain GPT-2 (`--decoder_name_or_path`, through `from_backbone`, so
@@ -6,7 +6,9 @@ the model starts as that GPT-2), or a GPT-2 decoder from scratch (`--n_embd/--n_
 MS-VED checkpoint (`--model_name_or_path`). Trains on Flickr8k (one caption per row; `--streaming` reads the
 training split as a `datasets.IterableDataset`, line by line) and evaluates with `predict_with_generate` on the
 validation / test images, scored against all five human captions (BLEU-1..4, ROUGE-L, CIDEr-D, METEOR with Java:
-`msnn_hf.metrics.caption_metrics_path`).
+`msnn_hf.metrics.caption_metrics_path`). `--dataset daquar` trains on DAQUAR instead: the question is the prompt,
+the answer the target; the answers generated after each question are scored by exact match and set-F1
+(`msnn_hf.metrics.vqa_metrics_path`).
 
 `--freeze_encoder` keeps the encoder fixed; `--cache_encoder_features` (needs it) then computes each image's patch
 tokens once and feeds the decoder from that cache (what makes CPU training affordable: the encoder is most of a
@@ -98,13 +100,21 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
+    dataset: str = field(
+        default="flickr8k", metadata={"help": "flickr8k (captions) or daquar (questions -> answers)"}
+    )
     data_dir: str | None = field(
-        default=None, metadata={"help": "the captions-flickr8k folder (default: MSNN_DATA_DIR)"}
+        default=None,
+        metadata={"help": "the dataset folder (default: $MSNN_DATA_DIR/<captions-flickr8k|vqa-daquar>)"},
     )
     streaming: bool = field(default=False, metadata={"help": "read the training split as an IterableDataset"})
-    max_train_images: int | None = field(default=None, metadata={"help": "use the first N training images"})
+    max_train_images: int | None = field(
+        default=None,
+        metadata={"help": "the first N training images (Flickr8k, 5 captions each) or QA pairs (DAQUAR)"},
+    )
     max_eval_images: int | None = field(
-        default=None, metadata={"help": "evaluate the first N images per split"}
+        default=None,
+        metadata={"help": "evaluate the first N images (Flickr8k) or QA pairs (DAQUAR) per split"},
     )
     eval_splits: str = "validation"
     max_target_length: int = 40
@@ -224,15 +234,18 @@ class CaptionCollator:
     def __init__(self, processor, max_length: int, features: FeatureCache | None) -> None:
         self.processor, self.max_length, self.features = processor, max_length, features
 
-    def __call__(self, rows: list[dict]) -> dict[str, Any]:
+    def __call__(self, rows: list[dict], with_targets: bool = True) -> dict[str, Any]:
         paths = [row["image"] for row in rows]
         images = None if self.features is not None else load_images(paths)
+        questions = [row["question"] for row in rows] if "question" in rows[0] else None
+        targets = (
+            [row["caption"] if "caption" in row else row["answer"] for row in rows] if with_targets else None
+        )
+        if questions is None and targets is None:
+            questions = [""] * len(rows)
         batch = dict(
             self.processor(
-                images=images,
-                targets=[row["caption"] for row in rows],
-                truncation=True,
-                max_length=self.max_length,
+                images=images, text=questions, targets=targets, truncation=True, max_length=self.max_length
             )
         )
         if self.features is not None:
@@ -241,8 +254,14 @@ class CaptionCollator:
 
 
 def train_rows(dargs: DataArguments):
-    from msnn_hf.data_vl import load_flickr8k, stream_flickr8k
+    from msnn_hf.data_vl import load_daquar, load_flickr8k, stream_daquar, stream_flickr8k
 
+    if dargs.dataset == "daquar":
+        if dargs.streaming:
+            rows = stream_daquar(data_dir=dargs.data_dir, split="train")
+            return rows.take(dargs.max_train_images) if dargs.max_train_images else rows
+        rows = load_daquar(data_dir=dargs.data_dir, split="train")
+        return rows.select(range(min(len(rows), dargs.max_train_images))) if dargs.max_train_images else rows
     if dargs.streaming:
         rows = stream_flickr8k(data_dir=dargs.data_dir, split="train", one_caption_per_row=True)
         if dargs.max_train_images:
@@ -255,9 +274,13 @@ def train_rows(dargs: DataArguments):
 
 
 def eval_rows(dargs: DataArguments, split: str):
-    """One row per image: `image`, `caption` (the first, for the loss) and `captions` (all five: the references)."""
-    from msnn_hf.data_vl import load_flickr8k
+    """Flickr8k: one row per image, `image`, `caption` (the first, for the loss) and `captions` (all five: the
+    references); DAQUAR: the QA pairs."""
+    from msnn_hf.data_vl import load_daquar, load_flickr8k
 
+    if dargs.dataset == "daquar":
+        rows = load_daquar(data_dir=dargs.data_dir, split=split)
+        return rows.select(range(min(len(rows), dargs.max_eval_images))) if dargs.max_eval_images else rows
     rows = load_flickr8k(data_dir=dargs.data_dir, split=split)
     if dargs.max_eval_images:
         rows = rows.select(range(min(len(rows), dargs.max_eval_images)))
@@ -280,6 +303,33 @@ def evaluate_split(trainer, processor, rows, split: str) -> tuple[dict[str, Any]
     return metrics, captions
 
 
+def evaluate_vqa(trainer, processor, collator, rows, split: str, targs) -> tuple[dict[str, Any], list[str]]:
+    """Answers generated after each question (left-padded prompts; the answer is what follows them), scored by
+    exact match and set-F1 against the DAQUAR answers; the loss on the reference answers from `trainer.evaluate`."""
+    import evaluate
+
+    from msnn_hf.metrics import vqa_metrics_path
+
+    model, answers = trainer.model, []
+    batch_size = targs.per_device_eval_batch_size
+    for start in range(0, len(rows), batch_size):
+        chunk = [rows[i] for i in range(start, min(len(rows), start + batch_size))]
+        inputs = collator(chunk, with_targets=False)
+        inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        with torch.no_grad():
+            out = model.generate(
+                **inputs, num_beams=targs.generation_num_beams or 1, do_sample=False,
+                max_new_tokens=targs.generation_max_length or 8,
+            )  # fmt: skip
+        width = inputs["decoder_input_ids"].shape[1]
+        answers += [a.strip() for a in processor.batch_decode(out[:, width:], skip_special_tokens=True)]
+    metric = evaluate.load(vqa_metrics_path())
+    scores = metric.compute(predictions=answers, references=[list(a) for a in rows["answers"]])
+    metrics = {f"{split}_{k}": v for k, v in scores.items()}
+    metrics[f"{split}_loss"] = trainer.evaluate(rows, metric_key_prefix=split)[f"{split}_loss"]
+    return metrics, answers
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = HfArgumentParser((ModelArguments, DataArguments, Seq2SeqTrainingArguments))
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
@@ -290,6 +340,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise UsageError(
             "--cache_encoder_features needs --freeze_encoder (a trained encoder changes its features)"
         )
+    if dargs.dataset not in ("flickr8k", "daquar"):
+        raise UsageError(f"--dataset must be flickr8k or daquar; got {dargs.dataset!r}")
     if dargs.streaming and targs.do_train and targs.max_steps <= 0:
         raise UsageError("--streaming needs --max_steps (a stream has no length)")
     targs.remove_unused_columns = False  # the collator reads the rows' image paths and captions
@@ -310,11 +362,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     wanted = [s.strip() for s in dargs.eval_splits.split(",") if s.strip()]
     evals = {split: eval_rows(dargs, split) for split in wanted} if targs.do_eval or targs.do_predict else {}
     targs.generation_max_length = targs.generation_max_length or dargs.max_target_length
+    collator = CaptionCollator(processor, dargs.max_target_length, features)
     trainer = Seq2SeqTrainer(
         model=model,
         args=targs,
         train_dataset=train_rows(dargs) if targs.do_train else None,
-        data_collator=CaptionCollator(processor, dargs.max_target_length, features),
+        data_collator=collator,
         processing_class=processor,
     )
     metrics: dict[str, Any] = {}
@@ -329,9 +382,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise UsageError("evaluation scores generated captions: pass --predict_with_generate")
         model.eval()
         for split, rows in evals.items():
-            split_metrics, captions = evaluate_split(trainer, processor, rows, split)
+            if dargs.dataset == "daquar":
+                split_metrics, texts = evaluate_vqa(trainer, processor, collator, rows, split, targs)
+                generated[split] = [
+                    {"image_id": i, "question": q, "answer": a}
+                    for i, q, a in zip(rows["image_id"], rows["question"], texts)
+                ]
+            else:
+                split_metrics, texts = evaluate_split(trainer, processor, rows, split)
+                generated[split] = [{"image_id": i, "caption": c} for i, c in zip(rows["image_id"], texts)]
             metrics.update(split_metrics)
-            generated[split] = [{"image_id": i, "caption": c} for i, c in zip(rows["image_id"], captions)]
             print(
                 split, {k: round(v, 4) for k, v in split_metrics.items() if isinstance(v, float)}, flush=True
             )
