@@ -103,3 +103,13 @@ def test_vqa_on_daquar_answers_after_the_question(parts, tmp_path):
     assert all(
         not row["answer"].startswith(row["question"][:10]) for row in rows
     )  # the question is not echoed
+
+
+def test_the_vision_encoder_decoder_baseline_runs_through_the_same_script(parts, tmp_path):
+    args = arguments(parts, tmp_path / "ved", "--architecture", "ved", "--freeze_encoder", "--cache_encoder_features",
+                     "--max_steps", "2")  # fmt: skip
+    record = run_captioning.main(args)
+    assert record["config"]["model_type"] == "vision-encoder-decoder" and record["global_steps"] == 2
+    assert "validation_cider_d" in record["metrics"] and len(record["generated"]["validation"]) == 2
+    with pytest.raises(run_captioning.UsageError, match="cache_encoder_features"):
+        run_captioning.main(arguments(parts, tmp_path / "ved2", "--architecture", "ved", "--freeze_encoder"))

@@ -62,6 +62,12 @@ LITE0 = "efficientnet-lite0"
 
 @dataclass
 class ModelArguments:
+    architecture: str = field(
+        default="msved",
+        metadata={
+            "help": "msved, or ved: transformers' VisionEncoderDecoderModel baseline (msnn_hf.baselines_vl)"
+        },
+    )
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "an MS-VED checkpoint to continue"}
     )
@@ -164,7 +170,13 @@ def build_model(
     margs: ModelArguments, processor: MultiStreamVisionProcessor
 ) -> MultiStreamVisionEncoderDecoder:
     if margs.model_name_or_path:
+        if margs.architecture == "ved":
+            from transformers import VisionEncoderDecoderModel
+
+            return VisionEncoderDecoderModel.from_pretrained(margs.model_name_or_path)
         return MultiStreamVisionEncoderDecoder.from_pretrained(margs.model_name_or_path)
+    if margs.architecture == "ved":
+        return build_baseline(margs, processor)
     text = processor.text_processor
     slot_processor = text if hasattr(text, "stream_tables") else None
     tokens = dict(
@@ -196,6 +208,56 @@ def build_model(
     return MultiStreamVisionEncoderDecoder(config=config, encoder=encoder, decoder=decoder)
 
 
+def build_baseline(margs: ModelArguments, processor: MultiStreamVisionProcessor):
+    """The `VisionEncoderDecoderModel` baseline: the same encoder, a GPT-2 with cross-attention in every block (from
+    `--decoder_name_or_path`, or from scratch with the same `--n_embd/--n_layer/--n_head`)."""
+    from transformers import GPT2Config
+
+    from msnn_hf.baselines_vl import build_captioning_baseline
+
+    decoder = margs.decoder_name_or_path or GPT2Config(
+        vocab_size=len(processor.tokenizer), n_positions=margs.n_positions, n_embd=margs.n_embd,
+        n_layer=margs.n_layer, n_head=margs.n_head, bos_token_id=processor.bos_token_id,
+        eos_token_id=processor.eos_token_id, pad_token_id=processor.pad_token_id,
+    )  # fmt: skip
+    return build_captioning_baseline(
+        encoder_path(margs), decoder, processor.bos_token_id, processor.eos_token_id, processor.pad_token_id
+    )
+
+
+def freeze_encoder(model) -> None:
+    """No gradient to the encoder (MS-VED also keeps it in eval mode; the baseline's encoder is only run through
+    the feature cache, which runs it in eval mode)."""
+    if hasattr(model, "freeze_encoder"):
+        model.freeze_encoder()
+    else:
+        model.encoder.requires_grad_(False)
+
+
+class CaptionTrainer(Seq2SeqTrainer):
+    """`Seq2SeqTrainer` whose prediction step computes the loss *before* generating: `generate()` of transformers'
+    `VisionEncoderDecoderModel` expands given `encoder_outputs` for the beams in place, which would leave the batch
+    the loss is computed on with the wrong size."""
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        if not self.args.predict_with_generate or prediction_loss_only:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss = model(**inputs).loss.detach()
+            prompt_free = {
+                k: v
+                for k, v in inputs.items()
+                if k not in ("decoder_input_ids", "decoder_attention_mask", "labels")
+            }
+            tokens = model.generate(
+                **prompt_free,
+                max_length=self.args.generation_max_length,
+                num_beams=self.args.generation_num_beams,
+            )
+        return loss, tokens, inputs["labels"]
+
+
 class FeatureCache:
     """Patch tokens of a frozen encoder, computed once per image (in eval mode, without gradients) and kept."""
 
@@ -210,8 +272,10 @@ class FeatureCache:
             pixel_values = self.processor.image_processor(load_images(missing), return_tensors="pt")[
                 "pixel_values"
             ]
+            training, _ = encoder.training, encoder.eval()  # the Trainer may have put it in train mode
             with torch.no_grad():
                 out = encoder(pixel_values=pixel_values.to(encoder.device)).last_hidden_state
+            encoder.train(training)
             self.features.update(zip(missing, out.cpu()))
             self.computed += len(missing)
         return torch.stack([self.features[p] for p in paths])
@@ -336,6 +400,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         margs, dargs, targs = parser.parse_json_file(json_file=sys.argv[1])
     else:
         margs, dargs, targs = parser.parse_args_into_dataclasses(args=argv)
+    if margs.architecture not in ("msved", "ved"):
+        raise UsageError(f"--architecture must be msved or ved; got {margs.architecture!r}")
+    if margs.architecture == "ved" and margs.freeze_encoder and not margs.cache_encoder_features:
+        raise UsageError(
+            "--architecture ved --freeze_encoder needs --cache_encoder_features (its encoder would train in train mode)"
+        )
     if margs.cache_encoder_features and not margs.freeze_encoder:
         raise UsageError(
             "--cache_encoder_features needs --freeze_encoder (a trained encoder changes its features)"
@@ -354,16 +424,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     processor = build_processor(margs)
     model = build_model(margs, processor)
     if margs.freeze_encoder:
-        model.freeze_encoder()
+        freeze_encoder(model)
     features = FeatureCache(model, processor) if margs.cache_encoder_features else None
     n_params = lm_utils.count_parameters(model)
-    print(f"model: {model.config.decoder.integration_type} streams={model.config.decoder.streams} "
-          f"trainable params={n_params:,}")  # fmt: skip
+    decoder = model.config.decoder
+    kind = f"{getattr(decoder, 'integration_type', 'cross-attention')} streams={getattr(decoder, 'streams', None)}"
+    print(f"model: {margs.architecture} {kind} trainable params={n_params:,}")
     wanted = [s.strip() for s in dargs.eval_splits.split(",") if s.strip()]
     evals = {split: eval_rows(dargs, split) for split in wanted} if targs.do_eval or targs.do_predict else {}
     targs.generation_max_length = targs.generation_max_length or dargs.max_target_length
     collator = CaptionCollator(processor, dargs.max_target_length, features)
-    trainer = Seq2SeqTrainer(
+    trainer = CaptionTrainer(
         model=model,
         args=targs,
         train_dataset=train_rows(dargs) if targs.do_train else None,
