@@ -88,6 +88,10 @@ class ModelArguments:
     integration_type: str = field(default="dm", metadata={"help": "li, dm or concat"})
     alpha_granularity: str = field(default="token")
     integration_layers: str = field(default="all", metadata={"help": "'all', 'last' or e.g. '1,3'"})
+    integration_init: str = field(
+        default="backbone",
+        metadata={"help": "backbone (gates at zero: starts as the GPT-2) or mix (no gate)"},
+    )
     stream_hidden_size: int = 128
     stream_num_heads: int = 4
     stream_intermediate_size: int = 256
@@ -135,7 +139,7 @@ def decoder_overrides(margs: ModelArguments) -> dict[str, Any]:
     return dict(
         streams=[s.strip() for s in margs.streams.split(",") if s.strip()],
         integration_type=margs.integration_type, alpha_granularity=margs.alpha_granularity,
-        integration_layers=integration_layers(margs.integration_layers),
+        integration_layers=integration_layers(margs.integration_layers), integration_init=margs.integration_init,
         stream_hidden_size=margs.stream_hidden_size, stream_num_heads=margs.stream_num_heads,
         stream_intermediate_size=margs.stream_intermediate_size, stream_dropout=margs.stream_dropout,
     )  # fmt: skip
