@@ -42,12 +42,19 @@ STREAM_REGISTRY: dict[str, StreamSpec] = {
         StreamSpec(SEMANTIC, "input_ids", "semantic"),
         StreamSpec("phonetic", "phonetic_ids", "slots", "phonetic_vocab_size", "phonetic_slot_size"),
         StreamSpec("morphological", "morph_ids", "slots", "morph_vocab_size", "morph_slot_size"),
+        # the image encoder's patch tokens, projected to the decoder's width: `(B, N, n_embd)`, read by cross-attention
+        # at every integration point (built by the vision encoder-decoder only; the text stacks refuse it)
+        StreamSpec("vision", "encoder_hidden_states", "patches"),
     )
 }
 # the streams a text processor derives from tokens (one slot per semantic token), and their input keys
 SLOT_STREAMS: tuple[str, ...] = tuple(n for n, s in STREAM_REGISTRY.items() if s.kind == "slots")
 STREAM_INPUT_KEYS: dict[str, str] = {n: STREAM_REGISTRY[n].input_key for n in SLOT_STREAMS}
 KNOWN_STREAMS: tuple[str, ...] = tuple(STREAM_REGISTRY)
+# the streams fed by an image encoder (kind "patches"), and the families whose configs may hold them: the GPT-2
+# family is the decoder of `MultiStreamVisionEncoderDecoder`; elsewhere they are unknown stream names
+PATCH_STREAMS: tuple[str, ...] = tuple(n for n, s in STREAM_REGISTRY.items() if s.kind == "patches")
+PATCH_STREAM_MODEL_TYPES: tuple[str, ...] = ("multistream_gpt2",)
 
 # ------------------------------------------------------------------------------------------------- constants
 INTEGRATION_TYPES: tuple[str, ...] = ("li", "dm", "none", "early", "concat")
@@ -170,7 +177,7 @@ class MultiStreamConfigMixin:
     # ------------------------------------------------------------------------------------------------- validation
     def validate_multistream_fields(self) -> None:
         """Check and normalise every multi-stream field; a `ValueError` names the field and the valid values."""
-        self.streams = _normalise_streams(self.streams)
+        self.streams = _normalise_streams(self.streams, self.known_streams())
         _check_choice("integration_type", self.integration_type, INTEGRATION_TYPES)
         _check_choice("integration_init", self.integration_init, INTEGRATION_INITS)
         _check_choice("alpha_granularity", self.alpha_granularity, ALPHA_GRANULARITIES)
@@ -194,6 +201,14 @@ class MultiStreamConfigMixin:
             )
         if not 0.0 <= float(self.stream_dropout) < 1.0:
             raise ValueError(f"`stream_dropout` must be in [0, 1); got {self.stream_dropout!r}")
+
+    @classmethod
+    def known_streams(cls) -> tuple[str, ...]:
+        """The stream names this family's `streams` may hold: the registry's, without the patch streams unless the
+        family can be the decoder of a vision model (`PATCH_STREAM_MODEL_TYPES`)."""
+        if cls.model_type in PATCH_STREAM_MODEL_TYPES:
+            return KNOWN_STREAMS
+        return tuple(n for n in KNOWN_STREAMS if n not in PATCH_STREAMS)
 
     def check_stream_combination(self) -> None:
         """Which `streams` the `integration_type` accepts."""
@@ -363,14 +378,17 @@ def _check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
         raise ValueError(f"Unknown `{name}` {value!r}; valid values: {list(valid)}")
 
 
-def _normalise_streams(streams: Any) -> list[str]:
+def _normalise_streams(streams: Any, known: tuple[str, ...] = KNOWN_STREAMS) -> list[str]:
     if isinstance(streams, str) or not isinstance(streams, (list, tuple)) or not streams:
         raise ValueError(
-            f"`streams` must be a non-empty list of stream names from {list(KNOWN_STREAMS)}; got {streams!r}"
+            f"`streams` must be a non-empty list of stream names from {list(known)}; got {streams!r}"
         )
-    unknown = [s for s in streams if s not in KNOWN_STREAMS]
+    unknown = [s for s in streams if s not in known]
     if unknown:
-        raise ValueError(f"Unknown stream name(s) {unknown} in `streams`; valid names: {list(KNOWN_STREAMS)}")
+        hint = ""
+        if any(s in PATCH_STREAMS for s in unknown):
+            hint = " (the vision stream belongs to the GPT-2 decoder of MultiStreamVisionEncoderDecoder)"
+        raise ValueError(f"Unknown stream name(s) {unknown} in `streams`; valid names: {list(known)}{hint}")
     if len(set(streams)) != len(streams):
         raise ValueError(f"`streams` lists a stream twice: {list(streams)}")
     return sorted(streams, key=lambda s: s != SEMANTIC)  # semantic first, the others keep their order

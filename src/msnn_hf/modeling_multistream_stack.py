@@ -203,6 +203,12 @@ FUSIONS: dict[str, Fusion] = {
 
 
 # ----------------------------------------------------------------------------------------------------- the stack
+_PATCHES_HINT = (
+    ": the vision stream reads an image encoder's patch tokens; build it with `MultiStreamVisionEncoderDecoder` "
+    "(modeling_multistream_vision.py), whose decoder is a `MultiStreamGPT2Config` with 'vision' in `streams`"
+)
+
+
 @dataclass
 class StackOutput:
     """What the loop returns to the family: the representation the heads read (before the backbone's final norm),
@@ -227,6 +233,8 @@ class MultiStreamStackMixin:
     """
 
     semantic_has_final_norm: bool = False
+    # the `STREAM_REGISTRY` kinds this stack builds (`build_stream`); the vision decoder adds "patches"
+    buildable_stream_kinds: tuple[str, ...] = ("slots",)
 
     # --------------------------------------------------------------------------------------------------- building
     def build_stack(
@@ -246,29 +254,45 @@ class MultiStreamStackMixin:
         offset = cache_offset
         for name in config.non_semantic_streams:
             spec = STREAM_REGISTRY[name]
-            if spec.kind != "slots":
-                raise ValueError(f"Stream {name!r} ({spec.kind}) is not built by the text stack")
-            streams[name] = StreamEncoder(
-                vocab_size=config.stream_vocab_sizes[name],
-                slot_size=config.slot_sizes[name],
-                hidden_size=config.stream_hidden_size,
-                num_layers=num_stream_layers,
-                num_heads=config.stream_num_heads,
-                intermediate_size=config.stream_intermediate_size,
-                max_position_embeddings=getattr(config, config.max_positions_attribute),
-                dropout=config.stream_dropout,
-                layer_norm_eps=getattr(config, config.layer_norm_eps_attribute),
-                layer_idx_offset=offset,
-            )
-            offset += num_stream_layers
+            if spec.kind not in self.buildable_stream_kinds:
+                raise ValueError(
+                    f"Stream {name!r} (kind {spec.kind!r}) cannot be built by {type(self).__name__}, which builds "
+                    f"{list(self.buildable_stream_kinds)} streams"
+                    + (_PATCHES_HINT if spec.kind == "patches" else "")
+                )
+            streams[name] = self.build_stream(name, config, num_stream_layers, offset)
+            offset += getattr(streams[name], "num_cache_layers", num_stream_layers)
         self.num_cache_layers = offset
         self.streams = nn.ModuleDict(streams)
-        self.stream_tables = (
-            StreamTables(config.vocab_size, config.slot_sizes) if config.non_semantic_streams else None
-        )
+        self._context_streams = [n for n, m in streams.items() if getattr(m, "reads_context", False)]
+        self.stream_tables = StreamTables(config.vocab_size, config.slot_sizes) if config.slot_sizes else None
         self.fusion.build(self, config)
         # `batched_stream_weights`' stacked weights, kept within one generation (see `ParameterCache`)
         self._stacked_stream_weights = ParameterCache()
+
+    def build_stream(self, name: str, config, num_layers: int, layer_idx_offset: int) -> nn.Module:
+        """One non-semantic stream's module, with ``num_layers`` layers (one per integration point) whose KV-cache
+        slots start at ``layer_idx_offset``: a `StreamEncoder` for a ``"slots"`` stream. A family that builds more
+        kinds (`buildable_stream_kinds`) overrides this; a module with an attribute ``num_cache_layers`` says how
+        many KV-cache slots it uses (else one per layer)."""
+        return StreamEncoder(
+            vocab_size=config.stream_vocab_sizes[name],
+            slot_size=config.slot_sizes[name],
+            hidden_size=config.stream_hidden_size,
+            num_layers=num_layers,
+            num_heads=config.stream_num_heads,
+            intermediate_size=config.stream_intermediate_size,
+            max_position_embeddings=getattr(config, config.max_positions_attribute),
+            dropout=config.stream_dropout,
+            layer_norm_eps=getattr(config, config.layer_norm_eps_attribute),
+            layer_idx_offset=layer_idx_offset,
+        )
+
+    def context_streams(self) -> list[str]:
+        """The non-semantic streams fed by a per-call *context* instead of a slot embedding (the vision stream reads
+        the encoder's patch tokens): their modules say so with ``reads_context = True``. Empty for the text
+        families."""
+        return self._context_streams
 
     def init_stack_weights(self, module: nn.Module) -> None:
         """The stack's own starts, for `_init_weights` (runs after the generic initialisation of the children)."""
@@ -311,7 +335,9 @@ class MultiStreamStackMixin:
         }
 
     def stream_layer_groups(self) -> list[list[nn.Module]]:
-        names = self.config.non_semantic_streams
+        """The slot streams' layers at each integration point (context streams run apart, see `run_stack`)."""
+        contextual = self.context_streams()
+        names = [n for n in self.config.non_semantic_streams if n not in contextual]
         if not self.fusion.runs_stream_layers or not names:
             return []
         return [
@@ -328,22 +354,51 @@ class MultiStreamStackMixin:
         cache=None,
         output_hidden_states: bool = False,
         output_stream_weights: bool = False,
+        stream_context: dict | None = None,
     ) -> StackOutput:
         """The layer loop: each backbone layer, and at each integration point each stream's layer, then the fusion.
 
         Args:
             hidden: the semantic stream's embedding output `(B, T, H)` (``None`` without a semantic stream).
-            slots: every non-semantic stream's slot embedding `(B, T, d_s)`.
+            slots: every slot stream's slot embedding `(B, T, d_s)`.
             semantic_layer: ``semantic_layer(index, hidden) -> hidden``, one backbone layer (the family's adapter).
             stream_mask: the boolean SDPA mask of the stream layers (`stream_attention_mask`), or ``None``.
             cache: the KV cache the stream layers share with the backbone (causal families), or ``None``.
+            stream_context: ``{name: tuple of positional arguments}`` for the context streams (`context_streams`,
+                e.g. the vision stream: its patch tokens, their mask and the cross-attention cache). Such a stream
+                starts at ``streams[name].initial_state(hidden)`` and its layer at point k is called as
+                ``layer(state, hidden_k, *context)``, ``hidden_k`` the semantic stream's state after that point's
+                backbone layer (read per token, so a causal model stays causal; tensors are positional so that
+                gradient checkpointing passes their gradients).
         """
         config, fusion = self.config, self.fusion
         names = config.non_semantic_streams
+        contextual = self.context_streams()
+        if contextual:
+            missing = [n for n in contextual if n not in (stream_context or {})]
+            if missing:
+                raise ValueError(f"The {missing} stream(s) need their context (e.g. `encoder_hidden_states`)")
+            if hidden is None:
+                raise ValueError(
+                    f"The {contextual} stream(s) read the semantic stream, which this model lacks"
+                )
+        slot_names = [n for n in names if n not in contextual]
         groups = self.stream_layer_groups()
-        # the streams' layers at each point as one batched layer, their states stacked from here to the end
+        # the slot streams' layers at each point as one batched layer, their states stacked from here to the end
         plan = batched_stream_weights(groups, self._stacked_stream_weights) if groups else None
-        others = torch.stack([slots[n] for n in names]) if plan is not None else [slots[n] for n in names]
+        others = (
+            torch.stack([slots[n] for n in slot_names])
+            if plan is not None
+            else [slots[n] for n in slot_names]
+        )
+        read = {n: self.streams[n].initial_state(hidden) for n in contextual}  # the context streams' states
+
+        def states() -> list[torch.Tensor]:  # every non-semantic stream's state, in the order of `names`
+            if not read:
+                return list(others)
+            by_name = dict(zip(slot_names, list(others), strict=True)) | read
+            return [by_name[n] for n in names]
+
         # starting as the backbone, z = hidden + the sum of every point's gated contribution: each point's gate sees
         # the readout directly (all of them receive gradient at step 0), not only through the next point's gate
         z, previous_hidden = hidden, hidden
@@ -362,17 +417,20 @@ class MultiStreamStackMixin:
                     others = [
                         g(x, stream_mask, cache=cache) for g, x in zip(groups[point], others, strict=True)
                     ]
+            if point is not None and fusion.runs_stream_layers:
+                for n in contextual:  # e.g. every token reads the patches with its semantic state
+                    read[n] = self.streams[n].layers[point](read[n], hidden, *stream_context[n])
             if point is not None:
                 carried = z - previous_hidden if gated else None
                 z, point_weights = fusion.integrate(
-                    self, point, hidden, list(others), z, output_stream_weights, carried
+                    self, point, hidden, states(), z, output_stream_weights, carried
                 )
                 previous_hidden = hidden
                 if point_weights is not None:
                     weights.append(point_weights)  # (B, T, S)
             if all_hidden is not None:
                 all_hidden.append(hidden if hidden is not None else others[0])
-        representation = fusion.readout(self, hidden, list(others), z)
+        representation = fusion.readout(self, hidden, states(), z)
         return StackOutput(
             representation=representation,
             hidden_states=all_hidden,
@@ -434,7 +492,7 @@ class MultiStreamPreTrainedMixin:
             return
         vocab_size = self.config.vocab_size
         padded = {}
-        for name in self.config.non_semantic_streams:
+        for name in self.config.slot_sizes:  # the slot streams (a vision stream has no table)
             if name not in tables:
                 raise ValueError(f"Stream table {name!r} missing; got tables for {sorted(tables)}")
             table = torch.as_tensor(tables[name])
