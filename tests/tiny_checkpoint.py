@@ -15,6 +15,7 @@ def build_tiny_checkpoint(
 ) -> Path:
     """Save a tiny random `MultiStreamBertForSequenceClassification` and `processor` into `out`."""
     import torch
+    from model_checklist import open_gates
 
     from msnn_hf import MultiStreamBertConfig, MultiStreamBertForSequenceClassification
 
@@ -33,13 +34,11 @@ def build_tiny_checkpoint(
         num_labels=len(SST5_LABELS),
         id2label=dict(enumerate(SST5_LABELS)),
         label2id={label: i for i, label in enumerate(SST5_LABELS)},
-        phonetic_vocab_size=processor.stream_vocab_sizes["phonetic"],
-        morph_vocab_size=processor.stream_vocab_sizes["morphological"],
-        phonetic_slot_size=processor.slot_sizes["phonetic"],
-        morph_slot_size=processor.slot_sizes["morphological"],
         pad_token_id=processor.tokenizer.pad_token_id,
+        **MultiStreamBertConfig.processor_overrides(processor),
     )
     model = MultiStreamBertForSequenceClassification(config).eval()
+    open_gates(model, seed)  # as after training: the streams matter (a fresh model is its backbone)
     base = model.base_model
     load_tables = getattr(base, "load_stream_tables", None) or base.set_stream_tables
     load_tables(processor.stream_tables)
