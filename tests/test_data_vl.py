@@ -22,6 +22,10 @@ from msnn_hf.data_vl import (
 
 FLICKR = default_data_dir() / "captions-flickr8k"
 DAQUAR = default_data_dir() / "vqa-daquar"
+pytestmark = pytest.mark.skipif(
+    not (FLICKR / "captions.jsonl").is_file() or not DAQUAR.is_dir(),
+    reason="the Flickr8k subset / DAQUAR sample are not here (set MSNN_DATA_DIR)",
+)
 
 
 @pytest.fixture(scope="module")

@@ -263,7 +263,8 @@ def processor() -> EfficientNetLiteImageProcessor:
 @pytest.fixture(scope="module")
 def flickr_photo() -> Path:
     photos = sorted((FLICKR / "images").glob("*.jpg"))
-    assert photos, f"no Flickr8k photos under {FLICKR}"
+    if not photos:
+        pytest.skip(f"no Flickr8k photos under {FLICKR} (set MSNN_DATA_DIR)")
     return photos[0]
 
 
@@ -428,6 +429,9 @@ def test_lite0_path_converts_once(lite0_dir):
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
+@pytest.mark.skipif(
+    not (FLICKR / "captions.jsonl").is_file(), reason="no Flickr8k subset here (set MSNN_DATA_DIR)"
+)
 def test_lite0_classifies_flickr_dogs(lite0_dir):
     """Photos whose five captions all mention a dog: most top-1 ImageNet classes are dog breeds (151-268)."""
     rows = [json.loads(line) for line in (FLICKR / "captions.jsonl").read_text().splitlines()]
