@@ -78,6 +78,8 @@ def prior_entropy(counts: dict) -> float | None:
     """Entropy (nats) of the training labels: the loss of a model that ignores its input."""
     total = sum(counts.values()) if counts else 0
     return -sum(c / total * math.log(c / total) for c in counts.values() if c) if total else None
+
+
 RESULTS_DIR = REPO_ROOT / "results" / "sweeps" / "new_params"
 OUTPUTS_DIR = REPO_ROOT / "outputs" / "sweeps" / "new_params"
 
@@ -126,7 +128,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results_dir", default=str(RESULTS_DIR))
     p.add_argument("--outputs_dir", default=str(OUTPUTS_DIR))
     p.add_argument("--processor_cache_dir", default=str(REPO_ROOT / "outputs" / "processor-cache"))
-    p.add_argument("--keep_models", action="store_true", help="Keep each run's saved model (default: deleted).")
+    p.add_argument(
+        "--keep_models", action="store_true", help="Keep each run's saved model (default: deleted)."
+    )
     p.add_argument("--extra_args", default="", help="Appended to every run_classification.py command.")
     p.add_argument("--dry_run", action="store_true")
     p.add_argument("--summary_only", action="store_true", help="Only (re)write SUMMARY.md from the JSONs.")
@@ -181,8 +185,13 @@ def make_subset(args) -> tuple[Path, dict]:
     source = source_data_dir(args)
     train = (source / "train.jsonl").read_text().splitlines()
     digest = hashlib.sha256("\n".join(train).encode()).hexdigest()[:12]
-    folder = REPO_ROOT / "outputs" / "sweep-data" / (
-        f"sst5-train{args.train_samples}-val{args.val_samples}-test{args.test_samples}-s{args.subset_seed}-{digest}"
+    folder = (
+        REPO_ROOT
+        / "outputs"
+        / "sweep-data"
+        / (
+            f"sst5-train{args.train_samples}-val{args.val_samples}-test{args.test_samples}-s{args.subset_seed}-{digest}"
+        )
     )
     info = {
         "source": "$MSNN_DATA_DIR/sst5" if not args.data_dir else str(source),
@@ -196,11 +205,16 @@ def make_subset(args) -> tuple[Path, dict]:
     if not (folder / "DONE").is_file():
         staging = folder.with_name(folder.name + f".tmp{os.getpid()}")
         staging.mkdir(parents=True, exist_ok=True)
-        for split, n in (("train", args.train_samples), ("validation", args.val_samples),
-                         ("test", args.test_samples)):
+        for split, n in (
+            ("train", args.train_samples),
+            ("validation", args.val_samples),
+            ("test", args.test_samples),
+        ):
             lines = (source / f"{split}.jsonl").read_text().splitlines()
             if n and n < len(lines):
-                lines = [lines[i] for i in sorted(random.Random(args.subset_seed).sample(range(len(lines)), n))]
+                lines = [
+                    lines[i] for i in sorted(random.Random(args.subset_seed).sample(range(len(lines)), n))
+                ]
             (staging / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
         (staging / "DONE").write_text("ok\n")
         if folder.exists():
@@ -262,10 +276,16 @@ def summarise_run(args, run: dict, record: dict, log_history: list[dict], wall: 
         "new_params_lr": run["new_params_lr"],
         "integration_init": record.get("model_config", {}).get("integration_init"),
         "seed": run["seed"],
-        "validation": {k: record["validation"][k] for k in ("accuracy", "macro_f1", "loss", "num_examples")
-                       if k in record["validation"]},
-        "test": {k: record["test"][k] for k in ("accuracy", "macro_f1", "loss", "num_examples")
-                 if k in record["test"]},
+        "validation": {
+            k: record["validation"][k]
+            for k in ("accuracy", "macro_f1", "loss", "num_examples")
+            if k in record["validation"]
+        },
+        "test": {
+            k: record["test"][k]
+            for k in ("accuracy", "macro_f1", "loss", "num_examples")
+            if k in record["test"]
+        },
         "test_confusion_matrix": record["test"]["confusion_matrix"],
         "validation_predicted_classes": distinct_predicted(record["validation"]["confusion_matrix"]),
         "test_predicted_classes": test_classes,
@@ -284,9 +304,7 @@ def summarise_run(args, run: dict, record: dict, log_history: list[dict], wall: 
         "git_commit": record.get("git_commit"),
         "device": record.get("device"),
         "versions": record.get("versions"),
-        "command": " ".join(
-            ["OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", ""), shlex.join(cmd)]
-        ),
+        "command": " ".join(["OMP_NUM_THREADS=" + os.environ.get("OMP_NUM_THREADS", ""), shlex.join(cmd)]),
         "reproduce": reproduce_command(args, run),
     }
     from train_common import portable_paths
@@ -303,8 +321,18 @@ def reproduce_command(args, run: dict) -> str:
         if run["init"] not in (None, "backbone"):
             parts.append(f"--inits {run['init']}")
     defaults = parse_args([])
-    for option in ("train_samples", "val_samples", "test_samples", "subset_seed", "max_steps", "batch_size", "max_seq_length",
-                   "learning_rate", "warmup", "weight_decay"):
+    for option in (
+        "train_samples",
+        "val_samples",
+        "test_samples",
+        "subset_seed",
+        "max_steps",
+        "batch_size",
+        "max_seq_length",
+        "learning_rate",
+        "warmup",
+        "weight_decay",
+    ):
         if getattr(args, option) != getattr(defaults, option):
             parts.append(f"--{option} {getattr(args, option)}")
     if args.extra_args:
@@ -431,8 +459,15 @@ def write_summary(results_dir: Path) -> str:
         "| run | test acc | test macro-F1 | test classes | top share | final loss | git commit |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(records, key=lambda r: (variant_order.get(r["variant"], 99), -(r["new_params_lr"] or math.inf),
-                                            str(r.get("integration_init")), r["seed"])):
+    for r in sorted(
+        records,
+        key=lambda r: (
+            variant_order.get(r["variant"], 99),
+            -(r["new_params_lr"] or math.inf),
+            str(r.get("integration_init")),
+            r["seed"],
+        ),
+    ):
         lines.append(
             f"| {r['run']} | {r['test']['accuracy']:.3f} | {r['test']['macro_f1']:.3f} | "
             f"{r['test_predicted_classes']}{' (collapsed)' if r['collapsed'] else ''}"
@@ -466,8 +501,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run_name(run):<36} {'done' if done else 'todo'}")
         return 0
     data_dir, subset = make_subset(args)
-    print(f"sweep: {len(runs)} runs, data {data_dir} {subset['train_label_counts']}, commit {git_commit()}",
-          flush=True)
+    print(
+        f"sweep: {len(runs)} runs, data {data_dir} {subset['train_label_counts']}, commit {git_commit()}",
+        flush=True,
+    )
     sweep_started = time.time()
     failures = []
     for index, run in enumerate(runs, 1):
@@ -490,7 +527,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     write_summary(results_dir)
-    print(f"sweep finished in {time.time() - sweep_started:.0f}s; summary {results_dir / 'SUMMARY.md'}", flush=True)
+    print(
+        f"sweep finished in {time.time() - sweep_started:.0f}s; summary {results_dir / 'SUMMARY.md'}",
+        flush=True,
+    )
     if failures:
         print(f"{len(failures)} failed: {failures}", flush=True)
         return 1
