@@ -8,7 +8,13 @@ from transformers import GPT2Config, GPT2LMHeadModel, VisionEncoderDecoderModel
 
 from msnn_hf import EfficientNetLiteConfig, EfficientNetLiteModel
 from msnn_hf.baselines_vl import build_captioning_baseline
+from msnn_hf.data import default_data_dir
 from msnn_hf.pretrained import efficientnet_lite0_path
+
+needs_flickr = pytest.mark.skipif(
+    not (default_data_dir() / "captions-flickr8k" / "captions.jsonl").is_file(),
+    reason="no Flickr8k subset here (set MSNN_DATA_DIR)",
+)
 
 VOCAB, BOS, EOS, PAD = 100, 1, 2, 0
 
@@ -161,6 +167,7 @@ def test_collator_labels():
         collator([{"caption": "a dog"}])
 
 
+@needs_flickr
 def test_trainer_on_flickr8k_then_caption_metrics(tmp_path):
     """Baseline (a) end to end on real data: Trainer steps on 8 Flickr8k captions (loss falls), greedy captions
     for 4 test photos, scored by the local caption metric."""
@@ -196,6 +203,7 @@ def test_trainer_on_flickr8k_then_caption_metrics(tmp_path):
     assert len(captions) == 4 and all(0.0 <= scores[f"bleu_{n}"] <= 1.0 for n in range(1, 5))
 
 
+@needs_flickr
 def test_cached_features_replace_the_encoder(tmp_path, model):
     """Tokens encoded once and saved equal the encoder's own output; a batch built from them gives the same
     loss as one built from the images, and Trainer steps on it (encoder untouched)."""
