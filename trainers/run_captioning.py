@@ -106,6 +106,21 @@ class ModelArguments:
     cache_encoder_features: bool = field(
         default=False, metadata={"help": "compute each image's patch tokens once (needs --freeze_encoder)"}
     )
+    blind: bool = field(
+        default=False,
+        metadata={
+            "help": "feed all-zero patch tokens (no image information; the same parameters): the blind baseline, "
+            "which learns the captions' language prior / answers from the question alone (needs "
+            "--cache_encoder_features)"
+        },
+    )
+    image_features_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "a safetensors file of patch tokens (msnn_hf.features_vl.save_image_features, keyed by image "
+            "path) that fills the feature cache; images it lacks are encoded (needs --cache_encoder_features)"
+        },
+    )
 
 
 @dataclass
@@ -263,11 +278,18 @@ class CaptionTrainer(Seq2SeqTrainer):
 
 
 class FeatureCache:
-    """Patch tokens of a frozen encoder, computed once per image (in eval mode, without gradients) and kept."""
+    """Patch tokens of a frozen encoder, computed once per image (in eval mode, without gradients) and kept;
+    `preloaded` (from `--image_features_file`) fills it first."""
 
-    def __init__(self, model: MultiStreamVisionEncoderDecoder, processor: MultiStreamVisionProcessor) -> None:
-        self.model, self.processor, self.features = model, processor, {}
-        self.computed = 0
+    def __init__(
+        self,
+        model: MultiStreamVisionEncoderDecoder,
+        processor: MultiStreamVisionProcessor,
+        preloaded: dict[str, torch.Tensor] | None = None,
+        blind: bool = False,
+    ) -> None:
+        self.model, self.processor, self.features = model, processor, dict(preloaded or {})
+        self.computed, self.preloaded, self.blind = 0, len(self.features), blind
 
     def __call__(self, paths: list[str]) -> torch.Tensor:
         missing = sorted({p for p in paths if p not in self.features})
@@ -282,7 +304,30 @@ class FeatureCache:
             encoder.train(training)
             self.features.update(zip(missing, out.cpu()))
             self.computed += len(missing)
-        return torch.stack([self.features[p] for p in paths])
+        tokens = torch.stack([self.features[p] for p in paths])
+        return torch.zeros_like(tokens) if self.blind else tokens
+
+
+def preloaded_features(margs: ModelArguments, model) -> dict[str, torch.Tensor] | None:
+    """The patch tokens of `--image_features_file`, checked against the encoder's output width (a file from another
+    encoder is refused, not fed to the decoder)."""
+    if not margs.image_features_file:
+        return None
+    from msnn_hf.features_vl import load_image_features
+
+    path = Path(margs.image_features_file)
+    if not path.is_file():
+        raise UsageError(f"--image_features_file {path}: no such file")
+    features = load_image_features(path)
+    encoder_config = model.config.encoder
+    width = getattr(encoder_config, "hidden_size", None) or getattr(encoder_config, "hidden_dim", None)
+    shapes = {tuple(t.shape) for t in features.values()}
+    if len(shapes) != 1 or (width is not None and next(iter(shapes))[-1] != width):
+        raise UsageError(
+            f"--image_features_file {path} holds patch tokens of shape(s) {sorted(shapes)}; the encoder "
+            f"({encoder_config.model_type}) outputs width {width}"
+        )
+    return {k: v.float() for k, v in features.items()}
 
 
 def load_images(paths: list[str]) -> list:
@@ -414,6 +459,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise UsageError(
             "--cache_encoder_features needs --freeze_encoder (a trained encoder changes its features)"
         )
+    if margs.blind and not margs.cache_encoder_features:
+        raise UsageError(
+            "--blind needs --cache_encoder_features (it replaces the cached patch tokens by zeros)"
+        )
+    if margs.image_features_file and not margs.cache_encoder_features:
+        raise UsageError("--image_features_file needs --cache_encoder_features")
     if dargs.dataset not in ("flickr8k", "daquar"):
         raise UsageError(f"--dataset must be flickr8k or daquar; got {dargs.dataset!r}")
     if dargs.streaming and targs.do_train and targs.max_steps <= 0:
@@ -429,7 +480,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = build_model(margs, processor)
     if margs.freeze_encoder:
         freeze_encoder(model)
-    features = FeatureCache(model, processor) if margs.cache_encoder_features else None
+    features = (
+        FeatureCache(model, processor, preloaded_features(margs, model), blind=margs.blind)
+        if margs.cache_encoder_features
+        else None
+    )
     n_params = lm_utils.count_parameters(model)
     decoder = model.config.decoder
     kind = f"{getattr(decoder, 'integration_type', 'cross-attention')} streams={getattr(decoder, 'streams', None)}"
@@ -474,6 +529,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "captioning", margs, dargs, targs, model, metrics, start, train_seconds, dargs.results_file, commit=commit,
         resumed_from=resumed_from, steps_before_resume=steps_before(resumed_from), num_parameters=n_params,
         global_steps=trainer.state.global_step, encoder_features_computed=features.computed if features else None,
+        encoder_features_preloaded=features.preloaded if features else None,
         generated=generated,
     )  # fmt: skip
 
