@@ -281,6 +281,42 @@ def test_run_mlm_smoke(tiny_processor, tiny_processor_dir, tiny_corpus, tmp_path
     assert m["test_masked_token_perplexity"] == pytest.approx(
         math.exp(m["test_masked_nll"] / m["test_masked_tokens"])
     )
+    # by word category: every categorised token is one of the masked tokens; "other" and the rest partition them
+    counts = {
+        k.removeprefix("test_masked_tokens_"): v for k, v in m.items() if k.startswith("test_masked_tokens_")
+    }
+    assert set(counts) == {"rare", "not_in_cmudict", "derived_compound", "other"}
+    assert all(0 <= v <= m["test_masked_tokens"] for v in counts.values()) and sum(counts.values()) > 0
+    for name, count in counts.items():
+        assert (m[f"test_masked_ppl_{name}"] is None) == (count == 0)
+
+
+def test_word_categories_and_the_nll_by_category_add_up(tiny_processor):
+    categories = lm_utils.WordCategories(["the dog ran home"] * 30 + ["a zebra"], rare_below=20)
+    assert categories("dog") == ("other",)
+    assert categories("zebra") == ("rare",)  # once in training, in CMUdict, one morph
+    assert "not in CMUdict" in categories("xqzvbl") and "rare" in categories("xqzvbl")
+    assert "derived / compound" in categories("well-known")
+    assert "derived / compound" in categories("unhappiness")
+    assert categories("unk") == () and categories("N") == () and categories(",") == ()
+    tok = tiny_processor.tokenizer
+    rows = []
+    for index, text in enumerate(["the dog walked home", "a zebra ran", "the unhappiness of it"]):
+        enc = tok(text, return_special_tokens_mask=True)
+        rows.append({"input_ids": enc["input_ids"], "word_ids": [-1 if w is None else w for w in enc.word_ids()],
+                     "special_tokens_mask": enc["special_tokens_mask"], "index": index})  # fmt: skip
+    masker = lm_utils.FixedSeedMasker(
+        tok, 0.5, whole_word=True, seed=1, replace_probabilities=(1.0, 0.0, 0.0)
+    )
+    collator = run_mlm.FixedMaskCollator(tok, masker)
+    torch.manual_seed(0)
+    model = MultiStreamBertForMaskedLM(tiny_bert_config(tiny_processor, integration_type="li")).eval()
+    model.set_stream_tables(tiny_processor.stream_tables)
+    total, count = lm_utils.masked_lm_nll(model, rows, collator, batch_size=2)
+    by = lm_utils.masked_lm_nll_by_category(model, rows, collator, tok, categories, batch_size=2)
+    assert by["all"][0] == pytest.approx(total, rel=1e-5) and by["all"][1] == count
+    assert by["other"][1] + by["rare"][1] <= count
+    assert set(lm_utils.masked_lm_nll_by_category(model, rows, collator, tok, None)) == {"all"}
 
 
 def test_fixed_seed_masks_and_no_leakage_through_streams(tiny_processor):

@@ -372,6 +372,95 @@ def masked_lm_nll(
     return total, count
 
 
+class WordCategories:
+    """The word categories of the roadmap's step-2 question ("phonetic for rare words, morphological for novel
+    compounds"), decided from the training text and the streams' own resources:
+
+    * ``rare``: fewer than `rare_below` occurrences in the training lines (lower-cased, whitespace words);
+    * ``not in CMUdict``: the phonetic stream has no dictionary pronunciation (it falls back to g2p_en's model);
+    * ``derived / compound``: the default Morfessor model (`msnn_hf.streams.morphology.load_base_segmenter`) splits
+      the word into two or more morphs, or the word has a hyphen;
+    * ``other``: frequent, in CMUdict, one morph.
+
+    Only alphabetic words (hyphens and apostrophes allowed) are categorised; PTB's ``<unk>`` and ``N`` and
+    punctuation count in ``all`` only. A word can be in several of the first three categories.
+    """
+
+    NAMES = ("rare", "not in CMUdict", "derived / compound", "other")
+
+    def __init__(self, train_lines: list[str], rare_below: int = 20) -> None:
+        from collections import Counter
+
+        from msnn_hf.streams.morphology import cmudict_words, load_base_segmenter
+
+        self.counts = Counter(w.lower() for line in train_lines for w in line.split())
+        self.rare_below = rare_below
+        self.cmudict = {w.lower() for w in cmudict_words()}
+        self.segmenter = load_base_segmenter()
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, word: str) -> tuple[str, ...]:
+        word = word.lower()
+        if word in self._cache:
+            return self._cache[word]
+        found: tuple[str, ...] = ()
+        if word not in ("unk", "n") and word.replace("-", "").replace("'", "").isalpha():
+            cats = []
+            if self.counts[word] < self.rare_below:
+                cats.append("rare")
+            if word not in self.cmudict:
+                cats.append("not in CMUdict")
+            if "-" in word or len(self.segmenter.segment(word)) >= 2:
+                cats.append("derived / compound")
+            found = tuple(cats) or ("other",)
+        self._cache[word] = found
+        return found
+
+
+def _row_words(tokenizer: Any, row: dict) -> dict[int, str]:
+    """`{word id: word}` of one encoded row (WordPiece pieces joined, "##" removed)."""
+    pieces: dict[int, list[str]] = {}
+    for token, word in zip(tokenizer.convert_ids_to_tokens(row["input_ids"]), row["word_ids"]):
+        if word is not None and word >= 0:
+            pieces.setdefault(word, []).append(token[2:] if token.startswith("##") else token)
+    return {w: "".join(p) for w, p in pieces.items()}
+
+
+@torch.no_grad()
+def masked_lm_nll_by_category(
+    model: torch.nn.Module,
+    dataset: Any,
+    collator: Any,
+    tokenizer: Any,
+    categories: WordCategories | None,
+    batch_size: int = 16,
+) -> dict[str, tuple[float, int]]:
+    """`{category: (summed NLL, masked tokens)}` over the masked tokens of a pre-masked dataset, ``all`` included;
+    a masked token belongs to its word's categories (`WordCategories`; None: ``all`` only)."""
+    model.eval()
+    device = next(model.parameters()).device
+    names = ("all", *WordCategories.NAMES) if categories is not None else ("all",)
+    totals: dict[str, list[float]] = {name: [0.0, 0] for name in names}
+    for start in tqdm(range(0, len(dataset), batch_size), desc="mlm eval by category", leave=False):
+        rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        batch = collator(rows)
+        labels = batch.pop("labels").to(device)
+        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        nll = F.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="none"
+        ).view(labels.shape)
+        for b, row in enumerate(rows):
+            words = _row_words(tokenizer, row)
+            for position in (labels[b] != -100).nonzero().flatten().tolist():
+                value = float(nll[b, position])
+                word = row["word_ids"][position]
+                known = categories is not None and word is not None and word >= 0
+                for name in ("all", *(categories(words[word]) if known else ())):
+                    totals[name][0] += value
+                    totals[name][1] += 1
+    return {name: (total, int(count)) for name, (total, count) in totals.items()}
+
+
 # ------------------------------------------------------------------------------ the scripts' shared train / record
 # data arguments that only decide what is evaluated and where results go: changing them does not change training
 EVAL_ONLY_FIELDS = frozenset(

@@ -235,14 +235,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if targs.do_eval and "test" in splits:
         test_ds = encode(tokenizer, splits["test"], dargs.max_seq_length, dargs.line_by_line)
         rows = [dict(zip(test_ds, values)) for values in zip(*test_ds.values())]
-        total, count = lm_utils.masked_lm_nll(
-            model, rows, FixedMaskCollator(tokenizer, eval_masker), dargs.eval_batch_size
-        )
+        # masked-token NLL overall and by word category (rare, not in CMUdict, derived / compound, other); without
+        # training text there are no categories, only `all`
+        by_category = lm_utils.masked_lm_nll_by_category(
+            model,
+            rows,
+            FixedMaskCollator(tokenizer, eval_masker),
+            tokenizer,
+            lm_utils.WordCategories(splits["train"]) if splits.get("train") else None,
+            dargs.eval_batch_size,
+        )  # fmt: skip
+        total, count = by_category.pop("all")
         metrics.update(
             test_masked_token_perplexity=math.exp(total / count),
             test_masked_nll=total,
             test_masked_tokens=count,
         )
+        for name, (cat_total, cat_count) in by_category.items():  # rare / not in CMUdict / derived / other
+            key = name.replace(" / ", "_").replace(" ", "_").lower()
+            metrics[f"test_masked_ppl_{key}"] = math.exp(cat_total / cat_count) if cat_count else None
+            metrics[f"test_masked_tokens_{key}"] = cat_count
         print(f"test: masked-token ppl {math.exp(total / count):.2f} over {count} masked tokens")
     steps = trainer.state.global_step
     step_tokens = lm_utils.tokens_per_step(targs, dargs.max_seq_length)

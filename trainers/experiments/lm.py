@@ -518,15 +518,26 @@ def run_tables(records: list[dict[str, Any]]) -> list[str]:
             f"{f'the first {cut} lines' if cut else 'all'} of PTB test. The multi-stream model adds its "
             "streams and integration to the same pretrained backbone (more parameters; new parts start untrained).",
             "",
-            "| variant | integration | parameters | steps | sequences seen | train s | masked tokens | masked-token ppl |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "By word category (masked tokens of words that are rare: < 20 occurrences in PTB train; not in CMUdict; "
+            "derived / compound: 2+ morphs of the default Morfessor model or a hyphen; other: none of these; "
+            "`lm_utils.WordCategories`), where the record has them (`-`: recorded before the categories existed).",
+            "",
+            "| variant | integration | parameters | steps | sequences seen | train s | masked tokens | masked-token ppl "
+            "| rare | not in CMUdict | derived / compound | other |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in sorted(mlm, key=lambda r: (order.get(r["variant"], 99), r["seed"])):
             c, m = r["config"], r["metrics"]
             lines.append(
                 f"| {r['variant']} (seed {r['seed']}) | {c['integration_type']} | {fmt(r['num_parameters'])} | "
                 f"{r['global_steps']} | {fmt(r.get('sequences_trained'))} | {fmt(r['train_seconds'], 0)} | "
-                f"{fmt(m.get('test_masked_tokens'))} | {fmt(m.get('test_masked_token_perplexity'))} |"
+                f"{fmt(m.get('test_masked_tokens'))} | {fmt(m.get('test_masked_token_perplexity'))} | "
+                + " | ".join(
+                    fmt(m.get(f"test_masked_ppl_{k}"))
+                    + (f" ({m[f'test_masked_tokens_{k}']:,})" if f"test_masked_tokens_{k}" in m else "")
+                    for k in ("rare", "not_in_cmudict", "derived_compound", "other")
+                )
+                + " |"
             )
         lines.append("")
     return lines
