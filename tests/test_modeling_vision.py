@@ -639,3 +639,32 @@ def test_efficientnet_lite_checkpoint_loads_as_remote_code_without_msnn_hf(tmp_p
         json.loads((tmp_path / "ckpt" / "config.json").read_text())["encoder"]["model_type"]
         == "msnn_efficientnet_lite"
     )
+
+
+def test_one_model_serves_concurrent_calls():
+    """The vision stream's inputs travel as arguments, not as state on the module: threads sharing one model (a
+    Space's request handlers) each get the output of their own image."""
+    import threading
+
+    model = make_model("dm-token").eval()
+    ids = token_ids(1, 6)
+    pixels = [images(1, seed=s) for s in range(4)]
+    with torch.no_grad():
+        expected = [model(pixel_values=p, decoder_input_ids=ids).logits for p in pixels]
+    errors: list[str] = []
+
+    def worker(index: int) -> None:
+        for _ in range(15):
+            with torch.no_grad():
+                logits = model(pixel_values=pixels[index], decoder_input_ids=ids).logits
+            if not torch.allclose(logits, expected[index], atol=1e-5):
+                errors.append(f"thread {index} got another image's logits")
+                return
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert not torch.allclose(expected[0], expected[1])  # the images do differ in the output

@@ -291,7 +291,7 @@ class MultiStreamGPT2Model(MultiStreamStackMixin, MultiStreamGPT2PreTrainedModel
         out = self.run_stack(
             hidden, slots, semantic_layer, stream_mask, cache=cache,
             output_hidden_states=output_hidden_states is not None and output_hidden_states is not False,
-            output_stream_weights=bool(output_stream_weights),
+            output_stream_weights=bool(output_stream_weights), stream_context=kwargs.get("stream_context"),
         )  # fmt: skip
         last_hidden_state = sem.ln_f(out.representation)
         hidden_states = None
@@ -385,6 +385,11 @@ class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin
             inputs[key] = given[:, -step.shape[1] :]  # (B, T_step, slot)
         return inputs
 
+    def _transformer_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Inputs of `forward`'s `**kwargs` meant for the transformer, removed from `kwargs` (none here; the vision
+        decoder's patch tokens in [`MultiStreamVisionGPT2LMHeadModel`])."""
+        return {}
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -428,6 +433,7 @@ class MultiStreamGPT2LMHeadModel(MultiStreamGPT2PreTrainedModel, GenerationMixin
             output_stream_weights=output_stream_weights,
             return_dict=True,
             past_key_values=past_key_values,
+            **self._transformer_inputs(kwargs),
         )
         hidden = outputs.last_hidden_state  # (B, T, H)
         if isinstance(logits_to_keep, int):

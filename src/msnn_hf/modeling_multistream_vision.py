@@ -25,7 +25,6 @@ checkpoint as remote code.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -192,19 +191,6 @@ class MultiStreamVisionGPT2Model(MultiStreamGPT2Model):
             layer_norm_eps=config.layer_norm_epsilon,
         )
 
-    _patches: tuple | None = None
-
-    @contextlib.contextmanager
-    def reading(
-        self, encoder_hidden_states: torch.Tensor | None, encoder_attention_mask: torch.Tensor | None
-    ):
-        """Within the block, forward calls without `encoder_hidden_states` read these (the LM head's forward)."""
-        previous, self._patches = self._patches, (encoder_hidden_states, encoder_attention_mask)
-        try:
-            yield
-        finally:
-            self._patches = previous
-
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -224,8 +210,6 @@ class MultiStreamVisionGPT2Model(MultiStreamGPT2Model):
                 and values.
             encoder_attention_mask (`torch.Tensor` of shape `(batch_size, num_patches)`, *optional*): 1 = real patch.
         """
-        if encoder_hidden_states is None and self._patches is not None:
-            encoder_hidden_states, encoder_attention_mask = self._patches
         if use_cache is None:
             use_cache = bool(self.config.use_cache) and not self.training
         if self.training and torch.is_grad_enabled() and self.is_activation_checkpointing:
@@ -234,22 +218,22 @@ class MultiStreamVisionGPT2Model(MultiStreamGPT2Model):
             cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         cross = cache if isinstance(cache, EncoderDecoderCache) else None
         self._check_patches(input_ids, kwargs.get("inputs_embeds"), encoder_hidden_states, cross)
-        self._stream_context = {
+        # the vision stream's inputs of this call travel as an argument (no state on the module: one model can
+        # serve concurrent requests)
+        context = {
             VISION: (
                 encoder_hidden_states,
                 patch_attention_mask(encoder_attention_mask),
                 cross if use_cache else None,
             )
         }
-        try:
-            out = super().forward(
-                input_ids,
-                cache=cross.self_attention_cache if cross is not None else cache,
-                use_cache=use_cache,
-                **kwargs,
-            )
-        finally:
-            self._stream_context = None
+        out = super().forward(
+            input_ids,
+            cache=cross.self_attention_cache if cross is not None else cache,
+            use_cache=use_cache,
+            stream_context=context,
+            **kwargs,
+        )
         if cross is not None and use_cache:
             if isinstance(out, tuple):
                 return (out[0], cross, *out[2:])
@@ -272,12 +256,6 @@ class MultiStreamVisionGPT2Model(MultiStreamGPT2Model):
                 f"`encoder_hidden_states` must have shape ({batch}, patches, {self.config.n_embd}); got "
                 f"{tuple(patches.shape)}"
             )
-
-    _stream_context: dict | None = None
-
-    def run_stack(self, *args: Any, **kwargs: Any):
-        """The stack's loop, with the vision stream's context of this call."""
-        return super().run_stack(*args, stream_context=self._stream_context, **kwargs)
 
 
 class MultiStreamVisionGPT2LMHeadModel(MultiStreamGPT2LMHeadModel):
@@ -304,8 +282,17 @@ class MultiStreamVisionGPT2LMHeadModel(MultiStreamGPT2LMHeadModel):
             encoder_hidden_states, encoder_attention_mask: as in [`MultiStreamVisionGPT2Model.forward`].
             input_ids and every other argument: as in [`MultiStreamGPT2LMHeadModel.forward`].
         """
-        with self.transformer.reading(encoder_hidden_states, encoder_attention_mask):
-            return super().forward(input_ids, **kwargs)
+        return super().forward(
+            input_ids, encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask,
+            **kwargs,
+        )  # fmt: skip
+
+    def _transformer_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: kwargs.pop(key)
+            for key in ("encoder_hidden_states", "encoder_attention_mask")
+            if key in kwargs
+        }
 
 
 # ------------------------------------------------------------------------------------------ the encoder-decoder
