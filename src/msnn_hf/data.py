@@ -30,8 +30,9 @@ node's leaves joined by single spaces (the PTB escapes `-LRB-`, `\\/`, ... kept 
 files), and `phrase_training_rows` turns them into training rows: one row per distinct text, none equal to a
 held-out (validation / test) sentence::
 
-    trees = read_sentiment_trees(default_data_dir() / "sst5" / SST_TREES_FOLDER / SST_TREE_FILES["train"])
-    rows, stats = phrase_training_rows(trees, held_out_texts=raw["validation"]["text"] + raw["test"]["text"])
+    trees = read_sentiment_trees(sst_tree_file(default_data_dir() / "sst5", "train"))
+    held_out = [*raw["validation"]["text"], *raw["test"]["text"]]
+    rows, stats = phrase_training_rows(trees, held_out)  # stats["phrases"] == 159268 on SST-5
 """
 
 from __future__ import annotations
