@@ -18,7 +18,8 @@ Phrase-level training (the recipe of Munikar et al. 2019; docs/sst5_phrases.md):
 `-phrases` is that run trained on every labelled phrase of the SST training trees (`--train_granularity phrases`,
 batches grouped by length), validated and tested on the sentences as every other run. Its records and folders are
 kept apart from the sentence-level grid: `<results_dir>-phrases/<run>-phrases-seed<k>.json` and
-`<outputs_dir>-phrases/<run>-phrases-seed<k>/`. Not in the default grid (an epoch is ~19x the sentences'):
+`<outputs_dir>-phrases/<run>-phrases-seed<k>/`. Not in the default grid (an epoch holds 18.6x the examples of a
+sentence epoch and, grouped by length, takes ~4.5x its time: docs/sst5_phrases.md):
 
     python trainers/experiments/sst5.py --only backbone-phrases,dm-scalar-phrases --seeds 42 --dry_run
 
