@@ -8,6 +8,7 @@ Fixtures other test files can reuse:
 - `tiny_tokenizer` (session): that tokenizer, loaded.
 - `tiny_processor` (session): a `MultiStreamProcessor` built from it (Morfessor trained on `tiny_corpus`).
 - `tiny_processor_dir` (session): `tiny_processor` saved with `save_pretrained`.
+- `tiny_backbone_dir` (session): a random 2-layer, hidden-32 `BertModel` saved with the tiny tokenizer.
 """
 
 from __future__ import annotations
@@ -200,4 +201,27 @@ def tiny_processor(tiny_tokenizer_dir, tiny_corpus):
 def tiny_processor_dir(tiny_processor, tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("tiny_processor")
     tiny_processor.save_pretrained(out)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory, tiny_tokenizer_dir) -> str:
+    """A random 2-layer, hidden-32 `BertModel` with the tiny tokenizer: the 'pretrained' backbone of the tests."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    out = tmp_path_factory.mktemp("tiny_backbone")
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return str(out)

@@ -39,29 +39,6 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_backbone_dir(tmp_path_factory, tiny_tokenizer_dir) -> str:
-    """A random 2-layer, hidden-32 `BertModel` with the tiny tokenizer: the 'pretrained' backbone of the tests."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    out = tmp_path_factory.mktemp("tiny_backbone")
-    BertModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return str(out)
-
-
-@pytest.fixture(scope="module")
 def tiny_data_dir(tmp_path_factory, tiny_corpus) -> Path:
     """train/validation/test JSONL with a learnable binary label (positive words)."""
     out = tmp_path_factory.mktemp("tiny_data")

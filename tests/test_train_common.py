@@ -53,6 +53,24 @@ def test_resume_settings_check_and_steps_before(tmp_path):
     assert train_common.steps_before(str(checkpoint)) == 267
 
 
+def test_settings_added_later_read_as_their_old_value(tmp_path):
+    """A run_settings.json written before `train_granularity` / `train_sampling_strategy` were recorded still
+    resumes with the values every run had then, and refuses others."""
+    old = {"data": {"max_seq_length": 64}, "training": {"num_train_epochs": 2.0}}
+    (tmp_path / train_common.RUN_SETTINGS_FILE).write_text(json.dumps(old))
+    same = {
+        "data": {"max_seq_length": 64, "train_granularity": "sentences"},
+        "training": {"num_train_epochs": 2.0, "train_sampling_strategy": "random"},
+    }
+    train_common.check_resume_settings(str(tmp_path), same)
+    phrases = {**same, "data": {**same["data"], "train_granularity": "phrases"}}
+    with pytest.raises(ValueError, match=r"data\.train_granularity: 'sentences' -> 'phrases'"):
+        train_common.check_resume_settings(str(tmp_path), phrases)
+    grouped = {**same, "training": {**same["training"], "train_sampling_strategy": "group_by_length"}}
+    with pytest.raises(ValueError, match=r"training\.train_sampling_strategy: 'random' -> 'group_by_length'"):
+        train_common.check_resume_settings(str(tmp_path), grouped)
+
+
 def test_resume_checkpoint_finds_the_last_checkpoint_and_records_settings(tmp_path):
     settings = {"training": {"max_steps": 10}}
     assert train_common.resume_checkpoint(args(tmp_path), settings) is None  # fresh run

@@ -6,6 +6,12 @@ In the style of transformers' `examples/pytorch/text-classification/run_glue.py`
 (`--dataset_name SetFit/sst5`), a local folder of `{train,validation,test}.{jsonl,csv}` (`--data_dir`) or explicit
 files; every variant of the BERT family through `--variant` (see `VARIANTS`).
 
+SST-5 phrase-level training (`--train_granularity phrases`, the recipe of Munikar et al. 2019): the training set
+becomes every labelled node of the training parse trees (`<data_dir>/ptb_trees/train.txt`), one example per
+distinct phrase text, none equal to a validation or test sentence; validation and test stay the full sentences.
+Pair it with `--train_sampling_strategy group_by_length` (batches of phrases of similar length; see
+docs/sst5_phrases.md for what an epoch costs).
+
 Defaults (overridable on the command line): train, evaluate each epoch on validation, keep the best checkpoint by
 validation macro-F1 (`load_best_model_at_end`), evaluate the test split ONCE at the end. The output folder holds
 the final model + processor (loadable with `AutoModelForSequenceClassification.from_pretrained(dir)` and
@@ -61,10 +67,16 @@ from msnn_hf.callbacks import (
     mean_stream_weights,
 )
 from msnn_hf.data import (
+    TRAIN_GRANULARITIES,
     VALIDATION_SPLIT_SEED,
+    DataValidationError,
     carve_validation_split,
+    check_trees_match_sentences,
     classification_files,
     load_classification_splits,
+    phrase_training_rows,
+    read_sentiment_trees,
+    sst_tree_file,
     validate_classification_splits,
 )
 from msnn_hf.metrics import build_compute_metrics, load_classification_metric
@@ -184,8 +196,18 @@ class DataArguments:
     max_seq_length: int = field(
         default=64, metadata={"help": "Maximum tokens per example (longer is truncated)."}
     )
+    train_granularity: str = field(
+        default="sentences",
+        metadata={
+            "help": "'sentences': train on the training split as given. 'phrases' (SST only): train on every "
+            "labelled node of the training parse trees (<data_dir>/ptb_trees/train.txt), one example per distinct "
+            "phrase, none equal to a validation or test sentence; validation and test stay sentences.",
+            "choices": list(TRAIN_GRANULARITIES),
+        },
+    )
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Truncate the training set (debugging)."}
+        default=None,
+        metadata={"help": "Truncate the training set (debugging; with phrases: the phrase set)."},
     )
     validation_split_percentage: float | None = field(
         default=None,
@@ -457,6 +479,7 @@ RECORD_FILE = "result_record.json"  # this run's result record, next to its chec
 RUN_DATA_FIELDS = (
     "dataset_name", "dataset_config_name", "data_dir", "train_file", "validation_file", "text_column",
     "label_column", "class_names", "max_seq_length", "max_train_samples", "validation_split_percentage",
+    "train_granularity",
 )  # fmt: skip
 
 
@@ -470,8 +493,88 @@ def run_settings(
             k: v for k, v in asdict(model_args).items() if k not in ("cache_dir", "processor_cache_dir")
         },
         "data": {k: getattr(data_args, k) for k in RUN_DATA_FIELDS if hasattr(data_args, k)},
-        "training": training_settings(training_args),
+        # the order the training examples are drawn in (group_by_length batches phrases of similar length)
+        "training": {
+            **training_settings(training_args),
+            "train_sampling_strategy": training_args.train_sampling_strategy,
+        },
     }
+
+
+def check_phrase_options(data_args: DataArguments) -> None:
+    """`--train_granularity phrases` reads the SST parse trees of a local SST folder; refuse what cannot have
+    them, before anything is loaded.
+
+    Raises:
+        UsageError: a Hub dataset, a pair column or a carved validation split (whose sentences' phrases would stay
+            in training) with phrases.
+    """
+    if data_args.train_granularity != "phrases":
+        return
+    if data_args.dataset_name:
+        raise UsageError(
+            f"--train_granularity phrases trains on the labelled phrases of the SST parse trees, read from a local "
+            f"SST folder (--data_dir sst5, holding ptb_trees/train.txt); the Hub dataset {data_args.dataset_name} "
+            "has no trees"
+        )
+    if data_args.text_pair_column:
+        raise UsageError("--train_granularity phrases is for single texts (SST): drop --text_pair_column")
+    if data_args.validation_split_percentage is not None:
+        raise UsageError(
+            "--train_granularity phrases keeps SST's own validation split: a split carved from the training "
+            "sentences would leave their phrases in training (drop --validation_split_percentage)"
+        )
+
+
+def phrase_training_split(raw, data_args: DataArguments, data_dir: str | None, labels) -> tuple:
+    """The phrase-level training split (a `datasets.Dataset` with the text and label columns) and its counts.
+
+    The trees are `<data_dir>/ptb_trees/train.txt`; they must be the training split's sentences, row for row (text
+    and label). Left out: every phrase equal to a validation or test sentence (`phrase_training_rows`), compared with
+    the splits as loaded, before `--max_eval_samples` / `--max_predict_samples`.
+
+    Raises:
+        UsageError: no trees (the data is not SST).
+        DataValidationError: a malformed tree, trees that are not the training split's, a label outside the label
+            set.
+    """
+    path = sst_tree_file(data_dir, "train") if data_dir else None
+    if path is None or not path.is_file():
+        where = f"{path} does not exist" if path else "no --data_dir was given"
+        raise UsageError(
+            f"--train_granularity phrases needs the SST parse trees of the training split ({where}); only an SST "
+            "folder such as $MSNN_DATA_DIR/sst5 has them. Train on sentences (--train_granularity sentences)."
+        )
+    trees = read_sentiment_trees(path)
+    text_column, label_column = data_args.text_column, data_args.label_column
+    for number, tree in enumerate(trees, start=1):
+        for text, label in tree.labelled_phrases():
+            if label not in labels.value_to_id:
+                raise DataValidationError(
+                    f"tree file {path}, tree {number}: the phrase {text!r} has label {label}, outside the label "
+                    f"set {labels.names}"
+                )
+    check_trees_match_sentences(
+        trees,
+        raw["train"][text_column],
+        [labels.value_to_id[v] for v in raw["train"][label_column]],
+        path,
+    )
+    held_out = [text for split in ("validation", "test") if split in raw for text in raw[split][text_column]]
+    rows, stats = phrase_training_rows(trees, held_out, text_column=text_column, label_column=label_column)
+    stats = {"trees_file": str(path), "sentences": len(raw["train"]), **stats}
+    return datasets.Dataset.from_list(rows), stats
+
+
+def training_data_line(data_args: DataArguments, sizes: dict, phrase_stats: dict | None) -> str:
+    """One line for the summary: what the model was trained on (`sizes`: examples per split)."""
+    if phrase_stats is None:
+        return f"training data: {data_args.train_granularity} ({sizes.get('train', 0)} examples)"
+    return (
+        f"training data: phrases ({sizes.get('train', 0)} examples: the distinct labelled phrases of "
+        f"{phrase_stats['trees']} training trees, {phrase_stats['held_out_excluded']} equal to a validation/test "
+        "sentence left out); validation and test: sentences"
+    )
 
 
 def hub_repo_id(training_args: TrainingArguments) -> str:
@@ -564,6 +667,7 @@ def main(argv: list[str] | None = None) -> dict:
         logger.info("Resuming training from %s (delete the output folder to start over).", checkpoint)
 
     # ---- data: load and validate every row before anything expensive happens
+    check_phrase_options(data_args)
     data_dir = resolve_data_dir(data_args.data_dir)
     files = (
         {}
@@ -599,6 +703,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if data_args.validation_split_percentage is not None:
         raw = carve_validation_split(raw, data_args.validation_split_percentage)
+    phrase_stats = sentences = None
+    if data_args.train_granularity == "phrases" and training_args.do_train and "train" in raw:
+        sentences = list(raw["train"][data_args.text_column])  # the processor's corpus stays the sentences
+        raw["train"], phrase_stats = phrase_training_split(raw, data_args, data_dir, labels)
+        logger.info("Phrase-level training: %s", phrase_stats)
     for split, needed in (
         ("train", training_args.do_train),
         ("validation", training_args.do_eval),
@@ -626,7 +735,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---- processor and model
     set_seed(training_args.seed)
-    corpus = list(raw["train"][data_args.text_column]) if "train" in raw else []
+    if sentences is not None:  # phrases would repeat each sentence's words once per node they are in
+        corpus = sentences
+    else:
+        corpus = list(raw["train"][data_args.text_column]) if "train" in raw else []
     processor = load_or_build_processor(model_args, training_args, corpus)
     tokenizer = getattr(processor, "tokenizer", processor)
     overrides = config_overrides_for(model_args)
@@ -769,6 +881,9 @@ def main(argv: list[str] | None = None) -> dict:
                 or resolve_data_dir(data_args.data_dir)
                 or data_args.train_file,
                 "sizes": {k: len(v) for k, v in raw.items()},
+                "train_granularity": data_args.train_granularity,
+                "train_sampling_strategy": training_args.train_sampling_strategy,
+                "phrases": phrase_stats,
             },
             "validation": results.get("validation"),
             "test": results.get("test"),
@@ -828,7 +943,13 @@ def main(argv: list[str] | None = None) -> dict:
                 *([data_args.results_file] if data_args.results_file else []),
             ]
             mark_finished(out, trainer.state.global_step, outputs)
-        print_summary(results, stream_weights)
+        print_summary(
+            results,
+            stream_weights,
+            training_data_line(data_args, {k: len(v) for k, v in raw.items()}, phrase_stats)
+            if training_args.do_train
+            else None,
+        )
 
     if push_to_hub and training_args.do_train and trainer.is_world_process_zero():
         # msnn_hf's own publishing path: safetensors only (no training_args.bin pickle), the full auto_map
@@ -854,8 +975,8 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
-def print_summary(results: dict, stream_weights: dict | None) -> None:
-    lines = ["", "=" * 72]
+def print_summary(results: dict, stream_weights: dict | None, training_data: str | None = None) -> None:
+    lines = ["", "=" * 72, *([training_data] if training_data else [])]
     for split in ("validation", "test"):
         if results.get(split):
             r = results[split]

@@ -60,6 +60,12 @@ RUN_TRAINING_FIELDS = (
     "gradient_accumulation_steps", "warmup_steps", "weight_decay", "lr_scheduler_type", "optim",
     "metric_for_best_model",
 )  # fmt: skip
+# settings recorded only from some version on, with the value every run before had: a `run_settings.json` written
+# without them reads as having these values (so older runs still resume, and a changed value is still refused)
+SETTINGS_ADDED_LATER: dict[str, dict[str, Any]] = {
+    "training": {"train_sampling_strategy": "random"},
+    "data": {"train_granularity": "sentences"},
+}
 
 
 def git_commit() -> str | None:
@@ -363,17 +369,23 @@ def holds_trained_record(path: str | os.PathLike) -> bool:
 
 
 def check_resume_settings(output_dir: str | os.PathLike, settings: dict[str, dict[str, Any]]) -> None:
-    """Refuse to resume a run in `output_dir` that was started with other settings (`{group: {key: value}}`)."""
+    """Refuse to resume a run in `output_dir` that was started with other settings (`{group: {key: value}}`).
+    A setting that the saved file lacks but `SETTINGS_ADDED_LATER` names has that value."""
     path = os.path.join(output_dir, RUN_SETTINGS_FILE)
     if not os.path.isfile(path):
         return  # a run from before settings were recorded: nothing to compare
     saved = json.loads(Path(path).read_text())
     current = json.loads(json.dumps(settings, default=str))
+
+    def saved_value(group: str, key: str) -> Any:
+        values = saved.get(group, {})
+        return values[key] if key in values else SETTINGS_ADDED_LATER.get(group, {}).get(key)
+
     changed = [
-        f"{group}.{key}: {saved.get(group, {}).get(key)!r} -> {value!r}"
+        f"{group}.{key}: {saved_value(group, key)!r} -> {value!r}"
         for group, values in current.items()
         for key, value in values.items()
-        if saved.get(group, {}).get(key) != value
+        if saved_value(group, key) != value
     ]
     if changed:
         raise UsageError(

@@ -22,6 +22,17 @@ Example::
 
     raw = load_classification_splits(data_dir=default_data_dir() / "sst5")
     labels = validate_classification_splits(raw, "text", "label", label_names=SST5_LABELS)
+
+Phrase-level SST training (the recipe of Munikar et al. 2019, which trains on every labelled node of the training
+trees): `read_sentiment_trees` parses the PTB-format trees of an SST folder (`ptb_trees/train.txt`, one tree per
+line, every node labelled), `SentimentTree.labelled_phrases` lists every node's (text, label) with the text as the
+node's leaves joined by single spaces (the PTB escapes `-LRB-`, `\\/`, ... kept as they are, as in the sentence
+files), and `phrase_training_rows` turns them into training rows: one row per distinct text, none equal to a
+held-out (validation / test) sentence::
+
+    trees = read_sentiment_trees(sst_tree_file(default_data_dir() / "sst5", "train"))
+    held_out = [*raw["validation"]["text"], *raw["test"]["text"]]
+    rows, stats = phrase_training_rows(trees, held_out)  # stats["phrases"] == 159268 on SST-5
 """
 
 from __future__ import annotations
@@ -30,8 +41,10 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SST5_LABELS: tuple[str, ...] = ("very negative", "negative", "neutral", "positive", "very positive")
@@ -450,20 +463,254 @@ def carve_validation_split(raw, percentage: float, seed: int = VALIDATION_SPLIT_
     return out
 
 
+# ------------------------------------------------------------------------------------ SST phrase-level training
+TRAIN_GRANULARITIES: tuple[str, ...] = ("sentences", "phrases")
+SST_TREES_FOLDER = "ptb_trees"  # inside an SST data folder (see $MSNN_DATA_DIR/sst5/SOURCE.md)
+SST_TREE_FILES: dict[str, str] = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
+
+
+@dataclass
+class SentimentTree:
+    """A node of a Stanford Sentiment Treebank parse tree: its sentiment label and either its children (an inner
+    node) or its word (a leaf).
+
+    Args:
+        label (`int`): the node's label (SST-5: 0 = very negative ... 4 = very positive).
+        children (`list[SentimentTree]`): the sub-trees, left to right (empty for a leaf).
+        word (`str`, *optional*): the leaf's token, as written in the tree file (None for an inner node).
+    """
+
+    label: int
+    children: list[SentimentTree] = field(default_factory=list)
+    word: str | None = None
+
+    @property
+    def words(self) -> list[str]:
+        """The node's leaves, left to right."""
+        return [self.word] if self.word is not None else [w for child in self.children for w in child.words]
+
+    @property
+    def text(self) -> str:
+        """The node's leaves joined with single spaces (the root's is the sentence)."""
+        return " ".join(self.words)
+
+    def labelled_phrases(self) -> list[tuple[str, int]]:
+        """`(text, label)` of every node of the tree, in pre-order (the root, i.e. the sentence, first)."""
+        out: list[tuple[str, int]] = []
+        self._collect(out)
+        return out
+
+    def _collect(self, out: list[tuple[str, int]]) -> list[str]:
+        if self.word is not None:
+            out.append((self.word, self.label))
+            return [self.word]
+        slot = len(out)
+        out.append(("", self.label))  # filled once the children's words are known
+        words = [word for child in self.children for word in child._collect(out)]
+        out[slot] = (" ".join(words), self.label)
+        return words
+
+
+def parse_sentiment_tree(line: str) -> SentimentTree:
+    """Parse one PTB-format sentiment tree, e.g. ``(3 (2 It) (4 (4 rocks) (2 .)))``.
+
+    Every node is ``(<integer label> <children or one leaf token>)``; nodes are separated by ASCII spaces. A leaf's
+    token is everything between its label and its closing parenthesis, kept byte for byte (PTB escapes such as
+    ``-LRB-`` / ``-RRB-`` for parentheses and ``\\/`` for ``/``, and the no-break space inside ``8 1\\/2``, stay as
+    they are, as in the SST sentence files).
+
+    Raises:
+        ValueError: the line is not one well-formed tree (the message gives the character position).
+    """
+    text = line.rstrip("\r\n")
+    stack: list[SentimentTree] = []
+    root: SentimentTree | None = None
+    i, n = 0, len(text)
+
+    def fail(why: str, at: int) -> None:
+        raise ValueError(f"{why} at character {at + 1}: {text[max(0, at - 20) : at + 20]!r}")
+
+    while i < n:
+        char = text[i]
+        if char == " ":
+            i += 1
+        elif char == "(":
+            end = text.find(" ", i + 1)
+            label = text[i + 1 : end] if end > 0 else ""
+            if not (label.isascii() and label.isdigit()):
+                fail(f"a node must start with '(<integer label> ', found {text[i : i + 8]!r}", i)
+            node = SentimentTree(int(label))
+            if stack:
+                if stack[-1].word is not None:
+                    fail("a leaf cannot have children", i)
+                stack[-1].children.append(node)
+            elif root is not None:
+                fail("more than one tree on the line", i)
+            else:
+                root = node
+            stack.append(node)
+            i = end + 1
+            if i < n and text[i] != "(":  # a leaf: its token runs to the closing parenthesis
+                close = text.find(")", i)
+                if close < 0:
+                    fail("unclosed leaf", i)
+                word = text[i:close]
+                if "(" in word:
+                    fail("a node holds both a word and children", i)
+                if not word.strip():
+                    fail("empty leaf", i)
+                node.word = word
+                i = close
+        elif char == ")":
+            if not stack:
+                fail("unbalanced ')'", i)
+            node = stack.pop()
+            if node.word is None and not node.children:
+                fail("a node without children or word", i)
+            i += 1
+        else:
+            fail(f"unexpected {char!r} between nodes", i)
+    if stack:
+        fail(f"{len(stack)} unclosed node(s)", n)
+    if root is None:
+        raise ValueError("no tree on the line")
+    return root
+
+
+def read_sentiment_trees(path: str | os.PathLike) -> list[SentimentTree]:
+    """The trees of an SST tree file (one per line; blank lines skipped).
+
+    Raises:
+        DataValidationError: a line that is not one well-formed tree, naming the file and the line.
+    """
+    path = Path(path)
+    trees = []
+    for number, line in enumerate(_read_text(path, "tree").split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            trees.append(parse_sentiment_tree(line))
+        except ValueError as err:
+            raise DataValidationError(f"tree file {path}, line {number}: {err}") from None
+    if not trees:
+        raise DataValidationError(f"tree file {path} holds no trees")
+    return trees
+
+
+def sentence_match_key(text: str) -> str:
+    """What a held-out sentence and a training phrase are compared on: the text case-folded, accents stripped
+    (NFKD) and whitespace runs (no-break spaces too) collapsed to one space. An uncased BERT tokenizer (MiniLM's)
+    cannot tell texts with the same key apart, so a phrase that only differs from a test sentence in case would
+    still be that test sentence for the model."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(c for c in folded if not unicodedata.combining(c)).split())
+
+
+def phrase_training_rows(
+    trees: Iterable[SentimentTree],
+    held_out_texts: Iterable[str] = (),
+    text_column: str = "text",
+    label_column: str = "label",
+) -> tuple[list[dict], dict]:
+    """Training rows ``{text_column: phrase, label_column: label}`` from every labelled node of `trees`.
+
+    * one row per distinct phrase text (exact string), in order of first occurrence (tree by tree, pre-order);
+    * a text seen with different labels takes its most frequent one, ties going to the label seen first (the SST-5
+      training trees have no such text: SST labels each distinct phrase once);
+    * phrases whose `sentence_match_key` equals a held-out text's (the validation and test sentences) are left out,
+      so that no evaluated sentence is trained on, whichever tree it also occurs in.
+
+    Returns:
+        `(rows, stats)`: `stats` counts ``trees``, ``nodes`` (labelled nodes, duplicates included),
+        ``distinct_phrases``, ``label_conflicts`` (distinct texts seen with more than one label),
+        ``held_out_excluded`` (distinct texts left out as equal to a held-out sentence; ``held_out_exact``: those
+        equal byte for byte) and ``phrases`` (the rows).
+    """
+    labels_of: dict[str, Counter] = {}
+    num_trees = num_nodes = 0
+    for tree in trees:
+        num_trees += 1
+        for text, label in tree.labelled_phrases():
+            num_nodes += 1
+            labels_of.setdefault(text, Counter())[label] += 1
+    held_exact = set(held_out_texts)
+    held_keys = {sentence_match_key(t) for t in held_exact}
+    rows, conflicts, excluded, exact = [], 0, 0, 0
+    for text, counts in labels_of.items():
+        if len(counts) > 1:
+            conflicts += 1
+        if sentence_match_key(text) in held_keys:
+            excluded += 1
+            exact += text in held_exact
+            continue
+        # Counter.most_common keeps first-seen order among equal counts
+        rows.append({text_column: text, label_column: counts.most_common(1)[0][0]})
+    stats = {
+        "trees": num_trees,
+        "nodes": num_nodes,
+        "distinct_phrases": len(labels_of),
+        "label_conflicts": conflicts,
+        "held_out_excluded": excluded,
+        "held_out_exact": exact,
+        "phrases": len(rows),
+    }
+    return rows, stats
+
+
+def sst_tree_file(data_dir: str | os.PathLike, split: str = "train") -> Path:
+    """Where an SST data folder keeps the parse trees of `split` (``<data_dir>/ptb_trees/<file>``)."""
+    return Path(data_dir) / SST_TREES_FOLDER / SST_TREE_FILES[split]
+
+
+def check_trees_match_sentences(
+    trees: Sequence[SentimentTree], texts: Sequence[str], labels: Sequence, path: str | os.PathLike
+) -> None:
+    """The trees must be the sentence split's, row for row: each root's text and label equal the row's.
+
+    `labels` are the rows' labels mapped to the same values as the tree labels (label ids).
+
+    Raises:
+        DataValidationError: another number of trees, or the first tree whose sentence or label differs.
+    """
+    if len(trees) != len(texts):
+        raise DataValidationError(
+            f"tree file {path} holds {len(trees)} trees but the training split {len(texts)} sentences: the trees "
+            "must be the training split's (SST)"
+        )
+    for row, (tree, text, label) in enumerate(zip(trees, texts, labels)):
+        root = tree.text
+        if root != text or tree.label != label:
+            what = f"sentence {root!r} vs {text!r}" if root != text else f"label {tree.label} vs {label!r}"
+            raise DataValidationError(
+                f"tree file {path}, tree {row + 1} differs from training row {row} ({what}): the trees must be "
+                "the training split's, in the same order (SST)"
+            )
+
+
 __all__ = [
     "DATA_DIR_ENV",
     "SST5_LABELS",
+    "SST_TREES_FOLDER",
+    "SST_TREE_FILES",
+    "TRAIN_GRANULARITIES",
     "VALIDATION_SPLIT_SEED",
     "DataValidationError",
     "LabelSpace",
+    "SentimentTree",
     "build_label_space",
     "carve_validation_split",
     "check_data_file",
+    "check_trees_match_sentences",
     "classification_files",
     "default_data_dir",
     "find_split_files",
     "load_classification_splits",
+    "parse_sentiment_tree",
+    "phrase_training_rows",
     "read_rows",
+    "read_sentiment_trees",
     "row_location",
+    "sentence_match_key",
+    "sst_tree_file",
     "validate_classification_splits",
 ]

@@ -623,7 +623,8 @@ def build_report(
         f"Generated from {sum(len(v) for v in groups.values())} result files in `results/sst5/` "
         f"({len(analyses)} token analyses). Test scores are from one evaluation per run, of the checkpoint selected "
         "on validation macro-F1. Language modelling (roadmap steps 2-3: PTB causal LM, MLM, GPT-2 speed) has its own "
-        "report, [results_lm.md](results_lm.md).",
+        "report, [results_lm.md](results_lm.md). Training on every labelled phrase of the SST trees (the anchor's "
+        "recipe) instead of the sentences, and what an epoch of it costs: [sst5_phrases.md](sst5_phrases.md).",
         "",
     ]
     if not groups:

@@ -14,6 +14,15 @@ run resumes from the last checkpoint in its output folder (`outputs/sst5/<run>-s
 Runs on a GPU unchanged (the Trainer picks the device); `--launcher "accelerate launch --num_processes 2"` runs
 each training under a launcher instead of plain python.
 
+Phrase-level training (the recipe of Munikar et al. 2019; docs/sst5_phrases.md): any run name with the suffix
+`-phrases` is that run trained on every labelled phrase of the SST training trees (`--train_granularity phrases`,
+batches grouped by length), validated and tested on the sentences as every other run. Its records and folders are
+kept apart from the sentence-level grid: `<results_dir>-phrases/<run>-phrases-seed<k>.json` and
+`<outputs_dir>-phrases/<run>-phrases-seed<k>/`. Not in the default grid (an epoch holds 18.6x the examples of a
+sentence epoch and, grouped by length, takes ~4.5x its time: docs/sst5_phrases.md):
+
+    python trainers/experiments/sst5.py --only backbone-phrases,dm-scalar-phrases --seeds 42 --dry_run
+
 Several runners may share one grid (e.g. one per CPU core with `OMP_NUM_THREADS=1`, or one per GPU): a run being
 trained holds `outputs/sst5/<run>-seed<k>.lock` (the runner's PID), and other runners skip it; a lock whose process
 is gone is taken over.
@@ -22,6 +31,7 @@ is gone is taken over.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import shutil
@@ -42,13 +52,14 @@ DEFAULT_SEEDS = (42, 43, 44)
 @dataclass(frozen=True)
 class Run:
     """One entry of the grid: a `--variant` of run_classification.py with an optional stream subset, or late
-    fusion of the runs named in `members` (same seed)."""
+    fusion of the runs named in `members` (same seed); `train_granularity` 'phrases' trains on the SST phrases."""
 
     variant: str
     streams: str | None = None
     members: tuple[str, ...] = ()
     multi_seed: bool = False
     description: str = ""
+    train_granularity: str = "sentences"
 
     @property
     def is_late_fusion(self) -> bool:
@@ -87,6 +98,36 @@ RUNS: dict[str, Run] = {
     "dm-channel": Run("dm-channel", description="DM-BERT, one alpha per stream, layer and hidden unit"),
 }
 DEFAULT_GRID = [name for name in RUNS if name not in ("concat", "dm-channel")]
+PHRASES_SUFFIX = "-phrases"  # <run>-phrases: <run> trained on every labelled phrase of the training trees
+
+
+def run_of(name: str) -> Run:
+    """The grid entry `name`: one of `RUNS`, or `<run>-phrases` for that run trained on phrases (late fusion: of the
+    phrase-trained members).
+
+    Raises:
+        KeyError: an unknown name.
+    """
+    if name in RUNS:
+        return RUNS[name]
+    base = name.removesuffix(PHRASES_SUFFIX)
+    if base == name or base not in RUNS:
+        raise KeyError(name)
+    run = RUNS[base]
+    return dataclasses.replace(
+        run,
+        members=tuple(member + PHRASES_SUFFIX for member in run.members),
+        description=f"{run.description}; trained on the SST training phrases",
+        train_granularity="phrases",
+    )
+
+
+def is_known(name: str) -> bool:
+    try:
+        run_of(name)
+    except KeyError:
+        return False
+    return True
 
 
 def minilm_path() -> str:
@@ -152,14 +193,14 @@ def plan(args: argparse.Namespace) -> list[tuple[str, int]]:
     """(run name, seed) in execution order: seed by seed, so that partial results cover every variant first;
     late-fusion members are scheduled before the fusion that needs them."""
     names = [n.strip() for n in args.only.split(",")] if args.only else list(DEFAULT_GRID)
-    unknown = [n for n in names if n not in RUNS]
+    unknown = [n for n in names if not is_known(n)]
     if unknown:
-        raise SystemExit(f"Unknown run(s) {unknown}; known: {list(RUNS)}")
+        raise SystemExit(f"Unknown run(s) {unknown}; known: {list(RUNS)}, each also as <run>{PHRASES_SUFFIX}")
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     order: list[tuple[str, int]] = []
     for seed in seeds:
         for name in names:
-            run = RUNS[name]
+            run = run_of(name)
             if seed not in seeds_for(run, seeds, args):
                 continue
             for member in run.members:  # members first, even if not asked for by --only
@@ -170,12 +211,20 @@ def plan(args: argparse.Namespace) -> list[tuple[str, int]]:
     return order
 
 
+def apart(folder: str, name: str) -> Path:
+    """`folder`, or its `-phrases` sibling for a phrase-trained run (never mixed with sentence-level records)."""
+    folder = Path(folder)
+    if run_of(name).train_granularity == "phrases":
+        return folder.with_name(folder.name + PHRASES_SUFFIX)
+    return folder
+
+
 def result_path(args: argparse.Namespace, name: str, seed: int) -> Path:
-    return Path(args.results_dir) / f"{name}-seed{seed}.json"
+    return apart(args.results_dir, name) / f"{name}-seed{seed}.json"
 
 
 def output_dir(args: argparse.Namespace, name: str, seed: int) -> Path:
-    return Path(args.outputs_dir) / f"{name}-seed{seed}"
+    return apart(args.outputs_dir, name) / f"{name}-seed{seed}"
 
 
 def is_finished(path: Path) -> bool:
@@ -207,7 +256,7 @@ def reproduce_command(args: argparse.Namespace, name: str, seed: int) -> str:
 
 
 def training_command(args: argparse.Namespace, name: str, seed: int) -> list[str]:
-    run = RUNS[name]
+    run = run_of(name)
     launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
     cmd = [
         *launcher,
@@ -237,13 +286,19 @@ def training_command(args: argparse.Namespace, name: str, seed: int) -> list[str
     ]  # fmt: skip
     if run.streams:
         cmd += ["--streams", run.streams]
+    if run.train_granularity != "sentences":
+        # batches of phrases of similar length: a 3-token phrase is not padded to the longest sentence
+        cmd += [
+            "--train_granularity", run.train_granularity,
+            "--train_sampling_strategy", "group_by_length",
+        ]  # fmt: skip
     if args.new_params_lr is not None:
         cmd += ["--new_params_lr", str(args.new_params_lr)]
     return cmd + shlex.split(args.extra_args)
 
 
 def late_fusion_command(args: argparse.Namespace, name: str, seed: int) -> list[str]:
-    members = [str(output_dir(args, member, seed)) for member in RUNS[name].members]
+    members = [str(output_dir(args, member, seed)) for member in run_of(name).members]
     return [
         sys.executable,
         str(TRAINERS / "late_fusion.py"),
@@ -263,7 +318,7 @@ def annotate(path: Path, args: argparse.Namespace, name: str, seed: int) -> None
             "experiment": "sst5",
             "run": name,
             "seed": seed,
-            "description": RUNS[name].description,
+            "description": run_of(name).description,
             "reproduce": reproduce_command(args, name, seed),
         }
     )
@@ -271,7 +326,7 @@ def annotate(path: Path, args: argparse.Namespace, name: str, seed: int) -> None
 
 
 def lock_path(args: argparse.Namespace, name: str, seed: int) -> Path:
-    return Path(args.outputs_dir) / f"{name}-seed{seed}.lock"
+    return apart(args.outputs_dir, name) / f"{name}-seed{seed}.lock"
 
 
 def status_of(args: argparse.Namespace, name: str, seed: int) -> str:
@@ -280,7 +335,7 @@ def status_of(args: argparse.Namespace, name: str, seed: int) -> str:
     holder = lock_holder(lock_path(args, name, seed))
     if holder is not None:
         return f"running (runner pid {holder})"
-    run = RUNS[name]
+    run = run_of(name)
     if run.is_late_fusion:
         missing = [m for m in run.members if not (output_dir(args, m, seed) / "config.json").is_file()]
         return "todo" if not missing else f"todo (after {', '.join(missing)})"
@@ -294,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'run':<28}{'seed':>6}  status")
         for name, seed in order:
             print(f"{name:<28}{seed:>6}  {status_of(args, name, seed)}")
-            cmd = late_fusion_command if RUNS[name].is_late_fusion else training_command
+            cmd = late_fusion_command if run_of(name).is_late_fusion else training_command
             if status_of(args, name, seed) != "done":
                 print("    " + shlex.join(cmd(args, name, seed)))
         return 0
@@ -310,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         if status.startswith("running"):
             print(f"{label}: {status} in another runner, skipped", flush=True)
             continue
-        run = RUNS[name]
+        run = run_of(name)
         if run.is_late_fusion:
             missing = [
                 f"{m}-seed{seed}"
