@@ -339,6 +339,12 @@ def test_runner_phrase_runs_are_kept_apart(tmp_path, capsys):
     assert cmd[cmd.index("--train_granularity") + 1] == "phrases"
     assert cmd[cmd.index("--train_sampling_strategy") + 1] == "group_by_length"
     assert "--train_granularity" not in sst5.training_command(args, "backbone", 1)
+    # word-aligned variants: the same variant over a word-aligned processor, not in the default grid
+    word = sst5.training_command(args, "dm-token-word", 1)
+    assert word[word.index("--variant") + 1] == "dm-token"
+    assert json.loads(word[word.index("--processor_kwargs") + 1]) == {"alignment": "word"}
+    assert "--processor_kwargs" not in sst5.training_command(args, "dm-token", 1)
+    assert "dm-token-word" not in sst5.DEFAULT_GRID and "dm-token" in sst5.DEFAULT_GRID
     assert sst5.run_of("late-phrases").members == (
         "backbone-phrases",
         "phonetic-only-phrases",

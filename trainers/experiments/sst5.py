@@ -60,6 +60,7 @@ class Run:
     multi_seed: bool = False
     description: str = ""
     train_granularity: str = "sentences"
+    alignment: str = "piece"  # "word": every piece carries its whole word's phonemes and morphs
 
     @property
     def is_late_fusion(self) -> bool:
@@ -94,10 +95,16 @@ RUNS: dict[str, Run] = {
         "dm-token", streams="semantic,phonetic", description="DM-token without the morphological stream"
     ),
     # not in the default grid (run them with --only)
+    # per-piece vs word-level alignment (issue 15): the same variants over a word-aligned processor
+    "li-word": Run("li", alignment="word", description="LI-BERT, word-aligned streams"),
+    "dm-token-word": Run("dm-token", alignment="word", description="DM-token, word-aligned streams"),
+    "dm-scalar-word": Run("dm-scalar", alignment="word", description="DM-scalar, word-aligned streams"),
     "concat": Run("concat", description="streams without integration, concatenated before the head"),
     "dm-channel": Run("dm-channel", description="DM-BERT, one alpha per stream, layer and hidden unit"),
 }
-DEFAULT_GRID = [name for name in RUNS if name not in ("concat", "dm-channel")]
+DEFAULT_GRID = [
+    name for name in RUNS if name not in ("concat", "dm-channel") and RUNS[name].alignment == "piece"
+]
 PHRASES_SUFFIX = "-phrases"  # <run>-phrases: <run> trained on every labelled phrase of the training trees
 
 
@@ -286,6 +293,8 @@ def training_command(args: argparse.Namespace, name: str, seed: int) -> list[str
     ]  # fmt: skip
     if run.streams:
         cmd += ["--streams", run.streams]
+    if run.alignment != "piece":
+        cmd += ["--processor_kwargs", json.dumps({"alignment": run.alignment})]
     if run.train_granularity != "sentences":
         # batches of phrases of similar length: a 3-token phrase is not padded to the longest sentence
         cmd += [
