@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -36,15 +37,20 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 STARTUP_TIMEOUT_S = 300
 
 
-def _load_app_module():
-    spec = importlib.util.spec_from_file_location("alpha_viz_app", SPACE / "app.py")
+def _load_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
+def _load_app_module():
+    return _load_module("alpha_viz_app", SPACE / "app.py")
+
+
 app = _load_app_module()
+screenshots = _load_module("space_screenshot", ROOT / "scripts" / "space_screenshot.py")
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
@@ -71,26 +77,18 @@ def vision(vision_checkpoint):
 
 
 QUESTION = "what is the actor playing?"
+PHOTO = "PNG 256×192"
 
 
 @pytest.fixture(scope="module")
 def image_files(tmp_path_factory) -> Path:
-    """Small images made here (and bad files): what the unit tests and the browser test upload."""
-    import numpy as np
-
-    folder = tmp_path_factory.mktemp("space_images")
-    y, x = np.mgrid[0:48, 0:64]
-    photo = np.stack([x * 4, y * 5, (x + y) * 2], -1).astype("uint8")
-    Image.fromarray(photo).save(folder / "photo.png")
-    Image.fromarray(photo).save(folder / "photo.jpg", quality=95)
-    Image.new("RGBA", (40, 30), (200, 30, 30, 120)).save(folder / "rgba.png")
-    Image.fromarray(photo[..., 0]).save(folder / "grey.png")  # mode L
+    """The uploads of scripts/space_screenshot.py (a drawn photo, RGBA, a text file named .jpg, a truncated JPEG)
+    and more made here: what the unit tests and the browser test upload."""
+    folder = screenshots.write_upload_files(tmp_path_factory.mktemp("space_images"), QUESTION)
+    photo = Image.open(folder / "photo.png")
+    photo.convert("L").save(folder / "grey.png")
     Image.new("L", (1, 1), 127).save(folder / "one_pixel.png")
-    Image.fromarray(photo).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.png")
-    (folder / "not_an_image.jpg").write_text("this is text, not a JPEG\n")
-    data = (folder / "photo.jpg").read_bytes()
-    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])  # cut inside the scan data
-    (folder / "question.txt").write_text(QUESTION + "\n")
+    photo.convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.png")
     return folder
 
 
@@ -409,16 +407,18 @@ def test_describe_image_alpha_per_generated_token(vision, image_files, question)
     json.dumps(result.to_dict())  # plain JSON
     page = app.alpha_html(result)
     assert page.count('class="alpha-token"') == n and "linear-gradient" in page
-    assert f"{result.alpha_vision[0]:.3f}" in page  # the number next to the colour
+    assert f">{result.alpha_vision[0]:.3g}<" in page  # the number next to the colour
+    assert result.pieces == [vision.processor.tokenizer.convert_tokens_to_string([t]) for t in result.tokens]
     rows = app.alpha_table(result)
     assert len(rows) == n and len(rows[0]) == 2 + 2 + 2  # #, token, α_vision, α_text, one per point
-    assert "Image: photo.png: PNG 64×48, mode RGB" in app.image_notice_markdown(result)
+    assert [row[1] for row in rows] == [p.strip() or t for p, t in zip(result.pieces, result.tokens)]
+    assert f"Image: photo.png: {PHOTO}, mode RGB" in app.image_notice_markdown(result)
 
 
 @pytest.mark.parametrize(
     ("name", "mode"),
     [("rgba.png", "RGBA → RGB (transparency"), ("grey.png", "mode L → RGB"), ("one_pixel.png", "1×1, mode L"),
-     ("palette.png", "mode P → RGB"), ("photo.jpg", "JPEG 64×48, mode RGB")],
+     ("palette.png", "mode P → RGB"), ("photo.jpg", "JPEG 256×192, mode RGB")],
 )  # fmt: skip
 def test_describe_image_converts_any_mode(vision, image_files, name, mode):
     result = app.describe_image(str(image_files / name), None, 4, vision)
@@ -459,19 +459,31 @@ def test_image_work_is_bounded(vision, image_files, monkeypatch):
     assert app.describe_image(str(image_files / "photo.png"), "  ", 4, vision).notices == [
         "Type a question about the image."
     ]
-    monkeypatch.setattr(app, "MAX_IMAGE_PIXELS", 64 * 48 - 1)  # checked on the header, before decoding
+    monkeypatch.setattr(app, "MAX_IMAGE_PIXELS", 256 * 192 - 1)  # checked on the header, before decoding
     too_large = app.describe_image(str(image_files / "photo.png"), None, 4, vision)
     assert (
-        not too_large.ok and "64x48 = 3,072 pixels, more than max_image_pixels=3,071" in too_large.notices[0]
+        not too_large.ok
+        and "256x192 = 49,152 pixels, more than max_image_pixels=49,151" in too_large.notices[0]
     )
 
 
-def test_alpha_html_escapes_tokens():
-    analysis = app.ImageAnalysis(tokens=["<script>", "&"], token_ids=[5, 6], alpha_vision=[0.2, 0.0])
-    analysis.alpha_text, analysis.alpha_by_point = [0.8, 1.0], np.array([[0.2, 0.0]])
+def test_alpha_html_escapes_tokens_and_colours_both_signs():
+    """α_vision includes the gate tanh(β), which training can make negative: red below 0, blue above, the scale
+    from 0 to the largest |α|; the token's text (not its vocabulary entry) is shown, escaped."""
+    analysis = app.ImageAnalysis(
+        tokens=["<script>", "Ġman", "&"], pieces=["<script>", " man", "&"], token_ids=[5, 6, 7],
+        alpha_vision=[0.002, -0.004, 0.0],
+    )  # fmt: skip
     page = app.alpha_html(analysis)
     assert "<script>" not in page and "&lt;script&gt;" in page and "&amp;" in page
-    assert app._colour(0.0)[0] == "rgb(255, 255, 217)" and app._colour(1.0)[1] == "#fff"
+    assert '<span class="tok">man</span>' in page and 'title="Ġman: α_vision = -0.004"' in page
+    colours = re.findall(r"background: rgb\((\d+), (\d+), (\d+)\)", page)
+    (r0, _, b0), (r1, _, b1), (r2, g2, b2) = [tuple(map(int, c)) for c in colours[:3]]
+    assert b0 > r0 and r1 > b1 and r2 == g2 == b2  # positive blue, negative red, zero neutral
+    assert "α_vision: -0.004 <span" in page and "</span> 0.004</div>" in page
+    assert app._colour(0.0) == ("rgb(247, 247, 247)", "#111") and app._colour(-1.0)[1] == "#fff"
+    plain = app.alpha_html(app.ImageAnalysis(tokens=["a"], token_ids=[1]))
+    assert "alpha-token plain" in plain and "alpha-legend" not in plain
 
 
 @pytest.mark.parametrize(
@@ -556,7 +568,7 @@ def test_gradio_client_image_api(running_app, image_files):
     notice, caption, tokens_html, table = client.predict(
         handle_file(str(image_files / "photo.png")), 6, api_name="/caption"
     )
-    assert "photo.png: PNG 64×48" in notice and 'class="alpha-token"' in tokens_html
+    assert f"photo.png: {PHOTO}" in notice and 'class="alpha-token"' in tokens_html
     assert 1 <= len(table["data"]) <= 6 and table["headers"][:3] == ["#", "token", "α_vision"]
     notice, answer, tokens_html, _ = client.predict(
         handle_file(str(image_files / "photo.png")), QUESTION, 6, api_name="/ask"
@@ -583,12 +595,13 @@ def test_browser_image_tab(running_app, image_files, tmp_path):
     assert "dm-token" in seen["model_info"]
     for key in ("caption_tokens", "answer_tokens"):
         tokens = seen[key]
-        assert tokens and all(0 < t["alpha"] < 1 and t["shown"] == f"{t['alpha']:.3f}" for t in tokens), (
-            tokens
-        )
+        assert tokens and all(0 < t["alpha"] < 1 for t in tokens), tokens
+        assert all(float(t["shown"]) == pytest.approx(t["alpha"], rel=5e-3) for t in tokens), tokens
         assert len({t["background"] for t in tokens}) > 1  # a colour scale, not one colour
     assert f"Question: {QUESTION}" in seen["answer_notice"] and "α_vision" in seen["caption_table"]
-    assert seen["examples"] == 2 and "a.jpg: JPEG 64×48" in seen["example_notice"] and seen["example_tokens"]
+    assert (
+        seen["examples"] == 2 and "a.jpg: JPEG 256×192" in seen["example_notice"] and seen["example_tokens"]
+    )
     assert "not_an_image.jpg' is not an image file" in seen["not_an_image"]
     assert "truncated.jpg' could not be decoded" in seen["truncated"] and "RGBA → RGB" in seen["rgba"]
     assert "Type a question" in seen["empty_question"] and "Upload an image" in seen["no_image"]

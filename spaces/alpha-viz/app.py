@@ -594,7 +594,9 @@ class ImageAnalysis:
         task: ``"caption"`` or ``"answer"``.
         prompt: the question the decoder was prompted with (after cutting; empty for a caption).
         text: the generated caption / answer, special tokens removed.
-        tokens: the generated tokens (the end-of-text token included when the model produced it).
+        tokens: the generated tokens, as vocabulary entries (the end-of-text token included when the model
+            produced it).
+        pieces: the text of every token (``" man"`` for the byte-level BPE entry ``"Ġman"``).
         token_ids: their ids.
         alpha_vision: α_vision per generated token, the mean over integration points (None without per-token α).
         alpha_text: α_text per generated token (semantic + other text streams), likewise.
@@ -609,6 +611,7 @@ class ImageAnalysis:
     prompt: str = ""
     text: str = ""
     tokens: list[str] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
     alpha_vision: list[float] | None = None
     alpha_text: list[float] | None = None
@@ -628,6 +631,7 @@ class ImageAnalysis:
             "prompt": self.prompt,
             "text": self.text,
             "tokens": self.tokens,
+            "pieces": self.pieces,
             "alpha_vision": self.alpha_vision,
             "alpha_text": self.alpha_text,
             "alpha_vision_by_point": None
@@ -663,20 +667,10 @@ def _image_source(image: Any) -> tuple[Any, str]:
     return image, "the image"
 
 
-def _target_side(image_processor: Any) -> int | None:
-    """The largest side `image_processor` resizes to (for reduced decoding of large JPEGs)."""
-    sides = []
-    for size in (getattr(image_processor, "size", None), getattr(image_processor, "crop_size", None)):
-        if size is None:
-            continue
-        values = size if isinstance(size, dict) else getattr(size, "__dict__", {})
-        sides += [int(v) for k, v in values.items() if k in ("height", "width", "shortest_edge") and v]
-    return max(sides) if sides else None
-
-
-def read_image(image: Any, image_processor: Any = None) -> tuple[Any, str]:
+def read_image(image: Any) -> tuple[Any, str]:
     """Read an upload as an RGB PIL image (grey-scale, palette, 16-bit converted; transparency on white) with at
-    most `MAX_IMAGE_PIXELS` pixels (checked on the file header, before decoding).
+    most `MAX_IMAGE_PIXELS` pixels (checked on the file header, before decoding). The image is decoded at full
+    size (no reduced JPEG decoding here): the model's image processor sees what it would see for the file.
 
     Returns:
         the image and a one-line description of what was read (size, format, mode).
@@ -692,9 +686,8 @@ def read_image(image: Any, image_processor: Any = None) -> tuple[Any, str]:
         source, name = _image_source(image)
     except ValueError as err:
         raise ImageLoadError(f"Could not read the upload: {err}.") from err
-    target = _target_side(image_processor) if image_processor is not None else None
     try:
-        rgb = load_rgb_image(source, max_image_pixels=MAX_IMAGE_PIXELS, target_size=target)
+        rgb = load_rgb_image(source, max_image_pixels=MAX_IMAGE_PIXELS)
     except ImageLoadError as err:
         message = str(err)
         if isinstance(source, str):
@@ -760,7 +753,7 @@ def describe_image(
             question = question[:MAX_QUESTION_CHARS]
     new_tokens = _clamp_new_tokens(max_new_tokens, result)
     try:
-        rgb, result.image_info = read_image(image, loaded.processor.image_processor)
+        rgb, result.image_info = read_image(image)
     except ImageLoadError as err:
         result.notices.append(str(err))
         return result
@@ -773,7 +766,7 @@ def describe_image(
             _describe_into(result, loaded, rgb, question or "", new_tokens)
     except Exception as err:
         logger.exception("describe_image failed")
-        result.tokens, result.token_ids, result.text = [], [], ""
+        result.tokens, result.pieces, result.token_ids, result.text = [], [], [], ""
         result.alpha_vision = result.alpha_text = result.alpha_by_point = None
         result.notices.append(f"Could not process this image ({type(err).__name__}).")
     return result
@@ -823,6 +816,7 @@ def _describe_into(
     generated = sequence[0, start:].tolist()
     result.token_ids = generated
     result.tokens = processor.tokenizer.convert_ids_to_tokens(generated)
+    result.pieces = [processor.tokenizer.convert_tokens_to_string([token]) for token in result.tokens]
     result.text = processor.decode(generated, skip_special_tokens=True).strip()
     if not generated:
         result.notices.append("The model generated no token.")
@@ -867,16 +861,20 @@ def _describe_into(
         )
 
 
-# α colour scale: light yellow -> green -> blue (after YlGnBu), linear between the stops
-_SCALE = ((1.0, 1.0, 0.85), (0.5, 0.8, 0.73), (0.11, 0.57, 0.75), (0.13, 0.31, 0.63))
+# α colour scale, diverging around 0 (after ColorBrewer's RdBu): positive α_vision blue, negative red, linear
+# between the stops; α_vision is negative where the integration gates tanh(β) are (the vision term is subtracted)
+_NEUTRAL = (0.97, 0.97, 0.97)
+_POSITIVE = (_NEUTRAL, (0.57, 0.77, 0.87), (0.13, 0.40, 0.67))
+_NEGATIVE = (_NEUTRAL, (0.96, 0.65, 0.51), (0.70, 0.09, 0.17))
 
 
 def _colour(t: float) -> tuple[str, str]:
-    """Background and text colour for a value `t` in [0, 1]."""
-    t = min(max(t, 0.0), 1.0) * (len(_SCALE) - 1)
-    i = min(int(t), len(_SCALE) - 2)
+    """Background and text colour for a value `t` in [-1, 1] (0: neutral grey; 1: dark blue; -1: dark red)."""
+    stops = _POSITIVE if t >= 0 else _NEGATIVE
+    t = min(abs(t), 1.0) * (len(stops) - 1)
+    i = min(int(t), len(stops) - 2)
     f = t - i
-    r, g, b = (a + (c - a) * f for a, c in zip(_SCALE[i], _SCALE[i + 1]))
+    r, g, b = (a + (c - a) * f for a, c in zip(stops[i], stops[i + 1]))
     luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
     return (
         f"rgb({round(255 * r)}, {round(255 * g)}, {round(255 * b)})",
@@ -885,31 +883,37 @@ def _colour(t: float) -> tuple[str, str]:
 
 
 def alpha_html(analysis: ImageAnalysis) -> str:
-    """The generated tokens, each coloured by its α_vision (scale 0 .. the largest α_vision of this text) with the
-    number under it; plain tokens when there is no per-token α. Everything from the model is HTML-escaped."""
+    """The generated tokens, each coloured by its α_vision with the number under it, on a scale from 0 to the
+    largest |α_vision| of this text (blue above 0, red below); plain tokens when there is no per-token α.
+    Everything from the model is HTML-escaped."""
     if not analysis.tokens:
         return ""
     alphas = analysis.alpha_vision
-    top = max(alphas) if alphas else 0.0
+    top = max(abs(a) for a in alphas) if alphas else 0.0
+    pieces = analysis.pieces or analysis.tokens
     cells = []
     for i, token in enumerate(analysis.tokens):
-        label = html.escape(token)
+        label = html.escape(pieces[i].strip() or token)
         if alphas is None:
             cells.append(f'<span class="alpha-token plain" data-index="{i}">{label}</span>')
             continue
         background, colour = _colour(alphas[i] / top if top > 0 else 0.0)
         cells.append(
-            f'<span class="alpha-token" data-index="{i}" data-alpha="{alphas[i]:.6f}" '
-            f'title="α_vision = {alphas[i]:.4f}" style="background: {background}; color: {colour}">'
-            f'<span class="tok">{label}</span><span class="num">{alphas[i]:.3f}</span></span>'
+            f'<span class="alpha-token" data-index="{i}" data-alpha="{alphas[i]:.6g}" '
+            f'title="{html.escape(token)}: α_vision = {alphas[i]:.4g}" '
+            f'style="background: {background}; color: {colour}">'
+            f'<span class="tok">{label}</span><span class="num">{alphas[i]:.3g}</span></span>'
         )
     legend = ""
     if alphas is not None:
-        stops = ", ".join(_colour(k / 4)[0] for k in range(5))
+        low = -top if min(alphas) < 0 else 0.0
+        stops = ", ".join(_colour(low / top + k / 4 * (1 - low / top))[0] for k in range(5)) if top else ""
+        bar = (
+            f'<span class="bar" style="background: linear-gradient(to right, {stops})"></span>' if top else ""
+        )
         legend = (
-            '<div class="alpha-legend">α<sub>vision</sub> 0 '
-            f'<span class="bar" style="background: linear-gradient(to right, {stops})"></span> {top:.3g} '
-            "(colour scale: 0 to the largest α<sub>vision</sub> of this text)</div>"
+            f'<div class="alpha-legend">α_vision: {low:.3g} {bar} {top:.3g}</div><div class="alpha-note">'
+            "colour: 0 (grey) to the largest |α_vision| of this text; blue above 0, red below</div>"
         )
     return f'<div class="alpha-tokens">{"".join(cells)}</div>{legend}'
 
@@ -921,14 +925,16 @@ ALPHA_CSS = """
 .alpha-token .num { font-size: 0.7em; opacity: 0.9; }
 .alpha-legend { font-size: 0.85em; margin-top: 6px; display: flex; align-items: center; gap: 6px; }
 .alpha-legend .bar { display: inline-block; width: 160px; height: 12px; border: 1px solid #999; }
+.alpha-note { font-size: 0.75em; opacity: 0.8; }
 """
 
 
 def alpha_table(analysis: ImageAnalysis) -> list[list[Any]]:
-    """Rows of (position, token, α_vision, α_text, α_vision at every integration point)."""
+    """Rows of (position, token text, α_vision, α_text, α_vision at every integration point)."""
     rows = []
+    pieces = analysis.pieces or analysis.tokens
     for i, token in enumerate(analysis.tokens):
-        row: list[Any] = [i, token]
+        row: list[Any] = [i, pieces[i].strip() or token]
         if analysis.alpha_vision is not None:
             row += [round(analysis.alpha_vision[i], 4), round(analysis.alpha_text[i], 4)]
             row += [round(float(v), 4) for v in analysis.alpha_by_point[:, i]]
@@ -987,7 +993,8 @@ IMAGE_INTRO = (
     "that token (the position before it), averaged over the integration points: the model generates greedily, "
     "then one teacher-forced forward over prompt + generated tokens returns the stream weights "
     "(`output_stream_weights=True`, `modality_weights()`). α_vision + α_text = 1 at every token (Direct Mixing "
-    "with token α); both are shares *in z*, including the gate (τ·α), so a closed gate gives α_vision = 0. "
+    "with token α); both are shares *in z*, including the gate (τ·α with τ = tanh(β)), so a closed gate gives "
+    "α_vision = 0 and a negative gate a negative α_vision (the vision term is subtracted). "
     "For a question, the question is the decoder's prompt and the generated continuation is the answer."
 )
 
