@@ -425,6 +425,18 @@ def test_describe_image_converts_any_mode(vision, image_files, name, mode):
     assert result.ok and not result.notices and mode in result.image_info, (result.image_info, result.notices)
 
 
+def test_exif_orientation_is_applied(image_files, tmp_path):
+    """A phone photo tagged "rotate 90° on display" (orientation 6) is captioned upright, as Gradio shows it."""
+    photo = Image.open(image_files / "photo.png")
+    exif = Image.Exif()
+    exif[app.EXIF_ORIENTATION] = 6
+    photo.save(tmp_path / "rotated.jpg", exif=exif)
+    rgb, info = app.read_image(str(tmp_path / "rotated.jpg"))
+    assert rgb.size == (192, 256) and info.endswith("JPEG 256×192, mode RGB, EXIF orientation 6 applied")
+    rgb, info = app.read_image(str(image_files / "palette.png"))
+    assert info.endswith("mode P → RGB")  # no transparency: nothing composited
+
+
 @pytest.mark.parametrize(
     ("image", "message"),
     [

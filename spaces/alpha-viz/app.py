@@ -667,10 +667,17 @@ def _image_source(image: Any) -> tuple[Any, str]:
     return image, "the image"
 
 
+EXIF_ORIENTATION = 274  # the EXIF orientation tag
+# the transposition that undoes each orientation value (as PIL.ImageOps.exif_transpose)
+EXIF_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+                  7: "TRANSVERSE", 8: "ROTATE_90"}  # fmt: skip
+
+
 def read_image(image: Any) -> tuple[Any, str]:
     """Read an upload as an RGB PIL image (grey-scale, palette, 16-bit converted; transparency on white) with at
     most `MAX_IMAGE_PIXELS` pixels (checked on the file header, before decoding). The image is decoded at full
-    size (no reduced JPEG decoding here): the model's image processor sees what it would see for the file.
+    size (no reduced JPEG decoding here): the model's image processor sees what it would see for the file, turned
+    upright when the file carries an EXIF orientation.
 
     Returns:
         the image and a one-line description of what was read (size, format, mode).
@@ -693,14 +700,24 @@ def read_image(image: Any) -> tuple[Any, str]:
         if isinstance(source, str):
             message = message.replace(repr(source), repr(name))  # the page does not show the server's paths
         raise ImageLoadError(message) from err
+    # what the upload was: a file's header (read again, cheap: the file was decoded above) or the image given
     if isinstance(source, str):
-        with Image.open(source) as header:  # already decoded once: only the header is read again
-            size, mode, kind = header.size, header.mode, header.format or "image"
+        header = Image.open(source)
     else:
-        size, mode, kind = getattr(source, "size", rgb.size), getattr(source, "mode", "RGB"), "image"
+        header = source if isinstance(source, Image.Image) else rgb
+    try:
+        size, mode, kind = header.size, header.mode, header.format or "image"
+        transparent = "A" in mode or (mode == "P" and "transparency" in header.info)
+        orientation = header.getexif().get(EXIF_ORIENTATION, 1)
+    finally:
+        if isinstance(source, str):
+            header.close()
     info = f"{name}: {kind} {size[0]}×{size[1]}, mode {mode}"
     if mode != "RGB":
-        info += " → RGB" + (" (transparency composited onto white)" if "A" in mode or mode == "P" else "")
+        info += " → RGB" + (" (transparency composited onto white)" if transparent else "")
+    if orientation in EXIF_TRANSPOSE:  # a camera's "rotate on display" tag: shown and captioned upright
+        rgb = rgb.transpose(Image.Transpose[EXIF_TRANSPOSE[orientation]])
+        info += f", EXIF orientation {orientation} applied"
     return rgb, info
 
 
