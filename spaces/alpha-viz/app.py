@@ -558,7 +558,8 @@ def load_vision_model(source: str) -> LoadedVisionModel:
         if model_type != VISION_MODEL_TYPE:
             raise ModelLoadError(
                 f"{source} is a {model_type or 'model without a model_type'} checkpoint, not a multi-stream vision "
-                f"encoder-decoder ({VISION_MODEL_TYPE}); a sentence classifier goes to --model."
+                f"encoder-decoder ({VISION_MODEL_TYPE}): the image tab needs a decoder with a vision stream (a "
+                "sentence classifier goes to --model)."
             )
         _check_vision_folder(folder)
         model = MultiStreamVisionEncoderDecoder.from_pretrained(str(folder), use_safetensors=True)
@@ -952,11 +953,15 @@ def alpha_table(analysis: ImageAnalysis) -> list[list[Any]]:
     pieces = analysis.pieces or analysis.tokens
     for i, token in enumerate(analysis.tokens):
         row: list[Any] = [i, pieces[i].strip() or token]
-        if analysis.alpha_vision is not None:
-            row += [round(analysis.alpha_vision[i], 4), round(analysis.alpha_text[i], 4)]
-            row += [round(float(v), 4) for v in analysis.alpha_by_point[:, i]]
+        if analysis.alpha_vision is not None:  # 4 significant digits: trained gates give |α_vision| ~ 1e-3
+            row += [_digits(analysis.alpha_vision[i]), _digits(analysis.alpha_text[i])]
+            row += [_digits(v) for v in analysis.alpha_by_point[:, i]]
         rows.append(row)
     return rows
+
+
+def _digits(value: float, significant: int = 4) -> float:
+    return float(f"{float(value):.{significant}g}")
 
 
 def image_notice_markdown(analysis: ImageAnalysis) -> str:
