@@ -116,3 +116,49 @@ def synthetic_result(path: str | Path, **overrides: Any) -> Path:
     path = Path(path)
     path.write_text(json.dumps(result, indent=2))
     return path
+
+
+def build_tiny_vision_checkpoint(
+    tokenizer: Any,
+    out: str | Path,
+    integration_type: str = "dm",
+    alpha_granularity: str = "token",
+    seed: int = 0,
+    image_size: int = 32,
+) -> Path:
+    """Save a tiny random `MultiStreamVisionEncoderDecoder` (a 1-layer ViT on `image_size` images with 8 x 8
+    patches, a 2-block GPT-2 decoder with streams ``["semantic", "vision"]``) and its `MultiStreamVisionProcessor`
+    (a ViT image processor + `tokenizer`) into `out`. The gates are opened at random, as after training."""
+    import torch
+    from model_checklist import open_gates
+    from transformers import ViTConfig, ViTImageProcessor
+
+    from msnn_hf import (
+        MultiStreamGPT2Config,
+        MultiStreamVisionEncoderDecoder,
+        MultiStreamVisionEncoderDecoderConfig,
+        MultiStreamVisionProcessor,
+    )
+
+    processor = MultiStreamVisionProcessor(
+        ViTImageProcessor(size={"height": image_size, "width": image_size}), tokenizer
+    )
+    encoder = ViTConfig(
+        image_size=image_size, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    decoder = MultiStreamGPT2Config(
+        vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2, n_inner=64,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, stream_dropout=0.0,
+        stream_hidden_size=16, stream_num_heads=2, stream_intermediate_size=32,
+        streams=["semantic", "vision"], integration_type=integration_type, alpha_granularity=alpha_granularity,
+        bos_token_id=processor.bos_token_id, eos_token_id=processor.eos_token_id,
+        pad_token_id=processor.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    config = MultiStreamVisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    model = open_gates(MultiStreamVisionEncoderDecoder(config), seed).eval()
+    out = Path(out)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
