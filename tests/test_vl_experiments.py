@@ -51,8 +51,8 @@ def test_tokenizer_lowercases_and_round_trips(tokenizer):
 
 
 def test_word_classes_and_question_types():
-    assert [vl_alpha.word_class(w) for w in ("the", "red", "three", "running", "dog", "building", "7")] == [
-        "function", "colour", "number", "verb (-ing)", "other content", "other content", "number",
+    assert [vl_alpha.word_class(w) for w in ("the", "red", "three", "running", "dog", "building", "7", ".")] == [
+        "function", "colour", "number", "verb (-ing)", "other content", "other content", "number", "punctuation",
     ]  # fmt: skip
     assert vl_alpha.question_type("What color is the chair ?") == "what color"
     assert vl_alpha.question_type("how many lamps are there ?") == "how many"
@@ -109,20 +109,23 @@ def test_alpha_rows_one_entry_per_word_and_one_end(vision_model):
         {"image": "y.jpg", "caption": "two children"},
     ]
     found = vl_alpha.alpha_rows(model, processor, features, rows, None, "caption")
-    words = [(row, word) for row, word, _ in found]
+    words = [(row, word) for row, word, _, _ in found]
     assert words == [(0, "a"), (0, "black"), (0, "dog"), (0, "is"), (0, "running"), (0, None),
                      (1, "two"), (1, "children"), (1, None)]  # fmt: skip
-    alphas = torch.tensor([a for _, _, a in found])
-    assert (
-        alphas.shape == (9, 2) and ((alphas > 0) & (alphas < 1)).all()
-    )  # 2 integration points, softmax weights
-    # the α of a word is read where it is predicted: different images give different α
-    other = vl_alpha.alpha_rows(
-        model, processor, {"x.jpg": features["y.jpg"]}, rows[:1], None, "caption"
-    )  # fmt: skip
-    assert not torch.allclose(alphas[:6], torch.tensor([a for _, _, a in other]))
-    summary = vl_alpha.summarise([(w, a) for _, w, a in found])
-    assert summary["count"] == 9 and 0 < summary["mean"] < 1 and len(summary["mean_per_point"]) == 2
+    share = torch.tensor([sh for _, _, sh, _ in found])
+    mixing = torch.tensor([mx for _, _, _, mx in found])
+    assert share.shape == mixing.shape == (9, 2)  # 2 integration points
+    assert ((mixing > 0) & (mixing < 1)).all()  # DM-token's softmax weight of the vision stream
+    # the share in z is the mixing weight scaled by the gate's mean opening, tanh(1) at every channel here
+    assert torch.allclose(share, torch.tanh(torch.tensor(1.0)) * mixing, atol=1e-5)
+    # read where the word is predicted: another image gives other weights
+    other = vl_alpha.alpha_rows(model, processor, {"x.jpg": features["y.jpg"]}, rows[:1], None, "caption")
+    assert not torch.allclose(mixing[:6], torch.tensor([mx for _, _, _, mx in other]))
+    summary = vl_alpha.summarise([(w, sh, mx) for _, w, sh, mx in found])
+    assert summary["count"] == 9 and 0 < summary["mixing"]["mean"] < 1
+    assert len(summary["share"]["mean_per_point"]) == 2
+    assert [g["mean_tanh"] for g in vl_alpha.gates(model)] == pytest.approx([0.7616, 0.7616], abs=1e-4)
+    assert not any("mix" in vars(m) for m in model.modules())  # the capture is undone
 
 
 def test_feature_cache_preloaded_and_blind(vision_model):

@@ -27,6 +27,7 @@ NAMES = {
     "ved": "(a) VisionEncoderDecoderModel, cross-attention in every block",
     "li": "(b) MS-VED, LI at every block",
     "dm-token": "(c) MS-VED, DM-token at every block",
+    "dm-token-mix": '(c\') (c) without the gate (`integration_init="mix"`)',
     "blind": "(d) blind: (a) with all-zero patch tokens",
     "half-li": "(e) MS-VED LI, 160 wide",
     "half-dm-token": "(e) MS-VED DM-token, 160 wide",
@@ -94,7 +95,7 @@ def verdict(runs: dict, counts: dict) -> list[str]:
     base = metric(runs.get("ved", {}), "test_cider_d")
     if not base:
         return ["(a) has no finished run yet: no comparison."]
-    for name in ("li", "dm-token", "half-li", "half-dm-token"):
+    for name in ("li", "dm-token", "dm-token-mix", "half-li", "half-dm-token"):
         ours = metric(runs.get(name, {}), "test_cider_d")
         if not ours:
             continue
@@ -155,23 +156,24 @@ def alpha_records(results: Path, task: str) -> list[dict]:
     return [r for r in records if r["task"] == task]
 
 
-def alpha_table(records: list[dict], key: str, groups) -> list[str]:
+def alpha_table(records: list[dict], key: str, groups, kind: str = "mixing") -> list[str]:
     runs = [r["run"] for r in records]
     lines = [
         "| " + ("word class" if key == "by_class" else "question type") + " | " + " | ".join(runs)
         + " | mean over runs |",
         "| --- | " + " | ".join("---" for _ in runs) + " | --- |",
     ]  # fmt: skip
+    digits = 3 if kind == "mixing" else 5
     for group in groups:
         cells, means = [], []
         for r in records:
             s = r[key].get(group, {"count": 0})
             if s["count"]:
-                cells.append(f"{s['mean']:.4f} (n={s['count']})")
-                means.append(s["mean"])
+                cells.append(f"{s[kind]['mean']:.{digits}f} (n={s['count']})")
+                means.append(s[kind]["mean"])
             else:
                 cells.append("–")
-        lines.append(f"| {group} | " + " | ".join(cells) + f" | {mean_sd(means, 4)} |")
+        lines.append(f"| {group} | " + " | ".join(cells) + f" | {mean_sd(means, digits)} |")
     return lines
 
 
@@ -182,21 +184,33 @@ def alpha_figure(records: list[dict], key: str, groups, path: Path, title: str) 
     import matplotlib.pyplot as plt
 
     groups = [g for g in groups if any(r[key].get(g, {}).get("count") for r in records)]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     width = 0.8 / max(len(records), 1)
-    for i, r in enumerate(records):
-        values = [r[key].get(g, {}).get("mean", 0.0) for g in groups]
-        errors = [r[key].get(g, {}).get("std", 0.0) for g in groups]
-        xs = [x + i * width for x in range(len(groups))]
-        ax.bar(xs, values, width, yerr=errors, capsize=2, label=r["run"])
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups, rotation=15)
-    ax.set_ylabel("α_vision (mean over tokens)")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
+    for ax, kind, label in (
+        (axes[0], "mixing", "α_vision (DM-token softmax weight)"),
+        (axes[1], "share", "share_vision in the block output"),
+    ):
+        for i, r in enumerate(records):
+            values = [r[key].get(g, {}).get(kind, {}).get("mean", 0.0) for g in groups]
+            xs = [x + i * width for x in range(len(groups))]
+            ax.bar(xs, values, width, label=r["run"])
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups, rotation=20, fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.axhline(0, color="black", linewidth=0.5)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def gate_lines(records: list[dict]) -> list[str]:
+    out = []
+    for r in records:
+        cells = ", ".join(f"{g['mean_tanh']:+.4f} / {g['mean_abs_tanh']:.4f}" for g in r.get("gates", []))
+        out.append(f"* {r['run']}: mean tanh(β) / mean |tanh(β)| per block: {cells}")
+    return out
 
 
 def examples(runs: dict, n: int = 4) -> list[str]:
@@ -279,39 +293,57 @@ def build(results: Path, docs: Path, data_dir: Path | None) -> str:
     if caption_alpha:
         figure = docs / "figures" / "vl_alpha_word_class.png"
         alpha_figure(
-            caption_alpha, "by_class", CLASSES, figure, "DM-token MS-VED: α_vision by generated word class"
+            caption_alpha,
+            "by_class",
+            CLASSES,
+            figure,
+            "DM-token MS-VED, Flickr8k test: by generated word class",
         )
-        definition = caption_alpha[0]["definition"].replace("\n", " ")
         text += [
             "## α_vision by the class of the generated word",
             "",
-            definition,
+            caption_alpha[0]["definition"].replace("\n", " "),
+            "",
+            "α_vision (mixing), mean over the tokens of each class (n tokens):",
             "",
             *alpha_table(caption_alpha, "by_class", CLASSES),
             "",
+            "share_vision (what reaches the text: the mixing weight times the gate's mean opening):",
+            "",
+            *alpha_table(caption_alpha, "by_class", CLASSES, kind="share"),
+            "",
             f"![α_vision by word class](figures/{figure.name})",
             "",
-            "Highest and lowest α_vision words (test captions, words generated ≥ 5 times), first run: "
-            f"highest {caption_alpha[0]['highest_alpha_words']}, lowest {caption_alpha[0]['lowest_alpha_words']}.",
+            'The gates after training (`integration_init="backbone"` starts them at 0):',
             "",
-            "Per integration point (block 1 → 4), all words: "
-            + "; ".join(f"{r['run']}: {r['all_words']['mean_per_point']}" for r in caption_alpha),
+            *gate_lines(caption_alpha),
+            "",
+            f"Words with the highest / lowest α_vision (mixing; generated ≥ 5 times), {caption_alpha[0]['run']}: "
+            f"highest {caption_alpha[0]['highest_alpha_words']}; lowest {caption_alpha[0]['lowest_alpha_words']}.",
+            "",
+            "Per integration point (block 1 → 4), α_vision (mixing) over all words: "
+            + "; ".join(f"{r['run']}: {r['all_words']['mixing']['mean_per_point']}" for r in caption_alpha),
             "",
         ]
     vqa_alpha = alpha_records(results, "vqa")
     if vqa_alpha:
         figure = docs / "figures" / "vl_alpha_question_type.png"
         alpha_figure(
-            vqa_alpha, "by_question_type", QUESTION_TYPES, figure, "DAQUAR: α_vision over answer tokens"
+            vqa_alpha, "by_question_type", QUESTION_TYPES, figure, "DAQUAR test: over the answer tokens"
         )
         text += [
             "## α_vision by DAQUAR question type",
             "",
-            "α_vision over the tokens of the generated answer (same definition), grouped by the question's start.",
+            "The same two numbers over the tokens of the generated answer, grouped by the question's start "
+            "(α_vision (mixing), then share_vision).",
             "",
             *alpha_table(vqa_alpha, "by_question_type", QUESTION_TYPES),
             "",
+            *alpha_table(vqa_alpha, "by_question_type", QUESTION_TYPES, kind="share"),
+            "",
             f"![α_vision by question type](figures/{figure.name})",
+            "",
+            *gate_lines(vqa_alpha),
             "",
         ]
     missing = [

@@ -3,12 +3,18 @@
 
 For every finished DM-token run of `vl.py` (``results/vl/<run>-seed<k>.json`` + its model in
 ``outputs/vl/runs/<run>-seed<k>/``): the model's own generated test captions (answers, for DAQUAR) are fed back
-teacher-forced with `output_stream_weights=True`, and each generated word gets the α_vision of the position that
-*predicts* its first piece (the decoder input just before it), averaged over the integration points (every block);
-the end of the caption (EOS) is a class of its own. α_vision + α_text = 1 at every token (DM-token's softmax).
+teacher-forced, and each generated word gets the weights of the position that *predicts* its first piece (the
+decoder input just before it), averaged over the integration points (every block); the end of the caption (EOS) is a
+class of its own. Two numbers per token:
+
+* α_vision (mixing): DM-token's softmax weight of the vision stream in the mix ``ẑ = Σ_s α_s u_s`` (α_vision +
+  α_text = 1 at every token) — what the token-level gate chose;
+* share_vision: the vision stream's share of the block's output ``z = r_0 + tanh(β) ⊙ (ẑ − r_0)``, i.e.
+  mean(tanh β) · α_vision (`output_stream_weights`, `modality_weights`): how much of it reaches the text, given
+  how far the learned per-channel gate β has opened (its per-point mean and mean |tanh β| are recorded too).
 
 Word classes (a fixed rule, no tagger: NLTK's tagger data is not available offline): function words (a closed list:
-articles, prepositions, conjunctions, pronouns, auxiliaries), colours, numbers (number words and digits), verbs in
+articles, prepositions, conjunctions, pronouns, auxiliaries), punctuation, colours, numbers (number words and digits), verbs in
 -ing form (the captions' main verb form: "a dog is running"), other content words (mostly nouns and adjectives).
 DAQUAR question types by the question's start: "what color", "how many", "what is on", "what is in", other "what
 is", other.
@@ -21,6 +27,7 @@ Writes ``results/vl/alpha_<run>-seed<k>.json`` (skipped when present; ``--force`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections import defaultdict
@@ -46,11 +53,14 @@ NUMBERS = frozenset("one two three four five six seven eight nine ten several ma
 NOT_VERBS = frozenset(
     "building clothing ceiling something nothing ring swing king thing wedding spring".split()
 )
-CLASSES = ("function", "colour", "number", "verb (-ing)", "other content", "end of caption")
+DEFINITION = " ".join(__doc__.split("\n\n")[1:3])
+CLASSES = ("function", "punctuation", "colour", "number", "verb (-ing)", "other content", "end of caption")
 
 
 def word_class(word: str) -> str:
     w = word.lower().strip(".,!?;:'\"")
+    if not any(c.isalnum() for c in w):
+        return "punctuation"
     if w in FUNCTION_WORDS:
         return "function"
     if w in COLOURS or w.endswith("-colored") or w.endswith("-coloured"):
@@ -81,24 +91,72 @@ def words_of(tokenizer, ids: list[int]) -> list[tuple[int, str]]:
     return [(start, tokenizer.decode(pieces).strip()) for start, pieces in words]
 
 
+@contextlib.contextmanager
+def capture_mixing(model):
+    """Within the block, DM-token's softmax weights `(B, T, S)` of every `DirectMixing.mix` call (one per integration
+    point, in order) are appended to the yielded list; the model computes exactly what it computes without it."""
+    from msnn_hf.integration import DirectMixing
+
+    captured: list[torch.Tensor] = []
+    patched = []
+    for module in model.modules():
+        if isinstance(module, DirectMixing) and module.alpha_granularity == "token":
+            original = module.mix
+
+            def mix(units, return_weights=True, _original=original):
+                potential, alpha = _original(units, True)
+                captured.append(alpha)
+                return potential, alpha if return_weights else None
+
+            module.mix = mix
+            patched.append(module)
+    try:
+        yield captured
+    finally:
+        for module in patched:
+            del module.mix  # the class's method again
+
+
+def gates(model) -> list[dict]:
+    """Per integration point: mean tanh(β) and mean |tanh(β)| of the start-as-the-text gate."""
+    out = []
+    for name, p in model.named_parameters():
+        if ".integration." in name and name.endswith(".blend"):
+            t = torch.tanh(p.detach())
+            out.append({"point": name, "mean_tanh": float(t.mean()), "mean_abs_tanh": float(t.abs().mean())})
+    return out
+
+
 @torch.no_grad()
 def alpha_rows(model, processor, features, rows: list[dict], prompt_key: str | None, target_key: str):
-    """Per generated word: (row index, word, α_vision per integration point)."""
+    """Per generated word: (row index, word, share_vision per integration point, α_vision (mixing) per point)."""
+    tokenizer = processor.tokenizer
+    vision_index = model.config.decoder.streams.index("vision")
+    with capture_mixing(model) as captured:
+        return _alpha_rows(
+            model, processor, features, rows, prompt_key, target_key, tokenizer, vision_index, captured
+        )
+
+
+def _alpha_rows(model, processor, features, rows, prompt_key, target_key, tokenizer, vision_index, captured):
     from transformers.modeling_outputs import BaseModelOutput
 
     out = []
-    tokenizer = processor.tokenizer
     for start in range(0, len(rows), 32):
         chunk = rows[start : start + 32]
         prompts = [r[prompt_key] for r in chunk] if prompt_key else [""] * len(chunk)
         targets = [r[target_key] for r in chunk]
         batch = processor(text=prompts, targets=targets, truncation=True, max_length=40)
         patches = torch.stack([features[r["image"]] for r in chunk]).float()
+        captured.clear()
         result = model(
             decoder_input_ids=batch["decoder_input_ids"], decoder_attention_mask=batch["decoder_attention_mask"],
             encoder_outputs=BaseModelOutput(last_hidden_state=patches), output_stream_weights=True,
         )  # fmt: skip
-        vision = model.modality_weights(result.stream_weights)["vision"]  # (points, B, T)
+        share = model.modality_weights(result.stream_weights)["vision"]  # (points, B, T)
+        mixing = (
+            torch.stack([a[..., vision_index] for a in captured]) if captured else torch.full_like(share, -1)
+        )
         labels = batch["labels"]
         for b in range(len(chunk)):
             positions = (labels[b] != -100).nonzero().flatten().tolist()
@@ -106,24 +164,29 @@ def alpha_rows(model, processor, features, rows: list[dict], prompt_key: str | N
             eos = tokenizer.eos_token_id
             body = [(p, t) for p, t in zip(positions, ids) if t != eos]
             for first, word in words_of(tokenizer, [t for _, t in body]):
-                out.append((start + b, word, vision[:, b, body[first][0]].tolist()))
+                p = body[first][0]
+                out.append((start + b, word, share[:, b, p].tolist(), mixing[:, b, p].tolist()))
             ends = [p for p, t in zip(positions, ids) if t == eos]
             if ends:
-                out.append((start + b, None, vision[:, b, ends[0]].tolist()))
+                out.append((start + b, None, share[:, b, ends[0]].tolist(), mixing[:, b, ends[0]].tolist()))
     return out
 
 
-def summarise(entries: list[tuple[str, list[float]]]) -> dict:
+def summarise(entries: list[tuple]) -> dict:
+    """Mean (and std over tokens) of share_vision and of α_vision (mixing), overall and per integration point, of
+    `(word, share per point, mixing per point)` entries."""
     if not entries:
         return {"count": 0}
-    per_point = torch.tensor([a for _, a in entries])
-    mean = per_point.mean(1)
-    return {
-        "count": len(entries),
-        "mean": float(mean.mean()),
-        "std": float(mean.std()) if len(entries) > 1 else 0.0,
-        "mean_per_point": [round(float(v), 5) for v in per_point.mean(0)],
-    }
+    result: dict = {"count": len(entries)}
+    for key, column in (("share", 1), ("mixing", 2)):
+        per_point = torch.tensor([e[column] for e in entries])
+        mean = per_point.mean(1)
+        result[key] = {
+            "mean": float(mean.mean()),
+            "std": float(mean.std()) if len(entries) > 1 else 0.0,
+            "mean_per_point": [round(float(v), 5) for v in per_point.mean(0)],
+        }
+    return result
 
 
 def analyse(record_path: Path, outputs_dir: Path, features: dict) -> dict:
@@ -146,12 +209,13 @@ def analyse(record_path: Path, outputs_dir: Path, features: dict) -> dict:
         ]
         found = alpha_rows(model, processor, features, items, "question", "answer")
         by_type: dict[str, list] = defaultdict(list)
-        for row, word, alpha in found:
-            by_type[question_type(items[row]["question"])].append((word, alpha))
+        for row, word, share, mixing in found:
+            by_type[question_type(items[row]["question"])].append((word, share, mixing))
         return {
-            "run": record_path.stem, "task": "vqa", "definition": __doc__.split("\n\n")[1],
+            "run": record_path.stem, "task": "vqa", "definition": DEFINITION,
             "by_question_type": {k: summarise(v) for k, v in sorted(by_type.items())},
-            "all_answer_tokens": summarise([(w, a) for _, w, a in found]),
+            "all_answer_tokens": summarise([(w, sh, mx) for _, w, sh, mx in found]),
+            "gates": gates(model),
         }  # fmt: skip
     from msnn_hf.data_vl import load_flickr8k
 
@@ -161,19 +225,20 @@ def analyse(record_path: Path, outputs_dir: Path, features: dict) -> dict:
     found = alpha_rows(model, processor, features, items, None, "caption")
     by_class: dict[str, list] = defaultdict(list)
     by_word: dict[str, list] = defaultdict(list)
-    for _, word, alpha in found:
+    for _, word, share, mixing in found:
         cls = "end of caption" if word is None else word_class(word)
-        by_class[cls].append((word, alpha))
+        by_class[cls].append((word, share, mixing))
         if word is not None:
-            by_word[word.lower()].append((word, alpha))
-    words = {w: summarise(v) for w, v in by_word.items() if len(v) >= 5}
-    ranked = sorted(words, key=lambda w: words[w]["mean"])
+            by_word[word.lower()].append((word, share, mixing))
+    words = {w: summarise(v)["mixing"]["mean"] for w, v in by_word.items() if len(v) >= 5}
+    ranked = sorted(words, key=words.get)
     return {
-        "run": record_path.stem, "task": "captioning", "definition": __doc__.split("\n\n")[1],
+        "run": record_path.stem, "task": "captioning", "definition": DEFINITION,
         "by_class": {c: summarise(by_class[c]) for c in CLASSES},
-        "all_words": summarise([(w, a) for _, w, a in found if w is not None]),
-        "lowest_alpha_words": {w: round(words[w]["mean"], 5) for w in ranked[:10]},
-        "highest_alpha_words": {w: round(words[w]["mean"], 5) for w in ranked[::-1][:10]},
+        "all_words": summarise([(w, sh, mx) for _, w, sh, mx in found if w is not None]),
+        "gates": gates(model),
+        "lowest_alpha_words": {w: round(words[w], 5) for w in ranked[:10]},
+        "highest_alpha_words": {w: round(words[w], 5) for w in ranked[::-1][:10]},
     }  # fmt: skip
 
 
