@@ -1,8 +1,15 @@
-"""Smoke test of `trainers/run_captioning.py` on real Flickr8k photos (a tiny ViT, a tiny GPT-2, a few steps)."""
+"""Smoke test of `trainers/run_captioning.py` on real Flickr8k photos (a tiny ViT, a tiny GPT-2, a few steps).
+
+Slow: two DDP processes (`accelerate launch`, gloo on CPU) train and evaluate through the script.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +19,8 @@ from transformers import GPT2Config, GPT2LMHeadModel, ViTConfig, ViTImageProcess
 
 from msnn_hf.data import default_data_dir
 
-TRAINERS = Path(__file__).resolve().parents[1] / "trainers"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TRAINERS = REPO_ROOT / "trainers"
 sys.path.insert(0, str(TRAINERS))
 
 import run_captioning  # noqa: E402
@@ -113,3 +121,98 @@ def test_the_vision_encoder_decoder_baseline_runs_through_the_same_script(parts,
     assert "validation_cider_d" in record["metrics"] and len(record["generated"]["validation"]) == 2
     with pytest.raises(run_captioning.UsageError, match="cache_encoder_features"):
         run_captioning.main(arguments(parts, tmp_path / "ved2", "--architecture", "ved", "--freeze_encoder"))
+
+
+# ------------------------------------------------------------------------------------------- two DDP processes
+DDP_IMAGES, DDP_EVAL_IMAGES, DDP_BATCH = 8, 5, 4  # 40 captions: 5 steps of 2 x 4 per pass; 5 images: uneven
+
+
+@pytest.fixture(scope="module")
+def caption_bpe(tmp_path_factory) -> tuple[str, int]:
+    """A byte-level BPE (as the experiments use) trained on the captions of the DDP test's training images."""
+    from train_bpe_tokenizer import train_tokenizer
+
+    from msnn_hf.data_vl import load_flickr8k
+
+    rows = load_flickr8k(data_dir=FLICKR, split="train").select(range(DDP_IMAGES))
+    tokenizer = train_tokenizer([c for captions in rows["captions"] for c in captions], vocab_size=512)
+    folder = tmp_path_factory.mktemp("caption_bpe")
+    tokenizer.save_pretrained(folder)
+    return str(folder), len(tokenizer)
+
+
+def ddp_arguments(vit: str, tokenizer: str, output_dir: Path, *extra: str) -> list[str]:
+    """A GPT-2 decoder from scratch over the BPE, gates open from the start (`mix`: the image matters at once),
+    the frozen ViT's features cached; evaluation one image per process and step, so that the five validation
+    images leave the last step uneven (accelerate repeats an image to fill it); greedy captions (two beams of
+    this tiny model mostly end at once: empty captions)."""
+    return [
+        "--encoder_name_or_path", vit, "--tokenizer_name", tokenizer, "--data_dir", str(FLICKR),
+        "--n_embd", "32", "--n_layer", "2", "--n_head", "2", "--n_positions", "48", "--integration_init", "mix",
+        "--stream_hidden_size", "16", "--stream_num_heads", "2", "--stream_intermediate_size", "32",
+        "--freeze_encoder", "--cache_encoder_features", "--max_target_length", "32",
+        "--max_train_images", str(DDP_IMAGES), "--max_eval_images", str(DDP_EVAL_IMAGES),
+        "--output_dir", str(output_dir), "--per_device_train_batch_size", str(DDP_BATCH),
+        "--per_device_eval_batch_size", "1", "--learning_rate", "3e-3", "--do_eval", "--predict_with_generate",
+        "--generation_num_beams", "1", "--generation_max_length", "12", "--report_to", "none", "--use_cpu",
+        "--logging_steps", "1", "--seed", "0", *extra,
+    ]  # fmt: skip
+
+
+def accelerate_launch(args: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    assert accelerate, "the accelerate CLI is part of the test environment"
+    # as in test_classification: torchrun-style DDP on CPU is `--multi_gpu` + the script's `--use_cpu` (gloo)
+    launcher = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launcher += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    path = os.pathsep.join(p for p in (str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    return subprocess.run(
+        [*launcher, str(TRAINERS / "run_captioning.py"), *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("streaming", [False, True], ids=["dataset", "stream"])
+def test_accelerate_launch_two_cpu_processes(parts, caption_bpe, tmp_path, streaming):
+    """Two DDP processes train one captioner and evaluate it by generation, through the script.
+
+    Deterministic checks (a seeded run): the script sees world size 2; the two processes split the training
+    captions (a pass over the 40 captions takes 5 steps of 2 x 4, not 10: read as a map-style dataset or as a
+    stream); the loss starts at chance (ln of the vocabulary: a decoder from scratch) and falls; the main process
+    alone writes results.json; the gathered captions are one per validation image, none repeated or missing: the
+    same captions and the same loss as one process evaluating the saved model on its own (the mean of five
+    per-image losses: a repeated or missing image changes it). After 30 steps this tiny model writes much the
+    same caption for every image, so the order of the gathered captions is accelerate's (whole batches dealt
+    to the processes in turn and gathered back in turn), not something these captions can show."""
+    vit, _ = parts
+    tokenizer, vocab = caption_bpe
+    out, steps = tmp_path / "ddp", 30
+    extra = ["--do_train", "--max_steps", str(steps), "--save_strategy", "steps", "--save_steps", str(steps)]
+    if streaming:
+        extra.append("--streaming")
+    result = accelerate_launch(ddp_arguments(vit, tokenizer, out, *extra))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    record = json.loads((out / "results.json").read_text())
+    assert record["world_size"] == 2 and record["global_steps"] == steps
+    wrote = f"wrote {out / 'results.json'}"
+    assert (result.stdout + result.stderr).count(wrote) == 1  # the main process writes it, rank 1 does not
+
+    log = json.loads((out / f"checkpoint-{steps}" / "trainer_state.json").read_text())["log_history"]
+    losses, epochs = [h["loss"] for h in log if "loss" in h], [h["epoch"] for h in log if "loss" in h]
+    assert len(losses) == steps
+    assert int(epochs[4 - 1]) == 0 and int(epochs[6 - 1]) == 1, epochs  # step 6 starts the second pass
+    assert losses[0] == pytest.approx(math.log(vocab), abs=0.1), losses
+    assert sum(losses[-5:]) / 5 < losses[0] - 0.8, losses
+
+    generated = record["generated"]["validation"]
+    assert len(generated) == DDP_EVAL_IMAGES and record["metrics"]["validation_cider_d"] is not None
+    alone = ["--model_name_or_path", str(out), "--do_train", "False"]  # the saved model, one process
+    single = run_captioning.main(ddp_arguments(vit, tokenizer, tmp_path / "single", *alone))
+    assert single["world_size"] == 1
+    assert [g["image_id"] for g in generated] == [g["image_id"] for g in single["generated"]["validation"]]
+    assert generated == single["generated"]["validation"]
+    for key in ("validation_loss", "validation_bleu_1", "validation_rouge_l", "validation_cider_d"):
+        assert record["metrics"][key] == pytest.approx(single["metrics"][key], rel=1e-5), key

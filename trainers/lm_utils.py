@@ -540,7 +540,7 @@ def train_and_save(
         seconds = time.perf_counter() - t0
         metrics = {k if k.startswith("train") else f"train_{k}": v for k, v in result.metrics.items()}
     trainer.save_model()
-    if processor is not None:
+    if processor is not None and trainer.is_world_process_zero():  # one writer under DDP, as save_model
         processor.save_pretrained(training_args.output_dir)
     return metrics, seconds, checkpoint
 
@@ -573,7 +573,10 @@ def write_record(
     `results_file` (default `<output_dir>/results.json`) and return it. Non-finite floats become null.
 
     ``commit``: the code's git commit read when the run started (`git_commit()` at the start of `main`), not
-    now: the checkout may have moved on while it trained. Required, so that no caller records the later one."""
+    now: the checkout may have moved on while it trained. Required, so that no caller records the later one.
+
+    With several processes (`accelerate launch`) every process returns the record and the main one (global rank 0)
+    writes it; `world_size` says how many trained."""
     record = {
         "task": task,
         "model_args": asdict(model_args),
@@ -589,16 +592,19 @@ def write_record(
         "wall_seconds": round(time.perf_counter() - started, 2),
         "git_commit": commit,
         "torch_threads": torch.get_num_threads(),
+        "world_size": training_args.world_size,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "metrics": {
             k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()
         },
     }
+    if training_args.process_index != 0:
+        return record
     path = results_path(results_file, training_args)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     print("wrote", path)
-    if training_args.do_train and training_args.process_index == 0:
+    if training_args.do_train:
         mark_finished(training_args.output_dir, int(extra.get("global_steps") or 0), [str(path)])
     return record
 

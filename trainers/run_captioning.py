@@ -256,7 +256,25 @@ def freeze_encoder(model) -> None:
 class CaptionTrainer(Seq2SeqTrainer):
     """`Seq2SeqTrainer` whose prediction step computes the loss *before* generating: `generate()` of transformers'
     `VisionEncoderDecoderModel` expands given `encoder_outputs` for the beams in place, which would leave the batch
-    the loss is computed on with the wrong size."""
+    the loss is computed on with the wrong size.
+
+    Two fixes for several processes (DDP, `accelerate launch`), both models:
+
+    * Both forwards take `**kwargs` but average their loss over their own batch (they ignore `num_items_in_batch`),
+      so the Trainer must not treat them as models that normalise by the global token count: it would multiply the
+      loss (and the gradient) by the number of processes, and skip the division by `gradient_accumulation_steps`.
+    * `Seq2SeqTrainer.evaluate` / `predict` gather with `accelerator.gather` (kept for `num_return_sequences > 1`),
+      which keeps the examples accelerate repeats to even out the last batch across processes: N images gave more
+      than N captions. One sequence per example here, so `gather_for_metrics` (which drops them) is right.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+
+    def evaluation_loop(self, *args, **kwargs):
+        self.gather_function = self.accelerator.gather_for_metrics
+        return super().evaluation_loop(*args, **kwargs)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
         if not self.args.predict_with_generate or prediction_loss_only:
@@ -470,6 +488,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if dargs.streaming and targs.do_train and targs.max_steps <= 0:
         raise UsageError("--streaming needs --max_steps (a stream has no length)")
     targs.remove_unused_columns = False  # the collator reads the rows' image paths and captions
+    if dargs.streaming and targs.accelerator_config.dispatch_batches is None:
+        # several processes: each reads the stream and keeps its share (accelerate's IterableDatasetShard) instead
+        # of the main process concatenating everyone's batches, which fails on captions padded to other lengths
+        targs.accelerator_config.dispatch_batches = False
     finished = lm_utils.finished_record(margs, dargs, targs)
     if finished is not None:
         return finished
