@@ -668,3 +668,15 @@ def test_one_model_serves_concurrent_calls():
         t.join()
     assert not errors, errors
     assert not torch.allclose(expected[0], expected[1])  # the images do differ in the output
+
+
+def test_trainer_scales_the_loss_itself(tmp_path):
+    """The model's loss is a batch mean that ignores `num_items_in_batch`: the Trainer must not assume otherwise
+    (it would skip dividing by the gradient-accumulation steps / multiply by the processes)."""
+    from transformers import Trainer, TrainingArguments
+
+    trainer = Trainer(
+        model=make_model("dm-token"),
+        args=TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True),
+    )
+    assert trainer.model_accepts_loss_kwargs is False

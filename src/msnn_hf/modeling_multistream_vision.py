@@ -373,6 +373,9 @@ class MultiStreamVisionEncoderDecoder(PreTrainedModel, GenerationMixin):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["GPT2Block", "StreamLayer", "PatchReadoutLayer"]
+    # the loss is the mean over this batch's labelled tokens (`num_items_in_batch` is not used): the Trainer must
+    # scale it for gradient accumulation / several processes itself (with **kwargs it would assume we do)
+    accepts_loss_kwargs = False
 
     def __init__(
         self,
