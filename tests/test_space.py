@@ -369,19 +369,24 @@ def _alpha_step_by_step(loaded, image_path: Path, question: str, steps: int) -> 
     model, processor = loaded.model, loaded.processor
     inputs = processor(images=[Image.open(image_path).convert("RGB")], text=[question] if question else None)
     ids = inputs["decoder_input_ids"]
-    tokens, alphas = [], []
+    from msnn_hf.analysis import capture_mixing_weights
+
+    tokens, alphas, mixing = [], [], []
+    vision_index = model.config.decoder.streams.index("vision")
     with torch.no_grad():
         for _ in range(steps):
-            out = model(
-                pixel_values=inputs["pixel_values"], decoder_input_ids=ids, output_stream_weights=True
-            )
+            with capture_mixing_weights(model) as captured:
+                out = model(
+                    pixel_values=inputs["pixel_values"], decoder_input_ids=ids, output_stream_weights=True
+                )
             token = int(out.logits[0, -1].argmax())
             tokens.append(token)
             alphas.append(float(model.modality_weights(out.stream_weights)["vision"][:, 0, -1].mean()))
+            mixing.append(float(torch.stack([c[0, -1, vision_index] for c in captured]).mean()))
             if token == processor.eos_token_id:
                 break
             ids = torch.cat([ids, torch.tensor([[token]])], 1)
-    return tokens, alphas
+    return tokens, alphas, mixing
 
 
 @pytest.mark.parametrize("question", [None, QUESTION], ids=["caption", "answer"])
@@ -399,18 +404,21 @@ def test_describe_image_alpha_per_generated_token(vision, image_files, question)
     np.testing.assert_allclose(alpha_vision, result.alpha_by_point.mean(0), rtol=1e-6)
     np.testing.assert_allclose(alpha_vision + alpha_text, 1.0, atol=1e-5)  # DM-token: the shares sum to 1
     assert ((alpha_vision > 0) & (alpha_vision < 1)).all() and alpha_vision.std() > 0
-    tokens, alphas = _alpha_step_by_step(vision, image_files / "photo.png", question or "", 12)
+    tokens, alphas, mixing = _alpha_step_by_step(vision, image_files / "photo.png", question or "", 12)
     assert result.token_ids == tokens
     np.testing.assert_allclose(alpha_vision, alphas, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(result.mixing_vision, mixing, rtol=1e-4, atol=1e-6)  # the token gate's choice
+    assert all(0 < m < 1 for m in result.mixing_vision)
     text = vision.processor.decode(tokens, skip_special_tokens=True).strip()
     assert result.text == text
     json.dumps(result.to_dict())  # plain JSON
     page = app.alpha_html(result)
     assert page.count('class="alpha-token"') == n and "linear-gradient" in page
-    assert f">{result.alpha_vision[0]:.3g}<" in page  # the number next to the colour
+    assert f">{result.mixing_vision[0]:.2f}<" in page  # the number next to the colour: the mixing weight
+    assert f'data-alpha="{result.alpha_vision[0]:.6g}"' in page  # the share in z beside it
     assert result.pieces == [vision.processor.tokenizer.convert_tokens_to_string([t]) for t in result.tokens]
     rows = app.alpha_table(result)
-    assert len(rows) == n and len(rows[0]) == 2 + 2 + 2  # #, token, α_vision, α_text, one per point
+    assert len(rows) == n and len(rows[0]) == 2 + 3 + 2  # #, token, mixing, α_vision, α_text, one per point
     assert [row[1] for row in rows] == [p.strip() or t for p, t in zip(result.pieces, result.tokens)]
     assert f"Image: photo.png: {PHOTO}, mode RGB" in app.image_notice_markdown(result)
 
@@ -581,7 +589,7 @@ def test_gradio_client_image_api(running_app, image_files):
         handle_file(str(image_files / "photo.png")), 6, api_name="/caption"
     )
     assert f"photo.png: {PHOTO}" in notice and 'class="alpha-token"' in tokens_html
-    assert 1 <= len(table["data"]) <= 6 and table["headers"][:3] == ["#", "token", "α_vision"]
+    assert 1 <= len(table["data"]) <= 6 and table["headers"][:4] == ["#", "token", "α_vision (mixing)", "α_vision (share in z)"]
     notice, answer, tokens_html, _ = client.predict(
         handle_file(str(image_files / "photo.png")), QUESTION, 6, api_name="/ask"
     )
@@ -607,8 +615,9 @@ def test_browser_image_tab(running_app, image_files, tmp_path):
     assert "dm-token" in seen["model_info"]
     for key in ("caption_tokens", "answer_tokens"):
         tokens = seen[key]
-        assert tokens and all(0 < t["alpha"] < 1 for t in tokens), tokens
-        assert all(float(t["shown"]) == pytest.approx(t["alpha"], rel=5e-3) for t in tokens), tokens
+        assert tokens and all(0 < t["alpha"] < 1 and 0 < t["mixing"] < 1 for t in tokens), tokens
+        # the number shown (and the colour) is the token gate's mixing weight; the share in z is data-alpha
+        assert all(float(t["shown"]) == pytest.approx(t["mixing"], abs=0.006) for t in tokens), tokens
         assert len({t["background"] for t in tokens}) > 1  # a colour scale, not one colour
     assert f"Question: {QUESTION}" in seen["answer_notice"] and "α_vision" in seen["caption_table"]
     assert (

@@ -602,6 +602,8 @@ class ImageAnalysis:
         alpha_vision: α_vision per generated token, the mean over integration points (None without per-token α).
         alpha_text: α_text per generated token (semantic + other text streams), likewise.
         alpha_by_point: α_vision per integration point x generated token, shape ``(points, tokens)``.
+        mixing_vision: DM-token's softmax weight of the vision stream per generated token (mean over points):
+            which stream the token gate chose, before the integration gate scales it (None without DM-token).
         layers: the decoder block of every integration point (the rows of `alpha_by_point`).
         constant_alpha: α_vision of a model whose α is the same at every token (DM scalar / channel), else None.
         image_info: size and mode of the image read.
@@ -617,6 +619,7 @@ class ImageAnalysis:
     alpha_vision: list[float] | None = None
     alpha_text: list[float] | None = None
     alpha_by_point: np.ndarray | None = None
+    mixing_vision: list[float] | None = None
     layers: list[int] = field(default_factory=list)
     constant_alpha: float | None = None
     image_info: str = ""
@@ -638,6 +641,7 @@ class ImageAnalysis:
             "alpha_vision_by_point": None
             if self.alpha_by_point is None
             else np.round(self.alpha_by_point, 5).tolist(),
+            "mixing_alpha_vision": self.mixing_vision,
             "layers": self.layers,
             "constant_alpha_vision": self.constant_alpha,
             "image": self.image_info,
@@ -844,7 +848,9 @@ def _describe_into(
         return
     # teacher-forced: position t predicts token t + 1, so the generated tokens are predicted at start - 1, ...
     forced = sequence[:, :-1]
-    with torch.no_grad():
+    from msnn_hf.analysis import capture_mixing_weights
+
+    with torch.no_grad(), capture_mixing_weights(model) as mixing:
         out = model(
             pixel_values=inputs["pixel_values"],
             decoder_input_ids=forced,
@@ -873,6 +879,10 @@ def _describe_into(
     result.alpha_by_point = vision
     result.alpha_vision = [float(v) for v in vision.mean(0)]
     result.alpha_text = [float(v) for v in text.mean(0)]
+    if mixing:
+        index = model.config.decoder.streams.index("vision")
+        chosen = torch.stack([m[0, start - 1 :, index] for m in mixing]).float()  # (points, generated)
+        result.mixing_vision = [float(v) for v in chosen.mean(0)]
     if not np.any(vision):
         result.notices.append(
             "α_vision is 0 at every token: the integration gates are closed, the model ignores the image."
@@ -907,6 +917,7 @@ def alpha_html(analysis: ImageAnalysis) -> str:
     if not analysis.tokens:
         return ""
     alphas = analysis.alpha_vision
+    mixing = analysis.mixing_vision
     top = max(abs(a) for a in alphas) if alphas else 0.0
     pieces = analysis.pieces or analysis.tokens
     cells = []
@@ -915,15 +926,30 @@ def alpha_html(analysis: ImageAnalysis) -> str:
         if alphas is None:
             cells.append(f'<span class="alpha-token plain" data-index="{i}">{label}</span>')
             continue
-        background, colour = _colour(alphas[i] / top if top > 0 else 0.0)
+        if mixing is not None:  # the token gate's choice, on the absolute scale 0..1
+            background, colour = _colour(mixing[i])
+            number = f"{mixing[i]:.2f}"
+            extra = f' data-mixing="{mixing[i]:.6g}"'
+            title = f"α_vision (mixing) = {mixing[i]:.4g}; share in z = {alphas[i]:.4g}"
+        else:
+            background, colour = _colour(alphas[i] / top if top > 0 else 0.0)
+            number, extra, title = f"{alphas[i]:.3g}", "", f"α_vision = {alphas[i]:.4g}"
         cells.append(
-            f'<span class="alpha-token" data-index="{i}" data-alpha="{alphas[i]:.6g}" '
-            f'title="{html.escape(token)}: α_vision = {alphas[i]:.4g}" '
+            f'<span class="alpha-token" data-index="{i}" data-alpha="{alphas[i]:.6g}"{extra} '
+            f'title="{html.escape(token)}: {title}" '
             f'style="background: {background}; color: {colour}">'
-            f'<span class="tok">{label}</span><span class="num">{alphas[i]:.3g}</span></span>'
+            f'<span class="tok">{label}</span><span class="num">{number}</span></span>'
         )
     legend = ""
-    if alphas is not None:
+    if mixing is not None:
+        stops = ", ".join(_colour(k / 4)[0] for k in range(5))
+        legend = (
+            f'<div class="alpha-legend">α_vision (mixing): 0 <span class="bar" style="background: '
+            f'linear-gradient(to right, {stops})"></span> 1</div><div class="alpha-note">colour and number: '
+            "the token gate's weight of the vision stream (DM-token softmax, 0 = all text, 1 = all image); "
+            "the share in z, gate included, is in the table and the tooltip</div>"
+        )
+    elif alphas is not None:
         low = -top if min(alphas) < 0 else 0.0
         stops = ", ".join(_colour(low / top + k / 4 * (1 - low / top))[0] for k in range(5)) if top else ""
         bar = (
@@ -954,7 +980,8 @@ def alpha_table(analysis: ImageAnalysis) -> list[list[Any]]:
     for i, token in enumerate(analysis.tokens):
         row: list[Any] = [i, pieces[i].strip() or token]
         if analysis.alpha_vision is not None:  # 4 significant digits: trained gates give |α_vision| ~ 1e-3
-            row += [_digits(analysis.alpha_vision[i]), _digits(analysis.alpha_text[i])]
+            mixing = analysis.mixing_vision[i] if analysis.mixing_vision is not None else float("nan")
+            row += [_digits(mixing), _digits(analysis.alpha_vision[i]), _digits(analysis.alpha_text[i])]
             row += [_digits(v) for v in analysis.alpha_by_point[:, i]]
         rows.append(row)
     return rows
@@ -1014,7 +1041,9 @@ IMAGE_INTRO = (
     "**α_vision of a token** is the vision stream's share of the integrated state at the position that *predicts* "
     "that token (the position before it), averaged over the integration points: the model generates greedily, "
     "then one teacher-forced forward over prompt + generated tokens returns the stream weights "
-    "(`output_stream_weights=True`, `modality_weights()`). α_vision + α_text = 1 at every token (Direct Mixing "
+    "(`output_stream_weights=True`, `modality_weights()`). The colours show DM-token's own choice, the softmax "
+    "weight of the vision stream in the mix (`msnn_hf.analysis.capture_mixing_weights`; 0 = all text, 1 = all "
+    "image); the table also gives the share in z. α_vision + α_text = 1 at every token (Direct Mixing "
     "with token α); both are shares *in z*, including the gate (τ·α with τ = tanh(β)), so a closed gate gives "
     "α_vision = 0 and a negative gate a negative α_vision (the vision term is subtracted). "
     "For a question, the question is the decoder's prompt and the generated continuation is the answer."
@@ -1130,7 +1159,12 @@ def _image_tab(
     kwargs: dict,
 ) -> None:
     layers = vision.integration_layers if vision else []
-    alpha_headers = ["α_vision", "α_text", *[f"α_vision @ block {layer}" for layer in layers]]
+    alpha_headers = [
+        "α_vision (mixing)",
+        "α_vision (share in z)",
+        "α_text (share in z)",
+        *[f"α_vision share @ block {layer}" for layer in layers],
+    ]
     if vision is not None and vision.alpha_kind != "token":
         alpha_headers = []
 

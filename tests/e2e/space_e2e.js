@@ -119,6 +119,7 @@ async function alphaTokens(page, selector) {
       [...document.querySelectorAll(`${sel} .alpha-token`)].map((el) => ({
         token: el.querySelector(".tok")?.innerText ?? el.innerText,
         alpha: el.dataset.alpha === undefined ? null : Number(el.dataset.alpha),
+        mixing: el.dataset.mixing === undefined ? null : Number(el.dataset.mixing),
         shown: el.querySelector(".num")?.innerText ?? null,
         background: getComputedStyle(el).backgroundColor,
       })),

@@ -27,7 +27,6 @@ Writes ``results/vl/alpha_<run>-seed<k>.json`` (skipped when present; ``--force`
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from collections import defaultdict
@@ -91,32 +90,6 @@ def words_of(tokenizer, ids: list[int]) -> list[tuple[int, str]]:
     return [(start, tokenizer.decode(pieces).strip()) for start, pieces in words]
 
 
-@contextlib.contextmanager
-def capture_mixing(model):
-    """Within the block, DM-token's softmax weights `(B, T, S)` of every `DirectMixing.mix` call (one per integration
-    point, in order) are appended to the yielded list; the model computes exactly what it computes without it."""
-    from msnn_hf.integration import DirectMixing
-
-    captured: list[torch.Tensor] = []
-    patched = []
-    for module in model.modules():
-        if isinstance(module, DirectMixing) and module.alpha_granularity == "token":
-            original = module.mix
-
-            def mix(units, return_weights=True, _original=original):
-                potential, alpha = _original(units, True)
-                captured.append(alpha)
-                return potential, alpha if return_weights else None
-
-            module.mix = mix
-            patched.append(module)
-    try:
-        yield captured
-    finally:
-        for module in patched:
-            del module.mix  # the class's method again
-
-
 def gates(model) -> list[dict]:
     """Per integration point: mean tanh(β) and mean |tanh(β)| of the start-as-the-text gate."""
     out = []
@@ -132,7 +105,9 @@ def alpha_rows(model, processor, features, rows: list[dict], prompt_key: str | N
     """Per generated word: (row index, word, share_vision per integration point, α_vision (mixing) per point)."""
     tokenizer = processor.tokenizer
     vision_index = model.config.decoder.streams.index("vision")
-    with capture_mixing(model) as captured:
+    from msnn_hf.analysis import capture_mixing_weights
+
+    with capture_mixing_weights(model) as captured:
         return _alpha_rows(
             model, processor, features, rows, prompt_key, target_key, tokenizer, vision_index, captured
         )
