@@ -589,7 +589,12 @@ def test_gradio_client_image_api(running_app, image_files):
         handle_file(str(image_files / "photo.png")), 6, api_name="/caption"
     )
     assert f"photo.png: {PHOTO}" in notice and 'class="alpha-token"' in tokens_html
-    assert 1 <= len(table["data"]) <= 6 and table["headers"][:4] == ["#", "token", "α_vision (mixing)", "α_vision (share in z)"]
+    assert 1 <= len(table["data"]) <= 6 and table["headers"][:4] == [
+        "#",
+        "token",
+        "α_vision (mixing)",
+        "α_vision (share in z)",
+    ]
     notice, answer, tokens_html, _ = client.predict(
         handle_file(str(image_files / "photo.png")), QUESTION, 6, api_name="/ask"
     )
