@@ -198,3 +198,26 @@ def test_report_states_the_comparison(tmp_path):
     assert "within the seed spread" in li_line
     assert "Planned runs without a record" in text and "blind-seed42" in text
     assert "| (a) VisionEncoderDecoderModel, cross-attention in every block | 1 | 0.200" in text
+
+
+def test_zero_image_evaluation_command_and_report_column(tmp_path):
+    import vl
+
+    args = vl.parse_args(["--results_dir", str(tmp_path / "r"), "--outputs_dir", str(tmp_path / "o")])
+    inputs = {"tokenizer": "tok", "features": "f.safetensors"}
+    cmd = vl.ablation_command(args, "ved", 43, inputs)
+    assert cmd[cmd.index("--architecture") + 1] == "ved" and "--blind" in cmd and "--do_train" not in cmd
+    assert cmd[cmd.index("--model_name_or_path") + 1] == str(vl.output_dir(args, "ved", 43))
+    assert cmd[cmd.index("--results_file") + 1] == str(vl.ablation_path(args, "ved", 43))
+    vqa = vl.ablation_command(args, "vqa-dm-token", 42, inputs)
+    assert "--architecture" not in vqa and vqa[vqa.index("--dataset") + 1] == "daquar"
+    # the report shows the zero-image score beside the real one
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "parameters.json").write_text(json.dumps({"trainable_parameters": {"ved": 1000}}))
+    (results / "ved-seed42.json").write_text(json.dumps(record("ved", 42, 0.3)))
+    zero = {"experiment": "vl-zero-image", "run": "ved", "seed": 42, "metrics": {"test_cider_d": 0.05}}
+    (results / "zero-image_ved-seed42.json").write_text(json.dumps(zero))
+    text = report_vl.build(results, tmp_path / "docs", None)
+    line = next(x for x in text.splitlines() if x.startswith("| (a)"))
+    assert line.endswith("| 0.050 (1) |")

@@ -38,13 +38,22 @@ QUESTION_TYPES = ("what color", "how many", "what is on", "what is in", "other w
 def load(results: Path) -> dict[str, dict[int, dict]]:
     runs: dict[str, dict[int, dict]] = {}
     for path in sorted(results.glob("*-seed*.json")):
-        if path.name.startswith("alpha_"):
+        if path.name.startswith(("alpha_", "zero-image_")):
             continue
         record = json.loads(path.read_text())
         if record.get("experiment") != "vl":
             continue
         runs.setdefault(record["run"], {})[record["seed"]] = record
     return runs
+
+
+def load_zero_image(results: Path) -> dict[str, dict[int, dict]]:
+    """The zero-image evaluations (`vl.py --image_ablation`) by run and seed."""
+    out: dict[str, dict[int, dict]] = {}
+    for path in sorted(results.glob("zero-image_*-seed*.json")):
+        record = json.loads(path.read_text())
+        out.setdefault(record["run"], {})[record["seed"]] = record
+    return out
 
 
 def mean_sd(values: list[float], digits: int = 3) -> str:
@@ -63,11 +72,12 @@ def distinct(records: dict[int, dict], split: str = "test") -> list[int]:
     return [len({g["caption"] for g in r["generated"][split]}) for r in records.values()]
 
 
-def caption_table(runs: dict, counts: dict, human: dict) -> list[str]:
+def caption_table(runs: dict, counts: dict, human: dict, zero: dict | None = None) -> list[str]:
+    zero = zero or {}
     lines = [
         "| model | trainable params | vs (a) | seeds | BLEU-4 | CIDEr-D | ROUGE-L | METEOR | val. CIDEr-D "
-        "| distinct test captions / 125 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| distinct test captions / 125 | CIDEr-D, zero image |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in NAMES:
         records = runs.get(name)
@@ -78,15 +88,22 @@ def caption_table(runs: dict, counts: dict, human: dict) -> list[str]:
         ratio = f"{params / counts['ved']:.3f}" if params and counts.get("ved") else "–"
         lines.append(
             f"| {NAMES[name]} | {params:,} | {ratio} | {len(records)} | " + " | ".join(scores)
-            + f" | {mean_sd(metric(records, 'validation_cider_d'))} | {mean_sd(distinct(records), 0)} |"
+            + f" | {mean_sd(metric(records, 'validation_cider_d'))} | {mean_sd(distinct(records), 0)} | "
+            + f"{zero_cell(zero.get(name, {}), 'test_cider_d')} |"
         )  # fmt: skip
     test = human["splits"]["test"]
     lines.append(
         "| human agreement (caption 1 vs the other 4) | – | – | – | "
         + " | ".join(f"{test[m]:.3f}" for m in CAPTION_METRICS)
-        + f" | {human['splits']['validation']['cider_d']:.3f} | – |"
+        + f" | {human['splits']['validation']['cider_d']:.3f} | – | – |"
     )
     return lines
+
+
+def zero_cell(records: dict[int, dict], key: str) -> str:
+    """The zero-image score (mean over the seeds evaluated, their number in brackets)."""
+    values = metric(records, key)
+    return f"{mean_sd(values)} ({len(values)})" if values else "–"
 
 
 def verdict(runs: dict, counts: dict) -> list[str]:
@@ -129,15 +146,16 @@ def daquar_majority(data_dir: Path) -> dict:
     return {"answer": answer, **vqa_scores([answer] * len(test), [r["answers"] for r in test])}
 
 
-def vqa_table(runs: dict, majority: dict | None) -> list[str]:
+def vqa_table(runs: dict, majority: dict | None, zero: dict | None = None) -> list[str]:
+    zero = zero or {}
     lines = [
-        "| model | seeds | exact match | answer set-F1 | val. exact match |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | seeds | exact match | answer set-F1 | val. exact match | exact match, zero image |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     if majority:
         lines.append(
             f"| majority answer ({majority['answer']!r}) | – | {majority['exact_match']:.3f} | "
-            f"{majority['answer_f1']:.3f} | – |"
+            f"{majority['answer_f1']:.3f} | – | – |"
         )
     for name in ("vqa-blind", "vqa-ved", "vqa-li", "vqa-dm-token"):
         records = runs.get(name)
@@ -146,7 +164,8 @@ def vqa_table(runs: dict, majority: dict | None) -> list[str]:
         label = NAMES[name.removeprefix("vqa-")]
         lines.append(
             f"| {label} | {len(records)} | {mean_sd(metric(records, 'test_exact_match'))} | "
-            f"{mean_sd(metric(records, 'test_answer_f1'))} | {mean_sd(metric(records, 'validation_exact_match'))} |"
+            f"{mean_sd(metric(records, 'test_answer_f1'))} | {mean_sd(metric(records, 'validation_exact_match'))} | "
+            f"{zero_cell(zero.get(name, {}), 'test_exact_match')} |"
         )
     return lines
 
@@ -231,6 +250,7 @@ def examples(runs: dict, n: int = 4) -> list[str]:
 
 def build(results: Path, docs: Path, data_dir: Path | None) -> str:
     runs = load(results)
+    zero = load_zero_image(results)
     counts = json.loads((results / "parameters.json").read_text())["trainable_parameters"]
     human = json.loads((REPO_ROOT / "results" / "vision" / "human_agreement_flickr8k.json").read_text())
     any_record = next((r for recs in runs.values() for r in recs.values()), None)
@@ -265,10 +285,13 @@ def build(results: Path, docs: Path, data_dir: Path | None) -> str:
         "",
         "## Flickr8k captioning (test split)",
         "",
-        *caption_table(runs, counts, human),
+        *caption_table(runs, counts, human, zero),
         "",
         "Mean ± standard deviation over seeds (42, 43, 44 where three). Parameters: trainable, the encoder frozen "
-        "(`results/vl/parameters.json`; (a)–(c) equal within 2 %, checked by `vl.py` before training).",
+        "(`results/vl/parameters.json`; (a)–(c) equal within 2 %, checked by `vl.py` before training). "
+        "Zero image: the same trained models evaluated with all-zero patch tokens "
+        "(`python trainers/experiments/vl.py --image_ablation`; seeds evaluated in brackets): what is left "
+        "without the image.",
         "",
         "**Does integration beat cross-attention at equal parameters?**",
         "",
@@ -283,7 +306,7 @@ def build(results: Path, docs: Path, data_dir: Path | None) -> str:
         "",
         "## DAQUAR (answer generation, test split: 442 QA pairs)",
         "",
-        *vqa_table(runs, majority),
+        *vqa_table(runs, majority, zero),
         "",
         "Exact match: the generated answer set equals the reference set; set-F1 gives partial credit "
         "(`msnn_hf.metrics.vqa_metrics_path`). DAQUAR runs have one seed each.",

@@ -21,6 +21,7 @@ the grid (lock files, as `sst5.py`).
     python trainers/experiments/vl.py --dry_run
     python trainers/experiments/vl.py                                  # the whole grid
     python trainers/experiments/vl.py --only ved,dm-token --seeds 42
+    python trainers/experiments/vl.py --image_ablation                 # the finished runs with all-zero images
     python trainers/experiments/vl_alpha.py                            # α analysis of the DM-token runs
     python trainers/experiments/report_vl.py                           # docs/results_vl.md + figures
 """
@@ -40,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = REPO_ROOT / "trainers"
 sys.path.insert(0, str(TRAINERS))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_common import acquire_lock, lock_holder, write_json_atomic  # noqa: E402
+from train_common import acquire_lock, lock_holder, portable_paths, write_json_atomic  # noqa: E402
 from vl_prepare import data_dirs, prepare  # noqa: E402
 
 DEFAULT_SEEDS = (42, 43, 44)
@@ -119,6 +120,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results_dir", default=str(REPO_ROOT / "results" / "vl"))
     parser.add_argument("--outputs_dir", default=str(REPO_ROOT / "outputs" / "vl"))
     parser.add_argument("--dry_run", action="store_true")
+    parser.add_argument(
+        "--image_ablation",
+        action="store_true",
+        help="Only evaluate the finished runs with all-zero patch tokens (results/vl/zero-image_<run>-seed<k>.json).",
+    )
     return parser.parse_args(argv)
 
 
@@ -174,6 +180,52 @@ def training_command(args, name: str, seed: int, inputs: dict[str, str]) -> list
     ]  # fmt: skip
 
 
+def ablation_path(args, name: str, seed: int) -> Path:
+    return Path(args.results_dir) / f"zero-image_{name}-seed{seed}.json"
+
+
+def ablation_command(args, name: str, seed: int, inputs: dict[str, str]) -> list[str]:
+    """The trained model of a run evaluated on its test split with all-zero patch tokens (`--blind`): how much of
+    its score comes from the image. Same generation settings as the run."""
+    run = RUNS[name]
+    flickr, daquar = data_dirs(args.data_dir)
+    vqa = run.dataset == "daquar"
+    architecture = ("--architecture", "ved") if "ved" in run.args else ()
+    return [
+        sys.executable, str(TRAINERS / "run_captioning.py"), *architecture,
+        "--model_name_or_path", str(output_dir(args, name, seed)),
+        "--dataset", run.dataset, "--data_dir", str(daquar if vqa else flickr),
+        "--freeze_encoder", "--cache_encoder_features", "--image_features_file", inputs["features"], "--blind",
+        "--output_dir", str(Path(args.outputs_dir) / "ablations" / f"{name}-seed{seed}"),
+        "--results_file", str(ablation_path(args, name, seed)), "--seed", str(seed),
+        "--per_device_eval_batch_size", "64", "--max_target_length", "32",
+        "--generation_max_length", "32" if not vqa else "8", "--generation_num_beams", str(args.num_beams),
+        "--do_eval", "--predict_with_generate", "--eval_splits", "test", "--report_to", "none",
+        "--disable_tqdm", "true",
+    ]  # fmt: skip
+
+
+def run_ablations(args, order, inputs: dict[str, str]) -> list[str]:
+    """Zero-image evaluations of the finished runs that lack one (the blind runs need none)."""
+    failures = []
+    for name, seed in order:
+        if "--blind" in RUNS[name].args or not is_finished(result_path(args, name, seed)):
+            continue
+        path = ablation_path(args, name, seed)
+        if path.is_file():
+            continue
+        cmd = ablation_command(args, name, seed, inputs)
+        print(f"zero-image {name} seed {seed}: {shlex.join(cmd)}", flush=True)
+        if subprocess.run(cmd, cwd=REPO_ROOT).returncode != 0 or not path.is_file():
+            failures.append(f"zero-image_{name}-seed{seed}")
+            continue
+        record = portable_paths(json.loads(path.read_text()))
+        record.update(experiment="vl-zero-image", run=name, seed=seed, reproduce=reproduce_command(args, name, seed)
+                      + " --image_ablation")  # fmt: skip
+        write_json_atomic(path, record)
+    return failures
+
+
 def reproduce_command(args, name: str, seed: int) -> str:
     parts = ["python trainers/experiments/vl.py", f"--only {name}", f"--seeds {seed}"]
     defaults = parse_args([])
@@ -184,7 +236,7 @@ def reproduce_command(args, name: str, seed: int) -> str:
 
 
 def annotate(path: Path, args, name: str, seed: int) -> None:
-    record = json.loads(path.read_text())
+    record = portable_paths(json.loads(path.read_text()))  # committed: no machine-specific paths
     run = RUNS[name]
     record.update(
         experiment="vl", run=name, seed=seed, group=run.group, description=run.description,
@@ -234,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<16}{seed:>6}  {status_of(args, name, seed)}")
         return 0
     inputs = prepare(Path(args.outputs_dir), args.data_dir, args.vocab_size)
+    if args.image_ablation:
+        failures = run_ablations(args, order, inputs)
+        print(f"failed: {failures}" if failures else "zero-image evaluations done", flush=True)
+        return 1 if failures else 0
     counts_file = Path(args.results_dir) / "parameters.json"
     if not counts_file.is_file():
         counts = check_parameters(args, inputs)

@@ -38,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "trainers"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_common import write_json_atomic  # noqa: E402
+from vl_prepare import data_dirs  # noqa: E402
 
 FUNCTION_WORDS = frozenset(
     """a an the this that these those some each another other of in on at to from with by for into onto over under
@@ -176,7 +177,7 @@ def analyse(record_path: Path, outputs_dir: Path, features: dict) -> dict:
     if vqa:
         from msnn_hf.data_vl import load_daquar
 
-        rows = load_daquar(data_dir=record["data_args"]["data_dir"], split="test")
+        rows = load_daquar(data_dir=data_dirs(None)[1], split="test")
         generated = record["generated"]["test"]
         items = [
             {"image": rows[i]["image"], "question": rows[i]["question"], "answer": g["answer"] or "?"}
@@ -194,7 +195,7 @@ def analyse(record_path: Path, outputs_dir: Path, features: dict) -> dict:
         }  # fmt: skip
     from msnn_hf.data_vl import load_flickr8k
 
-    rows = load_flickr8k(data_dir=record["data_args"]["data_dir"], split="test")
+    rows = load_flickr8k(data_dir=data_dirs(None)[0], split="test")
     generated = record["generated"]["test"]
     items = [{"image": rows[i]["image"], "caption": g["caption"]} for i, g in enumerate(generated)]
     found = alpha_rows(model, processor, features, items, None, "caption")
