@@ -1038,14 +1038,13 @@ TEXT_INTRO = (
 IMAGE_INTRO = (
     "Caption an image, or ask a question about it, with a multi-stream vision encoder-decoder, and see how much "
     "of every generated token came from the image.\n\n"
-    "**α_vision of a token** is the vision stream's share of the integrated state at the position that *predicts* "
-    "that token (the position before it), averaged over the integration points: the model generates greedily, "
-    "then one teacher-forced forward over prompt + generated tokens returns the stream weights "
-    "(`output_stream_weights=True`, `modality_weights()`). The colours show DM-token's own choice, the softmax "
+    "**α_vision of a token** is read at the position that *predicts* that token (the position before it), "
+    "averaged over the integration points: the model generates greedily, then one teacher-forced forward over "
+    "prompt + generated tokens returns the weights. **Colour and number:** DM-token's own choice, the softmax "
     "weight of the vision stream in the mix (`msnn_hf.analysis.capture_mixing_weights`; 0 = all text, 1 = all "
-    "image); the table also gives the share in z. α_vision + α_text = 1 at every token (Direct Mixing "
-    "with token α); both are shares *in z*, including the gate (τ·α with τ = tanh(β)), so a closed gate gives "
-    "α_vision = 0 and a negative gate a negative α_vision (the vision term is subtracted). "
+    "image). **The table** adds each stream's share *in z* (`output_stream_weights=True`, `modality_weights()`; "
+    "α_vision + α_text = 1): the mixing weight times the gate's mean opening τ = mean(tanh(β)), so a closed gate "
+    "gives 0 and a gate that averages below 0 a negative share (the vision term is subtracted). "
     "For a question, the question is the decoder's prompt and the generated continuation is the answer."
 )
 
