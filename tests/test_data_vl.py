@@ -121,6 +121,10 @@ def test_missing_and_malformed_files(tmp_path):
         list(stream_flickr8k(folder))
     (folder / "captions.jsonl").write_text(json.dumps(good) + "\n")
     assert len(load_flickr8k(folder, split="train")) == 1
+    # a file with train rows only: all splits -> the splits it has; a split it lacks -> an error naming the file
+    assert list(load_flickr8k(folder)) == ["train"]
+    with pytest.raises(ValueError, match=r"captions.jsonl has no rows of split 'test'"):
+        load_flickr8k(folder, split="test")
 
 
 def test_data_dir_from_environment(monkeypatch, tmp_path):

@@ -220,12 +220,17 @@ def _features(kind: str, one_caption_per_row: bool = False, decode_images: bool 
     return datasets.Features(columns)
 
 
-def _as_datasets(rows_of: dict[str, list[dict]], features, split: str | None):
+def _as_datasets(rows_of: dict[str, list[dict]], features, split: str | None, source: Path | None = None):
+    """One split's `Dataset`, or a `DatasetDict` of the splits that have rows. A requested split without rows is an
+    error naming the file (not an empty dataset a run would train or score nothing on)."""
     import datasets
 
+    if split is not None and not rows_of.get(split):
+        raise ValueError(f"{source or 'the data file'} has no rows of split {split!r}")
     built = {
         name: datasets.Dataset.from_list(rows, features=features, split=name)
         for name, rows in rows_of.items()
+        if rows
     }
     return built[split] if split is not None else datasets.DatasetDict(built)
 
@@ -240,7 +245,8 @@ def load_flickr8k(
     _check_split(split)
     folder = _folder(data_dir, FLICKR8K_FOLDER, FLICKR8K_FILE)
     rows = _by_split(_flickr8k_rows(folder, one_caption_per_row), split)
-    return _as_datasets(rows, _features("flickr8k", one_caption_per_row, decode_images), split)
+    features = _features("flickr8k", one_caption_per_row, decode_images)
+    return _as_datasets(rows, features, split, folder / FLICKR8K_FILE)
 
 
 def load_daquar(
@@ -253,7 +259,7 @@ def load_daquar(
     _check_split(split)
     folder = _folder(data_dir, DAQUAR_FOLDER, DAQUAR_FILE)
     rows = _by_split(_daquar_rows(folder, generic_image_name), split)
-    return _as_datasets(rows, _features("daquar", decode_images=decode_images), split)
+    return _as_datasets(rows, _features("daquar", decode_images=decode_images), split, folder / DAQUAR_FILE)
 
 
 def stream_flickr8k(
