@@ -899,6 +899,24 @@ def test_report_from_synthetic_results(tmp_path, trained_run, tiny_data_dir):
     assert "](figures/sst5_variants.png)" in text
 
 
+def test_report_shows_the_old_and_the_new_start_side_by_side(tmp_path):
+    import report_sst5
+
+    old, new = tmp_path / "results" / "sst5", tmp_path / "results" / "sst5-v0.2"
+    for folder, base in ((old, 0.45), (new, 0.50)):
+        folder.mkdir(parents=True)
+        for i, seed in enumerate((42, 43)):
+            record = synthetic_record("backbone", seed, base + 0.01 * i, ["semantic"])
+            (folder / f"backbone-seed{seed}.json").write_text(json.dumps(record))
+    record = synthetic_record("dm-token-word", 42, 0.52, ["semantic", "phonetic", "morphological"])
+    (new / "dm-token-word-seed42.json").write_text(json.dumps(record))
+    text = report_sst5.side_by_side(report_sst5.load_results(old), report_sst5.load_results(new), new)
+    assert "| backbone | 0.455 ± 0.007 (2) | 0.505 ± 0.007 (2) |" in text
+    assert "| dm-token-word | – | 0.520 (1) |" in text
+    assert "Not yet re-run with 3 seeds: backbone, early, late, li, dm-scalar, dm-token." in text
+    assert report_sst5.side_by_side(report_sst5.load_results(old), {}, new) == ""
+
+
 def test_report_says_what_the_ablations_suggest_when_the_target_is_missed():
     import report_sst5
 

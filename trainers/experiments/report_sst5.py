@@ -839,6 +839,51 @@ def build_report(
     return "\n".join(out)
 
 
+def side_by_side(old: dict[str, list[dict]], new: dict[str, list[dict]], new_dir: Path) -> str:
+    """The 0.1 grid (``integration_init="mix"``, new parameters at 5e-4) beside the re-run at the function-preserving
+    start (`results/sst5-v0.2/`, new parameters at 5e-5), per run: test accuracy / macro-F1, mean ± sd over the
+    seeds each side has, and the collapsed runs (`collapsed_runs`)."""
+    if not new:
+        return ""
+
+    def cell(records: list[dict], key: str) -> str:
+        values = [r["test"][key] for r in records]
+        if not values:
+            return "–"
+        if len(values) == 1:
+            return f"{values[0]:.3f} (1)"
+        return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} ({len(values)})"
+
+    def collapsed(records: list[dict]) -> int:
+        return len(collapsed_runs({"run": records}))
+
+    lines = [
+        "## Old start vs the function-preserving start (re-run in progress)",
+        "",
+        f"`{_portable(new_dir)}/` holds the step-1 grid re-run at msnn_hf 0.2's defaults: every model starts as its "
+        'backbone (`integration_init="backbone"`), new parameters at lr 5e-5, the morphological stream on the '
+        "CMUdict-trained Morfessor model with back-off (per-piece alignment unless the run name ends in `-word`); "
+        'the rest of this page reports the 0.1 grid (`results/sst5/`, `integration_init="mix"`, new '
+        "parameters at 5e-4). Test accuracy and macro-F1, mean ± sd (seeds); collapsed: runs that did not learn "
+        "the task (as above: ≥ 90 % of the test predictions on one class, or fewer than half of the classes used). Reproduce: `python trainers/experiments/sst5.py --only <run> --seeds "
+        "<k>`.",
+        "",
+        "| run | accuracy, 0.1 | accuracy, 0.2 | macro-F1, 0.1 | macro-F1, 0.2 | collapsed 0.1 / 0.2 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in sorted(set(old) | set(new), key=lambda n: (n not in new, n)):
+        o, n = old.get(name, []), new.get(name, [])
+        lines.append(
+            f"| {name} | {cell(o, 'accuracy')} | {cell(n, 'accuracy')} | {cell(o, 'macro_f1')} | "
+            f"{cell(n, 'macro_f1')} | {collapsed(o)} / {collapsed(n)} |"
+        )
+    missing = [
+        k for k in ("backbone", "early", "late", "li", "dm-scalar", "dm-token") if len(new.get(k, [])) < 3
+    ]
+    lines += ["", f"Not yet re-run with 3 seeds: {', '.join(missing)}." if missing else "", ""]
+    return "\n".join(lines)
+
+
 def _portable(path: Path) -> str:
     """Committed analyses name the model folder relative to the repository when it lies inside it."""
     return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else str(path)
@@ -849,6 +894,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--results_dir", default=str(REPO_ROOT / "results" / "sst5"))
+    parser.add_argument(
+        "--new_results_dir",
+        default=None,
+        help="The re-run at the function-preserving start, shown beside --results_dir (default: its sibling "
+        "<results_dir>-v0.2; skipped when absent or empty).",
+    )
     parser.add_argument("--doc", default=str(REPO_ROOT / "docs" / "results.md"))
     parser.add_argument("--figures_dir", default=str(REPO_ROOT / "docs" / "figures"))
     parser.add_argument("--benchmark", default=str(REPO_ROOT / "benchmarks" / "results" / "bert_step.json"))
@@ -892,6 +943,11 @@ def main(argv: list[str] | None = None) -> str:
     text = build_report(
         load_results(results_dir), analyses, Path(args.figures_dir), doc, load_benchmark(Path(args.benchmark))
     )
+    new_dir = Path(args.new_results_dir or results_dir.with_name(results_dir.name + "-v0.2"))
+    if new_dir.is_dir() and new_dir.resolve() != results_dir.resolve():
+        extra = side_by_side(load_results(results_dir), load_results(new_dir), new_dir)
+        if extra:
+            text = text.rstrip("\n") + "\n\n" + extra
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
     print(f"wrote {doc}")
