@@ -286,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<16}{seed:>6}  {status_of(args, name, seed)}")
         return 0
     inputs = prepare(Path(args.outputs_dir), args.data_dir, args.vocab_size)
-    if args.image_ablation:
-        failures = run_ablations(args, order, inputs)
+    if args.image_ablation:  # every finished run of the grid (all runs, every seed given), not only --only's
+        every = [(n, s) for s in (int(x) for x in str(args.seeds).split(",") if x.strip()) for n in RUNS]
+        failures = run_ablations(args, order if args.only else every, inputs)
         print(f"failed: {failures}" if failures else "zero-image evaluations done", flush=True)
         return 1 if failures else 0
     counts_file = Path(args.results_dir) / "parameters.json"
