@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "trainers"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vl import DEFAULT_SEEDS, RUNS  # noqa: E402
-from vl_alpha import CLASSES  # noqa: E402
+from vl_alpha import CLASSES, DEFINITION  # noqa: E402
 
 CAPTION_METRICS = ("bleu_4", "cider_d", "rouge_l", "meteor")
 NAMES = {
@@ -224,6 +224,30 @@ def alpha_figure(records: list[dict], key: str, groups, path: Path, title: str) 
     plt.close(fig)
 
 
+def alpha_reading(records: list[dict]) -> list[str]:
+    """What the α table says, checked run by run: do content and colour words get more α_vision (mixing) than
+    function words, and the end of the caption less?"""
+
+    def mean(r: dict, group: str) -> float | None:
+        s = r["by_class"].get(group, {})
+        return s["mixing"]["mean"] if s.get("count") else None
+
+    checks = {
+        "colour words > function words": ("colour", "function"),
+        "other content words > function words": ("other content", "function"),
+        "function words > end of caption": ("function", "end of caption"),
+    }
+    lines = ["Read run by run (α_vision, mixing):", ""]
+    for label, (high, low) in checks.items():
+        held = [
+            r["run"]
+            for r in records
+            if None not in (mean(r, high), mean(r, low)) and mean(r, high) > mean(r, low)
+        ]
+        lines.append(f"* {label}: in {len(held)} of {len(records)} runs")
+    return lines
+
+
 def gate_lines(records: list[dict]) -> list[str]:
     out = []
     for r in records:
@@ -325,7 +349,9 @@ def build(results: Path, docs: Path, data_dir: Path | None) -> str:
         text += [
             "## α_vision by the class of the generated word",
             "",
-            caption_alpha[0]["definition"].replace("\n", " "),
+            DEFINITION,
+            "",
+            *alpha_reading(caption_alpha),
             "",
             "α_vision (mixing), mean over the tokens of each class (n tokens):",
             "",

@@ -53,7 +53,7 @@ NUMBERS = frozenset("one two three four five six seven eight nine ten several ma
 NOT_VERBS = frozenset(
     "building clothing ceiling something nothing ring swing king thing wedding spring".split()
 )
-DEFINITION = " ".join(__doc__.split("\n\n")[1:3])
+DEFINITION = "\n\n".join(__doc__.split("\n\n")[1:3])
 CLASSES = ("function", "punctuation", "colour", "number", "verb (-ing)", "other content", "end of caption")
 
 
