@@ -78,7 +78,6 @@ RUNS: dict[str, Run] = {
         (*DM, "--integration_init", "mix"),
         "(c) without the gate (integration_init='mix'): is the closed start what holds MS-VED back?",
         group="c'",
-        multi_seed=False,
     ),
     "half-li": Run(LI + HALF, "(b) at 160 wide: about half of (a)'s parameters", group="e"),
     "half-dm-token": Run(DM + HALF, "(c) at 160 wide: about half of (a)'s parameters", group="e"),
