@@ -211,6 +211,13 @@ def build_model(
         )  # fmt: skip
     from transformers import AutoModel
 
+    if margs.integration_init == "backbone":
+        print(
+            "note: the decoder is trained from scratch, so --integration_init backbone (the default: gates closed, "
+            "the model starts as its decoder) preserves nothing; on Flickr8k the closed gates cost most of MS-VED's "
+            "gap to cross-attention and --integration_init mix trained better (docs/results_vl.md)",
+            flush=True,
+        )
     if slot_processor is not None:
         overrides.update(MultiStreamGPT2Config.processor_overrides(slot_processor))
     decoder_config = MultiStreamGPT2Config(
