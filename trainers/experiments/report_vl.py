@@ -261,14 +261,18 @@ def alpha_reading(records: list[dict]) -> list[str]:
         "other content words > function words": ("other content", "function"),
         "function words > end of caption": ("function", "end of caption"),
     }
-    lines = ["Read run by run (α_vision, mixing):", ""]
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r["run"].rsplit("-seed", 1)[0], []).append(r)
+    lines = ["Read run by run (α_vision, mixing), per model:", ""]
     for label, (high, low) in checks.items():
-        held = [
-            r["run"]
-            for r in records
-            if None not in (mean(r, high), mean(r, low)) and mean(r, high) > mean(r, low)
-        ]
-        lines.append(f"* {label}: in {len(held)} of {len(records)} runs")
+        cells = []
+        for model, rs in groups.items():
+            held = [
+                r for r in rs if None not in (mean(r, high), mean(r, low)) and mean(r, high) > mean(r, low)
+            ]
+            cells.append(f"{model} {len(held)} of {len(rs)}")
+        lines.append(f"* {label}: " + "; ".join(cells))
     return lines
 
 

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     results, outputs = Path(args.results_dir), Path(args.outputs_dir)
     features = None
     for path in sorted(results.glob("*dm-token*-seed*.json")):
-        if path.name.startswith("alpha_"):
+        if path.name.startswith(("alpha_", "zero-image_")):
             continue
         target = results / f"alpha_{path.name}"
         if target.is_file() and not args.force:
