@@ -310,6 +310,38 @@ def trained_run(tmp_path_factory, tiny_backbone_dir, tiny_processor_dir, tiny_da
     return out
 
 
+def test_word_aligned_streams_train_end_to_end(tmp_path, tiny_tokenizer_dir, tiny_corpus, tiny_backbone_dir,
+                                               tiny_data_dir):  # fmt: skip
+    """A word-aligned processor (`--processor_kwargs '{"alignment": "word"}'`, the runner's `<variant>-word`): the
+    rows carry the processor's stream ids, `StreamPaddingCollator` pads them, and the model reads them (it cannot
+    derive them from `input_ids`). Before, the first training step raised."""
+    import torch
+
+    from msnn_hf.collators import StreamPaddingCollator
+    from msnn_hf.processing_multistream import MultiStreamProcessor
+
+    processor = MultiStreamProcessor.from_tokenizer(
+        tiny_tokenizer_dir, corpus=tiny_corpus, morph_vocab_size=64, alignment="word", show_progress=False
+    )
+    word_dir = tmp_path / "word-processor"
+    processor.save_pretrained(word_dir)
+    rows = [dict(processor(text)) for text in ("a good film", "dull")]
+    batch = StreamPaddingCollator(processor)(rows)
+    width = batch["input_ids"].shape[1]
+    assert batch["phonetic_ids"].shape[:2] == batch["morph_ids"].shape[:2] == (2, width)
+    padded = processor(["a good film", "dull"], padding=True, return_tensors="pt")
+    assert torch.equal(batch["phonetic_ids"], padded["phonetic_ids"])  # what the processor pads itself
+    assert torch.equal(batch["morph_ids"], padded["morph_ids"])
+    out = tmp_path / "run"
+    argv = base_args(
+        tiny_backbone_dir, str(word_dir), tiny_data_dir, out, variant="dm-token", max_steps=2, eval_strategy="no",
+        save_strategy="no", results_file=tmp_path / "result.json",
+    )  # fmt: skip
+    run_classification.main(argv)
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["model_config"]["stream_alignment"] == "word" and record["test"]["num_examples"] == 32
+
+
 def test_push_to_hub_publishes_this_runs_record(
     tmp_path, monkeypatch, tiny_backbone_dir, tiny_processor_dir, tiny_data_dir
 ):

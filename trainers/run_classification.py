@@ -750,12 +750,19 @@ def main(argv: list[str] | None = None) -> dict:
         else None
     )
 
-    # ---- tokenize: backbone tokens only; the model derives its phonetic/morph streams from input_ids (stream tables)
+    # ---- tokenize: backbone tokens only; the model derives its phonetic/morph streams from input_ids (stream
+    # tables) -- except with word-aligned streams (a piece carries its whole word's units), which only the processor
+    # can compute from the text: then the rows carry `phonetic_ids` / `morph_ids` and a collator pads them
+    word_aligned = getattr(processor, "alignment", "piece") == "word" and getattr(
+        model.config, "non_semantic_streams", None
+    )
+
     def preprocess(batch):
         texts = (batch[data_args.text_column],)
         if data_args.text_pair_column:
             texts += (batch[data_args.text_pair_column],)
-        encoded = tokenizer(*texts, truncation=True, max_length=data_args.max_seq_length)
+        encode = processor if word_aligned else tokenizer
+        encoded = encode(*texts, truncation=True, max_length=data_args.max_seq_length)
         if data_args.label_column in batch:
             encoded["labels"] = [
                 labels.value_to_id.get(v, -1) if v is not None else -1 for v in batch[data_args.label_column]
@@ -772,9 +779,13 @@ def main(argv: list[str] | None = None) -> dict:
     train_dataset = tokenized.get("train")
     eval_dataset = tokenized.get("validation")
     predict_dataset = tokenized.get("test")
-    collator = DataCollatorWithPadding(
-        tokenizer, pad_to_multiple_of=8 if training_args.fp16 or training_args.bf16 else None
-    )
+    multiple = 8 if training_args.fp16 or training_args.bf16 else None
+    if word_aligned:
+        from msnn_hf.collators import StreamPaddingCollator
+
+        collator = StreamPaddingCollator(processor, pad_to_multiple_of=multiple)
+    else:
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
 
     metric = load_classification_metric()
     # Publishing is msnn_hf's own (`push_checkpoint`, after the final evaluation): the Trainer's push would upload

@@ -167,3 +167,40 @@ class WholeWordMaskCollator:
         streams = self.processor.compute_stream_ids(batch["input_ids"], padded_words, return_tensors="pt")
         batch.update(streams)
         return batch
+
+
+class StreamPaddingCollator:
+    """Pads a batch of processor features for classification: the tokenizer's fields through `tokenizer.pad`, and
+    the word-aligned stream ids (`phonetic_ids`, `morph_ids`: one `(slot,)` row per token, as
+    `MultiStreamProcessor(...)` returns them without padding) to `(batch, tokens, slot)` with the pad slot (all 0,
+    what the processor itself puts at padded positions), on the tokenizer's padding side.
+
+    Word-aligned models (`stream_alignment="word"`) need it: their streams cannot be derived from `input_ids`, so
+    `DataCollatorWithPadding` (which only pads the tokenizer's fields) cannot batch them.
+    """
+
+    STREAM_KEYS = ("phonetic_ids", "morph_ids")
+
+    def __init__(self, processor: Any, pad_to_multiple_of: int | None = None) -> None:
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        rows = [dict(f) for f in features]  # the dataset's rows stay as they are
+        streams = {k: [r.pop(k) for r in rows] for k in self.STREAM_KEYS if k in rows[0]}
+        batch = self.tokenizer.pad(
+            rows, padding=True, pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt"
+        )
+        width = batch["input_ids"].shape[1]
+        left = self.tokenizer.padding_side == "left"
+        for key, values in streams.items():
+            slot = len(values[0][0])
+            out = torch.zeros((len(values), width, slot), dtype=torch.long)
+            for i, value in enumerate(values):
+                value = torch.as_tensor(value, dtype=torch.long)
+                if left:
+                    out[i, width - len(value) :] = value
+                else:
+                    out[i, : len(value)] = value
+            batch[key] = out
+        return batch
