@@ -493,7 +493,7 @@ def test_lm_report_lists_the_runs_a_budget_still_lacks(tmp_path):
     shutil.copy(committed, tmp_path / "cpu-tiny")
     text = lm.report(tmp_path, tmp_path / "out.md")
     assert "| gpt2 (seed 0) |" in text
-    assert "Not run yet at this budget: li-A, li-B, dm-A, dm-B, mlm-single, mlm-dm-B (" in text
+    assert "Not run yet at this budget: li-A, li-B, dm-A, dm-B, mlm-single, mlm-dm-B, mlm-dm-B-word (" in text
 
 
 def test_causal_collator_trains_on_eos_that_doubles_as_pad():
@@ -518,3 +518,115 @@ def test_continuing_an_lm_checkpoint_refuses_a_different_architecture():
         args(integration_type="li", integration_layers="0,1").check_checkpoint(config, "ckpt")
     with pytest.raises(ValueError, match="stream_hidden_size: checkpoint 8, asked 32"):
         args(stream_hidden_size=32, integration_layers="last").check_checkpoint(config, "ckpt")
+
+
+# --------------------------------------------------------------------------- MLM over word-aligned streams
+@pytest.fixture(scope="module")
+def word_tiny_processor(tiny_tokenizer_dir, tiny_corpus):
+    from msnn_hf.processing_multistream import MultiStreamProcessor
+
+    return MultiStreamProcessor.from_tokenizer(
+        tiny_tokenizer_dir, corpus=tiny_corpus, morph_vocab_size=64, alignment="word", show_progress=False
+    )
+
+
+def _mlm_feature(tok, text, index):
+    enc = tok(text, return_special_tokens_mask=True)
+    return {"input_ids": enc["input_ids"], "word_ids": [-1 if w is None else w for w in enc.word_ids()],
+            "special_tokens_mask": enc["special_tokens_mask"], "index": index}  # fmt: skip
+
+
+def test_word_aligned_mlm_collator_leaks_nothing_about_masked_words(word_tiny_processor, tiny_corpus):
+    """run_mlm's collator over word-aligned streams: two sentences that differ only in a masked (multi-piece) word
+    give identical inputs, streams and logits; a masked word shows [MASK]'s streams at each of its pieces, unmasked
+    words keep their whole-word streams."""
+    proc = word_tiny_processor
+    tok = proc.tokenizer
+    words = sorted({w for line in tiny_corpus for w in line.split() if w.isalpha()})
+    two_piece = [w for w in words if len(tok(w, add_special_tokens=False)["input_ids"]) == 2]
+    assert len(two_piece) >= 2, "the tiny corpus should have two-piece words"
+    a, b = two_piece[:2]
+    text_a, text_b = f"the {a} walked home", f"the {b} walked home"
+    fa, fb = _mlm_feature(tok, text_a, 0), _mlm_feature(tok, text_b, 0)
+    assert len(fa["input_ids"]) == len(fb["input_ids"]) and fa["word_ids"] == fb["word_ids"]
+    diff = [i for i, (x, y) in enumerate(zip(fa["input_ids"], fb["input_ids"])) if x != y]
+    masker = lm_utils.FixedSeedMasker(
+        tok, 0.3, whole_word=True, seed=3, replace_probabilities=(1.0, 0.0, 0.0)
+    )
+    collator = run_mlm.FixedMaskCollator(tok, masker, proc)
+    index = next(
+        i for i in range(500) if all(collator([{**fa, "index": i}])["labels"][0, d] != -100 for d in diff)
+    )
+    batch_a = collator([{**fa, "index": index}])
+    batch_b = collator([{**fb, "index": index}])
+    assert set(batch_a) == {"input_ids", "attention_mask", "labels", "phonetic_ids", "morph_ids"}
+    for key in ("input_ids", "attention_mask", "phonetic_ids", "morph_ids"):
+        assert torch.equal(batch_a[key], batch_b[key]), key
+    assert not torch.equal(batch_a["labels"], batch_b["labels"])
+    masked = batch_a["labels"] != -100
+    for key, stream in (("phonetic_ids", "phonetic"), ("morph_ids", "morphological")):
+        assert (batch_a[key][masked] == proc.stream_tables[stream][tok.mask_token_id]).all()
+    plain = proc(text_a, return_tensors="pt")
+    keep = ~masked
+    assert torch.equal(batch_a["morph_ids"][keep], plain["morph_ids"][keep])
+    # the test has teeth: the unmasked text's word-aligned streams at the word differ from its pieces' own rows
+    # and between the two words, so streams computed from the original text would tell a from b
+    plain_b = proc(text_b, return_tensors="pt")
+    assert not torch.equal(plain["morph_ids"][0, diff], plain_b["morph_ids"][0, diff])
+    assert not torch.equal(
+        plain["morph_ids"][0, diff], proc.stream_tables["morphological"][plain["input_ids"][0, diff]]
+    )
+    torch.manual_seed(0)
+    config = tiny_bert_config(proc, integration_type="dm", stream_alignment="word")
+    model = MultiStreamBertForMaskedLM(config).eval()
+    with torch.no_grad():
+        logits_a = model(**{k: v for k, v in batch_a.items() if k != "labels"}).logits
+        logits_b = model(**{k: v for k, v in batch_b.items() if k != "labels"}).logits
+    assert torch.equal(logits_a, logits_b)
+    with pytest.raises(ValueError, match="whole-word masking"):
+        run_mlm.FixedMaskCollator(tok, lm_utils.FixedSeedMasker(tok, 0.3, whole_word=False), proc)
+
+
+def test_run_mlm_word_aligned_smoke_and_refusals(
+    word_tiny_processor, tiny_processor, tiny_processor_dir, tiny_corpus, tmp_path
+):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    backbone = tmp_path / "bert"
+    cfg = tiny_bert_config(tiny_processor)
+    BertModel(
+        BertConfig(**{k: v for k, v in cfg.semantic_config().to_dict().items() if k != "model_type"})
+    ).save_pretrained(backbone)
+    tiny_processor.tokenizer.save_pretrained(backbone)
+    word_dir = tmp_path / "word-processor"
+    word_tiny_processor.save_pretrained(word_dir)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text("\n".join(tiny_corpus[:40]) + "\n")
+    (data / "test.txt").write_text("\n".join(tiny_corpus[40:60]) + "\n")
+
+    def args(processor, out, *extra):
+        return [
+            "--backbone", str(backbone), "--processor_name", str(processor), "--dataset", "",
+            "--train_file", str(data / "train.txt"), "--test_file", str(data / "test.txt"),
+            "--integration_type", "dm", "--stream_hidden_size", "8", "--stream_num_heads", "2",
+            "--stream_intermediate_size", "16", "--max_seq_length", "24", "--per_device_train_batch_size", "4",
+            "--max_steps", "2", "--output_dir", str(tmp_path / out), "--do_train", "--do_eval",
+            "--report_to", "none", "--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true", *extra,
+        ]  # fmt: skip
+
+    run_mlm.main(args(word_dir, "run", "--whole_word_mask", "true", "--stream_alignment", "word"))
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["config"]["stream_alignment"] == "word" and saved["global_steps"] == 2
+    assert saved["metrics"]["test_masked_tokens"] > 0 and math.isfinite(
+        saved["metrics"]["test_masked_token_perplexity"]
+    )
+    with pytest.raises(ValueError, match="needs --whole_word_mask true"):
+        run_mlm.main(args(word_dir, "bad1", "--stream_alignment", "word"))
+    with pytest.raises(ValueError, match="alignment='piece', but --stream_alignment is 'word'"):
+        run_mlm.main(
+            args(tiny_processor_dir, "bad2", "--whole_word_mask", "true", "--stream_alignment", "word")
+        )
+    with pytest.raises(ValueError, match="alignment='word', but --stream_alignment is 'piece'"):
+        run_mlm.main(args(word_dir, "bad3", "--whole_word_mask", "true"))

