@@ -1090,3 +1090,60 @@ def test_new_params_lr_param_groups(tmp_path, tiny_backbone_dir, tiny_processor)
         if name.endswith(".bias"):
             assert decay == 0.0, name
     assert len(lrs) == len(list(model.parameters()))
+
+
+def test_report_pages_per_version_and_the_grid_lines(tmp_path):
+    """results/sst5-v0.2 makes the main page (collapsed count, piece vs word, what the grid still lacks), results/sst5
+    its own 0.1 page with its own figures, and the main page ends with the two side by side."""
+    import report_sst5
+
+    all3 = ["semantic", "phonetic", "morphological"]
+
+    def healthy(record):  # predictions spread over the five classes: not collapsed
+        record["test"] = {**record["test"], "confusion_matrix": (np.eye(5, dtype=int) * 8 + 1).tolist()}
+        return record
+
+    old, new = tmp_path / "results" / "sst5", tmp_path / "results" / "sst5-v0.2"
+    for folder, base in ((old, 0.45), (new, 0.50)):
+        folder.mkdir(parents=True)
+        for i, seed in enumerate((42, 43, 44)):
+            record = healthy(synthetic_record("backbone", seed, base + 0.01 * i, ["semantic"]))
+            (folder / f"backbone-seed{seed}.json").write_text(json.dumps(record))
+            record = healthy(synthetic_record("li", seed, base + 0.02 + 0.001 * i, all3))
+            (folder / f"li-seed{seed}.json").write_text(json.dumps(record))
+    record = healthy(synthetic_record("li-word", 42, 0.535, all3))
+    (new / "li-word-seed42.json").write_text(json.dumps(record))
+    collapsed = synthetic_record("dm-token", 42, 0.2, all3)
+    collapsed["test"] = {
+        **collapsed["test"],
+        "confusion_matrix": [[0, 0, 10, 0, 0]] * 5,
+    }  # every prediction on one class
+    (old / "dm-token-seed42.json").write_text(json.dumps(collapsed))
+    doc, figures = tmp_path / "docs" / "results.md", tmp_path / "docs" / "figures"
+    text = report_sst5.main(["--results_dir", str(new), "--doc", str(doc), "--figures_dir", str(figures),
+                             "--benchmark", str(tmp_path / "none.json")])  # fmt: skip
+    assert text.startswith("# SST-5 results (roadmap step 1), msnn_hf 0.2")
+    assert "- Collapsed runs: 0 of 7 (target 0)." in text
+    assert (
+        "Per-piece vs word-level alignment, **li**: word-aligned 53.50 (n=1) vs per-piece 52.00 (n=1)" in text
+    )
+    assert "+1.50 points; one seed, no conclusion." in text
+    assert "Not complete yet: early 0 of 3 seeds, late 0 of 3 seeds, dm-scalar 0 of 3 seeds" in text
+    assert "backbone 3 of 3" not in text and "li 3 of 3" not in text
+    assert (
+        "## msnn_hf 0.1 beside 0.2" in text and "| backbone | 0.460 ± 0.010 (3) | 0.510 ± 0.010 (3) |" in text
+    )
+    earlier = (tmp_path / "docs" / "results_v0.1.md").read_text()
+    assert earlier.startswith("# SST-5 results (roadmap step 1), msnn_hf 0.1 (superseded)")
+    assert (
+        "- Collapsed runs: 1 of 7 (target 0)." in earlier
+        and "**dm-token seed 42 did not learn the task**" in earlier
+    )
+    assert (
+        "](figures/v0.1/sst5_variants.png)" in earlier and (figures / "v0.1" / "sst5_variants.png").exists()
+    )
+    assert "Not complete yet" not in earlier and "li-word" not in earlier
+    # a results folder without a -v0.2 sibling: one page, no side-by-side table
+    single = report_sst5.main(["--results_dir", str(old), "--doc", str(tmp_path / "one.md"),
+                               "--figures_dir", str(figures), "--benchmark", str(tmp_path / "none.json")])  # fmt: skip
+    assert "beside 0.2" not in single and not (tmp_path / "results_v0.1.md").exists()

@@ -1,15 +1,20 @@
 #!/usr/bin/env python
-"""The SST-5 report: `docs/results.md` and `docs/figures/*.png`, generated only from `results/sst5/*.json`.
+"""The SST-5 report: `docs/results.md` and `docs/figures/*.png`, generated only from the result files.
+
+Versions: `results/sst5-v0.2/` is the grid of msnn_hf 0.2 (every model starts as its backbone); it makes
+`docs/results.md`. `results/sst5/` is msnn_hf 0.1's grid (integration started as a mix, new parameters at 5e-4): its
+own page `docs/results_v0.1.md` (figures in `docs/figures/v0.1/`), and a side-by-side table at the end of the main
+page. Never mixed.
 
 Two steps:
 
 1. (optional) token analysis of a trained model: per-token integration weights on the test set, broken down by
    token category (negations, intensifiers, -ly adverbs, un-/dis- prefixed words, words CMUdict has / lacks), plus
-   per-token weights of a handful of test sentences for heatmaps; written to `results/sst5/analysis/<name>.json`::
+   per-token weights of a handful of test sentences for heatmaps; written to `<results_dir>/analysis/<name>.json`::
 
-       python trainers/experiments/report_sst5.py --analyse --model_dir outputs/sst5/dm-token-seed42
+       python trainers/experiments/report_sst5.py --analyse --model_dir outputs/sst5-v0.2/dm-token-seed42
 
-2. the report, from `results/sst5/*.json` and `results/sst5/analysis/*.json` (no numbers are typed in)::
+2. the report, from `<results_dir>/*.json` and `<results_dir>/analysis/*.json` (no numbers are typed in)::
 
        python trainers/experiments/report_sst5.py
 
@@ -49,6 +54,13 @@ ABLATION_GROUPS = {
     "dm-token": ("dm-token", "dm-token-no-phonetic", "dm-token-no-morphological"),
 }
 SINGLE_STREAM_RUNS = ("backbone", "phonetic-only", "morphological-only")
+# issue 15's re-run: 3 seeds of each of these (`python trainers/experiments/sst5.py --all_seeds`)
+GRID_RUNS = (
+    "backbone", "early", "late", "li", "dm-scalar", "dm-token",
+    "li-no-phonetic", "li-no-morphological", "dm-token-no-phonetic", "dm-token-no-morphological",
+)  # fmt: skip
+GRID_SEEDS = 3
+WORD_SUFFIX = "-word"  # <run>-word: <run> over word-aligned streams
 MIN_CATEGORY_TOKENS = 20  # categories with fewer test tokens are tabulated but not ranked in the text
 
 NEGATIONS = {
@@ -519,6 +531,62 @@ def collapsed_runs(groups: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def collapsed_count(groups: dict[str, list[dict]]) -> str:
+    """How many runs did not learn the task (`collapsed_runs`), out of all runs (target 0)."""
+    total = sum(len(records) for records in groups.values())
+    collapsed = len(collapsed_runs(groups))
+    return f"Collapsed runs: {collapsed} of {total} (target 0)."
+
+
+def piece_vs_word(groups: dict[str, list[dict]]) -> list[str]:
+    """`<run>-word` (word-aligned streams) against `<run>` (per-piece) on the seeds both have."""
+    lines = []
+    for name in sorted(n for n in groups if n.endswith(WORD_SUFFIX)):
+        base = name.removesuffix(WORD_SUFFIX)
+        if base not in groups:
+            continue
+        seeds = {r.get("seed") for r in groups[name]} & {r.get("seed") for r in groups[base]}
+        if not seeds:
+            continue
+        word = [r for r in groups[name] if r.get("seed") in seeds]
+        piece = [r for r in groups[base] if r.get("seed") in seeds]
+        deltas = [
+            100 * (w["test"]["accuracy"] - p["test"]["accuracy"])
+            for w, p in zip(sorted(word, key=lambda r: r["seed"]), sorted(piece, key=lambda r: r["seed"]))
+        ]
+        spread = statistics.stdev(deltas) if len(deltas) > 1 else float("nan")
+        lines.append(
+            f"Per-piece vs word-level alignment, **{base}**: word-aligned {fmt_pct(metric_values(word, 'test', 'accuracy'))} "
+            f"vs per-piece {fmt_pct(metric_values(piece, 'test', 'accuracy'))} test accuracy on the same seed"
+            f"{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, sorted(seeds)))}): "
+            f"{statistics.fmean(deltas):+.2f} points"
+            + (
+                f" (sd of the paired difference {spread:.2f})"
+                if not math.isnan(spread)
+                else "; one seed, no conclusion"
+            )
+            + "."
+        )
+    return lines
+
+
+def grid_coverage(groups: dict[str, list[dict]]) -> str:
+    """Which runs of the issue's grid still lack seeds (empty when complete)."""
+    missing = [
+        f"{name} {len(groups.get(name, []))} of {GRID_SEEDS} seeds"
+        for name in GRID_RUNS
+        if len(groups.get(name, [])) < GRID_SEEDS
+    ]
+    if not missing:
+        return ""
+    return (
+        "Not complete yet: "
+        + ", ".join(missing)
+        + " (`python trainers/experiments/sst5.py --all_seeds` continues; "
+        "finished runs are skipped)."
+    )
+
+
 def paired_ablation(groups: dict[str, list[dict]], full: str, ablation: str) -> str:
     """The ablation's test accuracy against the full model's runs with the same seeds (a failed seed of the full
     model must not make an ablation look good); the full model's mean when no seed is shared."""
@@ -608,24 +676,35 @@ def config_differences(records: list[dict]) -> dict[str, list]:
 
 
 def build_report(
-    groups: dict[str, list[dict]], analyses: list[dict], figures_dir: Path, doc_path: Path, benchmark: dict
+    groups: dict[str, list[dict]],
+    analyses: list[dict],
+    figures_dir: Path,
+    doc_path: Path,
+    benchmark: dict,
+    source: str = "results/sst5",
+    title: str = "SST-5 results (roadmap step 1)",
+    note: str = "",
+    grid: bool = False,
 ) -> str:
+    """The page of one version's runs (`source`: the results folder as shown); `note`: a paragraph after the
+    introduction; `grid`: also say which runs of the issue's grid still lack seeds."""
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     def rel(path: Path) -> str:
         return Path(os.path.relpath(Path(path).resolve(), doc_path.parent.resolve())).as_posix()
 
     out = [
-        "# SST-5 results (roadmap step 1)",
+        f"# {title}",
         "",
-        "<!-- Generated by `python trainers/experiments/report_sst5.py` from results/sst5/*.json. Do not edit. -->",
+        f"<!-- Generated by `python trainers/experiments/report_sst5.py` from {source}/*.json. Do not edit. -->",
         "",
-        f"Generated from {sum(len(v) for v in groups.values())} result files in `results/sst5/` "
+        f"Generated from {sum(len(v) for v in groups.values())} result files in `{source}/` "
         f"({len(analyses)} token analyses). Test scores are from one evaluation per run, of the checkpoint selected "
         "on validation macro-F1. Language modelling (roadmap steps 2-3: PTB causal LM, MLM, GPT-2 speed) has its own "
         "report, [results_lm.md](results_lm.md). Training on every labelled phrase of the SST trees (the anchor's "
         "recipe) instead of the sentences, and what an epoch of it costs: [sst5_phrases.md](sst5_phrases.md).",
         "",
+        *([note, ""] if note else []),
     ]
     if not groups:
         return "\n".join(
@@ -672,7 +751,10 @@ def build_report(
         "## Summary",
         "",
         *[f"- {line}" for line in verdict(groups)],
+        *[f"- {line}" for line in piece_vs_word(groups)],
+        f"- {collapsed_count(groups)}",
         *[f"- {line}" for line in collapsed_runs(groups)],
+        *([f"- {coverage}"] if grid and (coverage := grid_coverage(groups)) else []),
         "",
     ]
     # ---- main table
@@ -858,15 +940,15 @@ def side_by_side(old: dict[str, list[dict]], new: dict[str, list[dict]], new_dir
         return len(collapsed_runs({"run": records}))
 
     lines = [
-        "## Old start vs the function-preserving start (re-run in progress)",
+        "## msnn_hf 0.1 beside 0.2 (the old start vs the function-preserving start)",
         "",
-        f"`{_portable(new_dir)}/` holds the step-1 grid re-run at msnn_hf 0.2's defaults: every model starts as its "
-        'backbone (`integration_init="backbone"`), new parameters at lr 5e-5, the morphological stream on the '
-        "CMUdict-trained Morfessor model with back-off (per-piece alignment unless the run name ends in `-word`); "
-        'the rest of this page reports the 0.1 grid (`results/sst5/`, `integration_init="mix"`, new '
-        "parameters at 5e-4). Test accuracy and macro-F1, mean ± sd (seeds); collapsed: runs that did not learn "
-        "the task (as above: ≥ 90 % of the test predictions on one class, or fewer than half of the classes used). Reproduce: `python trainers/experiments/sst5.py --only <run> --seeds "
-        "<k>`.",
+        f"`{_portable(new_dir)}/` (this page) holds the step-1 grid at msnn_hf 0.2's defaults: every model starts as "
+        'its backbone (`integration_init="backbone"`), new parameters at lr 5e-5, the morphological stream on the '
+        "CMUdict-trained Morfessor model with back-off (per-piece alignment unless the run name ends in `-word`). "
+        '`results/sst5/` is the 0.1 grid (`integration_init="mix"`, new parameters at 5e-4; its own page: '
+        "[results_v0.1.md](results_v0.1.md)). Test accuracy and macro-F1, mean ± sd (seeds); collapsed: runs that "
+        "did not learn the task (≥ 90 % of the test predictions on one class, or fewer than half of the classes "
+        "used). Reproduce: `python trainers/experiments/sst5.py --only <run> --seeds <k>`.",
         "",
         "| run | accuracy, 0.1 | accuracy, 0.2 | macro-F1, 0.1 | macro-F1, 0.2 | collapsed 0.1 / 0.2 |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -893,14 +975,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--results_dir", default=str(REPO_ROOT / "results" / "sst5"))
     parser.add_argument(
-        "--new_results_dir",
+        "--results_dir",
+        default=str(REPO_ROOT / "results" / "sst5-v0.2"),
+        help="This version's runs (the page --doc).",
+    )
+    parser.add_argument(
+        "--earlier_results_dir",
         default=None,
-        help="The re-run at the function-preserving start, shown beside --results_dir (default: its sibling "
-        "<results_dir>-v0.2; skipped when absent or empty).",
+        help="msnn_hf 0.1's runs: their own page (--earlier_doc) and a side-by-side table on --doc (default: "
+        "<results_dir> without its '-v0.2' suffix when it has one; '' for none).",
     )
     parser.add_argument("--doc", default=str(REPO_ROOT / "docs" / "results.md"))
+    parser.add_argument(
+        "--earlier_doc",
+        default=None,
+        help="default: results_v0.1.md beside --doc (figures in <figures_dir>/v0.1)",
+    )
     parser.add_argument("--figures_dir", default=str(REPO_ROOT / "docs" / "figures"))
     parser.add_argument("--benchmark", default=str(REPO_ROOT / "benchmarks" / "results" / "bert_step.json"))
     parser.add_argument(
@@ -934,24 +1025,65 @@ def main(argv: list[str] | None = None) -> str:
             target = analysis_dir / f"{analysis['name']}.json"
             target.write_text(json.dumps(analysis, indent=1) + "\n")
             print(f"wrote {target}")
+    doc = Path(args.doc)
+    earlier = args.earlier_results_dir
+    if earlier is None:
+        earlier = (
+            str(results_dir.with_name(results_dir.name.removesuffix("-v0.2")))
+            if results_dir.name.endswith("-v0.2")
+            else ""
+        )
+    earlier_dir = Path(earlier) if earlier else None
+    if earlier_dir is not None and (
+        not earlier_dir.is_dir() or earlier_dir.resolve() == results_dir.resolve()
+    ):
+        earlier_dir = None
+    benchmark = load_benchmark(Path(args.benchmark))
+    current = load_results(results_dir)
+    text = build_report(
+        current, load_analyses(analysis_dir), Path(args.figures_dir), doc, benchmark,
+        source=_portable(results_dir),
+        title="SST-5 results (roadmap step 1), msnn_hf 0.2" if earlier_dir else "SST-5 results (roadmap step 1)",
+        note=(
+            'msnn_hf 0.2: every multi-stream model starts as its backbone (`integration_init="backbone"`), new '
+            "parameters at the backbone's learning rate (5e-5). msnn_hf 0.1's grid: [results_v0.1.md](results_v0.1.md), "
+            "and side by side with this one at the end of this page."
+            if earlier_dir
+            else ""
+        ),
+        grid=earlier_dir is not None,
+    )  # fmt: skip
+    if earlier_dir is not None:
+        old = load_results(earlier_dir)
+        extra = side_by_side(old, current, results_dir)
+        if extra:
+            text = text.rstrip("\n") + "\n\n" + extra
+        earlier_doc = Path(args.earlier_doc) if args.earlier_doc else doc.with_name("results_v0.1.md")
+        earlier_text = build_report(
+            old, load_analyses(earlier_dir / "analysis"), Path(args.figures_dir) / "v0.1", earlier_doc, benchmark,
+            source=_portable(earlier_dir), title="SST-5 results (roadmap step 1), msnn_hf 0.1 (superseded)",
+            note=(
+                'msnn_hf 0.1: the integration started as a mix of the streams (`integration_init="mix"`), so a '
+                "multi-stream model did not start as its backbone, and the new parameters trained at 5e-4. Superseded "
+                "by the msnn_hf 0.2 grid in [results.md](results.md); kept as the record of that version."
+            ),
+        )  # fmt: skip
+        earlier_doc.parent.mkdir(parents=True, exist_ok=True)
+        earlier_doc.write_text(earlier_text)
+        print(f"wrote {earlier_doc}")
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+    print(f"wrote {doc}")
+    return text
+
+
+def load_analyses(analysis_dir: Path) -> list[dict]:
     analyses = []
     for path in sorted(analysis_dir.glob("*.json")) if analysis_dir.is_dir() else []:
         analysis = json.loads(path.read_text())
         analysis.setdefault("name", path.stem)
         analyses.append(analysis)
-    doc = Path(args.doc)
-    text = build_report(
-        load_results(results_dir), analyses, Path(args.figures_dir), doc, load_benchmark(Path(args.benchmark))
-    )
-    new_dir = Path(args.new_results_dir or results_dir.with_name(results_dir.name + "-v0.2"))
-    if new_dir.is_dir() and new_dir.resolve() != results_dir.resolve():
-        extra = side_by_side(load_results(results_dir), load_results(new_dir), new_dir)
-        if extra:
-            text = text.rstrip("\n") + "\n\n" + extra
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
-    print(f"wrote {doc}")
-    return text
+    return analyses
 
 
 if __name__ == "__main__":
