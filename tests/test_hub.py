@@ -123,16 +123,17 @@ def test_card_metadata_comes_from_the_result_file(tmp_path):
 
 def test_dm_card_and_seed_table(tmp_path):
     spec = hub.load_card_spec("dm-bert-sst5")
-    assert spec.results == "results/sst5/dm-token-seed42.json"  # the grid's run name (sst5.py writes it)
-    assert spec.seed_results == "results/sst5/dm-token-seed*.json"
+    # the grid's run name (sst5.py writes it), msnn_hf 0.2's grid
+    assert spec.results == "results/sst5-v0.2/dm-token-seed42.json"
+    assert spec.seed_results == "results/sst5-v0.2/dm-token-seed*.json"
     spec.root = tmp_path
     spec.figure = "docs/figures/none.png"
-    (tmp_path / "results/sst5").mkdir(parents=True)
+    (tmp_path / "results/sst5-v0.2").mkdir(parents=True)
     dm = {"integration_type": "dm", "alpha_granularity": "token"}
     for seed, acc in ((42, 0.40), (43, 0.42), (44, 0.44)):
         test = {"accuracy": acc, "macro_f1": acc - 0.02}
         synthetic_result(
-            tmp_path / f"results/sst5/dm-token-seed{seed}.json", seed=seed, model_config=dm, test=test
+            tmp_path / f"results/sst5-v0.2/dm-token-seed{seed}.json", seed=seed, model_config=dm, test=test
         )
     card = hub.render_card(spec)
     text = str(card)
@@ -172,7 +173,7 @@ def test_released_card_specs(name):
     """Both released cards have a spec; they render from the real results once those exist, never before."""
     spec = hub.load_card_spec(name)
     assert spec.repo_id == f"msnn/{name}"
-    assert spec.results.startswith("results/sst5/")
+    assert spec.results.startswith("results/sst5-v0.2/")  # msnn_hf 0.2's grid, never 0.1's
     if not spec.path(spec.results).is_file():
         with pytest.raises(hub.ResultsError, match="does not exist"):
             hub.render_card(spec)

@@ -10,7 +10,7 @@ Example::
 
     from msnn_hf.cards import render_card
 
-    card = render_card("li-bert-sst5", "results/sst5/li-seed42.json", out_dir="/tmp/card")
+    card = render_card("li-bert-sst5", "results/sst5-v0.2/li-seed42.json", out_dir="/tmp/card")
     print(str(card))
 """
 

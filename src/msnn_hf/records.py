@@ -9,7 +9,7 @@ Example::
 
     from msnn_hf.records import load_result, result_value
 
-    result = load_result("results/sst5/li-seed42.json")
+    result = load_result("results/sst5-v0.2/li-seed42.json")
     result_value(result, "macro_f1")
 """
 
