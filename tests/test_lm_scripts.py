@@ -432,18 +432,23 @@ def test_lm_runner_skips_finished_locked_and_resumes_or_forces(tmp_path, capsys)
 
 def test_lm_report_is_generated_from_the_committed_results(tmp_path):
     lm = _lm_runner()
-    results = Path(__file__).resolve().parents[1] / "results" / "lm"
-    text = lm.report(results, tmp_path / "results_lm.md")
+    results = Path(__file__).resolve().parents[1] / "results" / "lm"  # msnn_hf 0.1's runs
+    current = results.with_name("lm-v0.2")
+    text = lm.report(current, tmp_path / "results_lm.md", results)
     assert (tmp_path / "results_lm.md").read_text() == text
     paths = sorted(results.glob("*/*.json"))
     assert paths, "no committed LM results"
-    for path in paths:
-        record = json.loads(path.read_text())
-        assert f"### Budget `{record['preset']}`" in text
-        assert f"{record['variant']} (seed {record['seed']})" in text
-        ppl = record["metrics"].get("test_word_perplexity")
-        if ppl is not None:
-            assert lm.fmt(ppl) in text
+    new_paths = sorted(current.glob("*/*.json"))
+    head, old_part = text.split("### msnn_hf 0.1", 1)  # the 0.2 section first, 0.1's after it
+    assert "### msnn_hf 0.2" in head and ("No runs at this version yet" in head) == (not new_paths)
+    for part, found in ((head, new_paths), (old_part, paths)):
+        for path in found:
+            record = json.loads(path.read_text())
+            assert f"#### Budget `{record['preset']}`" in part
+            assert f"{record['variant']} (seed {record['seed']})" in part
+            ppl = record["metrics"].get("test_word_perplexity")
+            if ppl is not None:
+                assert lm.fmt(ppl) in part
     bench = json.loads((results.parents[1] / "benchmarks" / "results" / "gpt2_bench.json").read_text())
     for variant, r in bench["results"].items():
         for key in ("generate_tokens_per_s_ratio", "generate_tokens_per_cpu_s_ratio"):

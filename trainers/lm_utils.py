@@ -169,6 +169,14 @@ class IntegrationArguments:
     integration_activation: str = field(default="gelu")
     integration_recurrent: bool = field(default=True)
     dm_alpha_init: float = field(default=0.1)
+    integration_init: str = field(
+        default="backbone",
+        metadata={
+            "help": "backbone: closed gates, the model starts as its single-stream model (default); mix: msnn_hf "
+            "0.1's start, the integration's mix from the first step (nothing to preserve in a model trained from "
+            "scratch)"
+        },
+    )
     stream_hidden_size: int = field(default=128)
     stream_num_heads: int = field(default=4)
     stream_intermediate_size: int = field(default=256)
@@ -203,6 +211,7 @@ class IntegrationArguments:
             integration_activation=self.integration_activation,
             integration_recurrent=self.integration_recurrent,
             dm_alpha_init=self.dm_alpha_init,
+            integration_init=self.integration_init,
             stream_hidden_size=self.stream_hidden_size,
             stream_num_heads=self.stream_num_heads,
             stream_intermediate_size=self.stream_intermediate_size,

@@ -5,6 +5,8 @@ Causal LM (`run_clm.py`), PTB, byte-level BPE trained on PTB train (`train_bpe_t
 * ``gpt2``: single-stream GPT-2 (`integration_type="none"`), the baseline; its width sets the parameter budget;
 * ``li-A`` / ``dm-A``: integration at the output only (roadmap option A, ``integration_layers="last"``);
 * ``li-B`` / ``dm-B``: integration after every block (option B); ``dm-token-B``: DM with a per-token gate;
+* ``dm-A-mix``: ``dm-A`` started without the closed gate (``integration_init="mix"``, msnn_hf 0.1's start): a
+  model trained from scratch has no function to preserve;
 * ``dm-A-half``: ``dm-A`` sized to half the baseline's parameters (the roadmap's strong criterion: does it match
   the full-size GPT-2 on the same tokens?);
 * ``dm-A-blank``: a control, ``dm-A`` with all-padding stream tables (`run_clm.py --blank_streams`): the same
@@ -76,6 +78,11 @@ CLM_VARIANTS: dict[str, dict[str, Any]] = {
     "dm-A-blank": dict(
         integration_type="dm", alpha_granularity="scalar", integration_layers="last", blank_streams=True
     ),
+    # a control for a model trained from scratch (nothing to preserve): dm-A without the closed start gate, as
+    # msnn_hf 0.1 started it (integration_init="mix"); cf. the captioning decoders in docs/results_vl.md
+    "dm-A-mix": dict(
+        integration_type="dm", alpha_granularity="scalar", integration_layers="last", integration_init="mix"
+    ),
     # the roadmap's strong criterion: the best DM variant (dm-A at msnn_hf 0.1) at half the baseline's parameters,
     # the same tokens; does it match the full-size GPT-2?
     "dm-A-half": dict(
@@ -116,7 +123,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         mlm=dict(max_steps=300, batch=16, max_seq_length=64, learning_rate=1e-4, max_eval_lines=None, save_steps=50),
         stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
         threads=1,
-        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B", "dm-A-blank", "dm-A-half"),
+        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B", "dm-A-blank", "dm-A-mix", "dm-A-half"),
     ),
     "gpu": dict(
         clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=256, block_size=256, batch=32, max_steps=20000,
