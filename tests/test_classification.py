@@ -9,6 +9,7 @@ Slow: SIGKILL mid-run + resume equals the uninterrupted run; `accelerate launch 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "trainers"))
@@ -1090,6 +1092,32 @@ def test_new_params_lr_param_groups(tmp_path, tiny_backbone_dir, tiny_processor)
         if name.endswith(".bias"):
             assert decay == 0.0, name
     assert len(lrs) == len(list(model.parameters()))
+    # the gates (closed at the start) get their own rate and no weight decay, the rest keeps its group
+    gates = [n for n, _ in model.named_parameters() if run_classification.is_gate(n)]
+    assert len(gates) == model.config.num_hidden_layers  # one per integration point (every layer)
+    assert run_classification.gate_openness(model) == [0.0] * len(gates)
+    trainer = run_classification.MultiStreamTrainer(
+        model=model, args=args, new_params_lr=1e-3, backbone_names=backbone, gate_lr=5e-2
+    )
+    lrs = {
+        id(p): (g["lr"], g["weight_decay"])
+        for g in trainer.create_optimizer().param_groups
+        for p in g["params"]
+    }
+    for name, param in model.named_parameters():
+        expected = 5e-2 if name in gates else 1e-4 if name in backbone else 1e-3
+        assert lrs[id(param)][0] == expected, name
+        if name in gates:
+            assert lrs[id(param)][1] == 0.0, name
+    # without new_params_lr the non-gate parameters all train at --learning_rate
+    trainer = run_classification.MultiStreamTrainer(model=model, args=args, gate_lr=5e-2)
+    lrs = {id(p): g["lr"] for g in trainer.create_optimizer().param_groups for p in g["params"]}
+    assert {lrs[id(p)] for n, p in model.named_parameters() if n not in gates} == {1e-4}
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in gates:
+                param.fill_(0.5)
+    assert run_classification.gate_openness(model) == pytest.approx([math.tanh(0.5)] * len(gates))
 
 
 def test_report_pages_per_version_and_the_grid_lines(tmp_path):

@@ -162,6 +162,15 @@ class ModelArguments:
             "default: --learning_rate."
         },
     )
+    gate_lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the integration gates (`integration.<k>.blend`, zero at the start: the model "
+            "starts as its backbone), without weight decay (which would pull them shut); default: the rate of the "
+            "other new parameters. An Adam step moves a gate by about its learning rate, so at 5e-5 a gate opens at "
+            "most ~0.03 in 600 steps."
+        },
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Cache folder for Hub downloads."})
 
 
@@ -421,32 +430,62 @@ def backbone_parameter_names(model, backbone: str) -> set[str]:
     }
 
 
+def is_gate(name: str) -> bool:
+    """An integration gate (`integration.<k>.blend`, `tanh(β)` of `z = h + d + tanh(β) ⊙ (ẑ − h)`)."""
+    return name.endswith(".blend") and ".integration." in f".{name}"
+
+
+def gate_openness(model) -> list[float] | None:
+    """Mean |tanh(β)| of each integration gate, in order (0: closed, the model is its backbone there; 1: open, z is
+    the integration's ẑ); None for a model without gates."""
+    values = [
+        float(torch.tanh(param.detach().float()).abs().mean())
+        for name, param in model.named_parameters()
+        if is_gate(name)
+    ]
+    return values or None
+
+
 class MultiStreamTrainer(Trainer):
-    """`Trainer` with an optional separate learning rate for the parameters that are new (not in the backbone)."""
+    """`Trainer` with optional separate learning rates for the parameters that are new (not in the backbone) and for
+    the integration gates (`gate_lr`; no weight decay on them)."""
 
     def __init__(
-        self, *args, new_params_lr: float | None = None, backbone_names: set[str] | None = None, **kwargs
+        self,
+        *args,
+        new_params_lr: float | None = None,
+        backbone_names: set[str] | None = None,
+        gate_lr: float | None = None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.new_params_lr = new_params_lr
+        self.gate_lr = gate_lr
         self.backbone_names = backbone_names or set()
 
     def create_optimizer(self, model=None):
-        if self.new_params_lr is None or self.optimizer is not None:
+        if (self.new_params_lr is None and self.gate_lr is None) or self.optimizer is not None:
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
         decay = set(self.get_decay_parameter_names(opt_model))
-        groups: dict[tuple[bool, bool], list] = {}
+        new_lr = self.args.learning_rate if self.new_params_lr is None else self.new_params_lr
+        groups: dict[tuple[str, bool], list] = {}
         for name, param in opt_model.named_parameters():
-            if param.requires_grad:
-                groups.setdefault((name in decay, name in self.backbone_names), []).append(param)
+            if not param.requires_grad:
+                continue
+            if self.gate_lr is not None and is_gate(name):
+                key = ("gate", False)
+            else:
+                key = ("backbone" if name in self.backbone_names else "new", name in decay)
+            groups.setdefault(key, []).append(param)
+        rates = {"backbone": self.args.learning_rate, "new": new_lr, "gate": self.gate_lr}
         grouped = [
             {
                 "params": params,
                 "weight_decay": self.args.weight_decay if is_decay else 0.0,
-                "lr": self.args.learning_rate if is_backbone else self.new_params_lr,
+                "lr": rates[kind],
             }
-            for (is_decay, is_backbone), params in sorted(groups.items())
+            for (kind, is_decay), params in sorted(groups.items())
         ]
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
         self.optimizer = optimizer_cls(grouped, **optimizer_kwargs)
@@ -803,6 +842,7 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         new_params_lr=model_args.new_params_lr,
         backbone_names=backbone_names,
+        gate_lr=model_args.gate_lr,
     )
     if eval_dataset is not None and data_args.probe_size > 0:
         probe = collator([eval_dataset[i] for i in range(min(data_args.probe_size, len(eval_dataset)))])
@@ -870,10 +910,12 @@ def main(argv: list[str] | None = None) -> dict:
             "model_name_or_path": model_args.model_name_or_path,
             "config_overrides": overrides,
             "model_config": model.config.to_dict(),
+            "gate_openness": gate_openness(model),
             "labels": labels.names,
             "hyperparameters": {
                 "learning_rate": training_args.learning_rate,
                 "new_params_lr": model_args.new_params_lr,
+                **({"gate_lr": model_args.gate_lr} if model_args.gate_lr is not None else {}),
                 "num_train_epochs": training_args.num_train_epochs,
                 "max_steps": training_args.max_steps,
                 "per_device_train_batch_size": training_args.per_device_train_batch_size,

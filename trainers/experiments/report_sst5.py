@@ -717,7 +717,10 @@ def build_report(
     example = next(iter(groups.values()))[0]
     hyper = example.get("hyperparameters", {})
     budgets = {
-        json.dumps({k: v for k, v in r.get("hyperparameters", {}).items() if k != "fusion"}, sort_keys=True)
+        json.dumps(
+            {k: v for k, v in r.get("hyperparameters", {}).items() if k not in ("fusion", "gate_lr")},
+            sort_keys=True,
+        )  # a run's gate learning rate is part of its variant (its name says it)
         for records in groups.values()
         for r in records
         if r.get("variant") != "late"

@@ -61,6 +61,7 @@ class Run:
     description: str = ""
     train_granularity: str = "sentences"
     alignment: str = "piece"  # "word": every piece carries its whole word's phonemes and morphs
+    gate_lr: float | None = None  # the integration gates' learning rate (default: the new parameters' rate)
 
     @property
     def is_late_fusion(self) -> bool:
@@ -99,11 +100,19 @@ RUNS: dict[str, Run] = {
     "li-word": Run("li", alignment="word", description="LI-BERT, word-aligned streams"),
     "dm-token-word": Run("dm-token", alignment="word", description="DM-token, word-aligned streams"),
     "dm-scalar-word": Run("dm-scalar", alignment="word", description="DM-scalar, word-aligned streams"),
+    # gates that can open (issue 15): at the default 5e-5 an Adam step moves a closed gate by ~5e-5, so after 534
+    # steps |tanh(beta)| is ~0.001 (results/sst5-v0.2/*.json `gate_openness`) and the model stays its backbone
+    "li-gate1e-2": Run("li", gate_lr=1e-2, description="LI-BERT, gates at lr 1e-2"),
+    "dm-token-gate1e-2": Run("dm-token", gate_lr=1e-2, description="DM-token, gates at lr 1e-2"),
+    "li-gate1e-3": Run("li", gate_lr=1e-3, description="LI-BERT, gates at lr 1e-3"),
+    "dm-token-gate1e-3": Run("dm-token", gate_lr=1e-3, description="DM-token, gates at lr 1e-3"),
     "concat": Run("concat", description="streams without integration, concatenated before the head"),
     "dm-channel": Run("dm-channel", description="DM-BERT, one alpha per stream, layer and hidden unit"),
 }
 DEFAULT_GRID = [
-    name for name in RUNS if name not in ("concat", "dm-channel") and RUNS[name].alignment == "piece"
+    name
+    for name in RUNS
+    if name not in ("concat", "dm-channel") and RUNS[name].alignment == "piece" and RUNS[name].gate_lr is None
 ]
 PHRASES_SUFFIX = "-phrases"  # <run>-phrases: <run> trained on every labelled phrase of the training trees
 
@@ -303,6 +312,8 @@ def training_command(args: argparse.Namespace, name: str, seed: int) -> list[str
         ]  # fmt: skip
     if args.new_params_lr is not None:
         cmd += ["--new_params_lr", str(args.new_params_lr)]
+    if run.gate_lr is not None:
+        cmd += ["--gate_lr", str(run.gate_lr)]
     return cmd + shlex.split(args.extra_args)
 
 
