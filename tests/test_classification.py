@@ -1141,6 +1141,9 @@ def test_report_pages_per_version_and_the_grid_lines(tmp_path):
             (folder / f"li-seed{seed}.json").write_text(json.dumps(record))
     record = healthy(synthetic_record("li-word", 42, 0.535, all3))
     (new / "li-word-seed42.json").write_text(json.dumps(record))
+    record = healthy(synthetic_record("li-gate1e-2", 42, 0.56, all3))
+    record["gate_openness"] = [0.1, 0.3]
+    (new / "li-gate1e-2-seed42.json").write_text(json.dumps(record))
     collapsed = synthetic_record("dm-token", 42, 0.2, all3)
     collapsed["test"] = {
         **collapsed["test"],
@@ -1151,7 +1154,10 @@ def test_report_pages_per_version_and_the_grid_lines(tmp_path):
     text = report_sst5.main(["--results_dir", str(new), "--doc", str(doc), "--figures_dir", str(figures),
                              "--benchmark", str(tmp_path / "none.json")])  # fmt: skip
     assert text.startswith("# SST-5 results (roadmap step 1), msnn_hf 0.2")
-    assert "- Collapsed runs: 0 of 7 (target 0)." in text
+    assert "- Collapsed runs: 0 of 8 (target 0)." in text
+    assert "**li-gate1e-2** was ahead of the single-stream backbone on test accuracy: 56.00 (n=1)" in text
+    assert "How far the integration gates opened" in text and "li-gate1e-2 0.2000." in text
+    assert "| li-gate1e-2 | 56.00 (n=1) |" in text and "| 0.2000 |" in text
     assert (
         "Per-piece vs word-level alignment, **li**: word-aligned 53.50 (n=1) vs per-piece 52.00 (n=1)" in text
     )
@@ -1175,3 +1181,35 @@ def test_report_pages_per_version_and_the_grid_lines(tmp_path):
     single = report_sst5.main(["--results_dir", str(old), "--doc", str(tmp_path / "one.md"),
                                "--figures_dir", str(figures), "--benchmark", str(tmp_path / "none.json")])  # fmt: skip
     assert "beside 0.2" not in single and not (tmp_path / "results_v0.1.md").exists()
+
+
+def test_gate_openness_is_filled_from_the_saved_model_only_where_missing(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainers" / "experiments"))
+    import sst5_gates
+    from safetensors.torch import save_file
+
+    model_dir = tmp_path / "outputs" / "li-seed42"
+    model_dir.mkdir(parents=True)
+    save_file(
+        {
+            "multistream.integration.1.blend": torch.full((4,), 0.5),
+            "multistream.integration.0.blend": torch.zeros(4),
+            "classifier.weight": torch.ones(2, 4),
+        },
+        str(model_dir / "model.safetensors"),
+    )
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "li-seed42.json").write_text(json.dumps({"output_dir": str(model_dir), "test": {}}))
+    (results / "dm-seed42.json").write_text(
+        json.dumps({"output_dir": str(model_dir), "gate_openness": [0.7]})
+    )
+    (results / "gone-seed42.json").write_text(json.dumps({"output_dir": str(tmp_path / "nope")}))
+    assert sst5_gates.main(["--results_dir", str(results), "--dry_run"]) == ["li-seed42.json"]
+    assert "gate_openness" not in json.loads((results / "li-seed42.json").read_text())  # dry run: untouched
+    assert sst5_gates.main(["--results_dir", str(results)]) == ["li-seed42.json"]
+    filled = json.loads((results / "li-seed42.json").read_text())
+    assert filled["gate_openness"] == pytest.approx([0.0, math.tanh(0.5)])  # in point order
+    assert "sst5_gates.py" in filled["gate_openness_source"]
+    assert json.loads((results / "dm-seed42.json").read_text())["gate_openness"] == [0.7]  # kept
+    assert "gate_openness" not in json.loads((results / "gone-seed42.json").read_text())

@@ -61,6 +61,8 @@ GRID_RUNS = (
 )  # fmt: skip
 GRID_SEEDS = 3
 WORD_SUFFIX = "-word"  # <run>-word: <run> over word-aligned streams
+NEARLY_CLOSED = 0.01  # mean |tanh beta| below this: the model is within ~1 % of its backbone's function
+GATE_MARK = "-gate"  # <run>-gate<lr>: <run> with its integration gates trained at <lr> (sst5.py)
 MIN_CATEGORY_TOKENS = 20  # categories with fewer test tokens are tabulated but not ranked in the text
 
 NEGATIONS = {
@@ -463,6 +465,9 @@ def verdict(groups: dict[str, list[dict]]) -> list[str]:
     multi = [
         n for n in MAIN_VARIANTS if n in groups and n != SINGLE_STREAM_BASELINE
     ]  # ablations: own section
+    multi += sorted(
+        n for n in groups if GATE_MARK in n and "-no-" not in n
+    )  # <variant>-gate<lr>: open-able gates
     if not multi:
         return ["No multi-stream result yet."]
     for name in sorted(multi, key=lambda n: -mean_std(metric_values(groups[n], "test", "accuracy"))[0]):
@@ -472,20 +477,39 @@ def verdict(groups: dict[str, list[dict]]) -> list[str]:
         delta = 100 * (mean - base_mean)
         delta_f1 = 100 * (mean_std(f1)[0] - mean_std(base_f1)[0])
         spread = max(0.0 if math.isnan(std) else std, 0.0 if math.isnan(base_std) else base_std) * 100
+        # twice the standard error of the difference of the two means (seeds as samples)
+        two_se = 200 * math.sqrt(std**2 / n + base_std**2 / base_n) if n > 1 and base_n > 1 else float("nan")
         if delta <= 0:
             judged, within = "did not beat", ""
         elif n < 2 or base_n < 2:
             judged, within = "was ahead of", "; a single seed on one side, so not conclusive"
-        elif delta <= spread:
+        elif n < 3 or base_n < 3:
+            judged, within = (
+                "was ahead of",
+                f"; {min(n, base_n)} seeds on one side (3 needed), so not conclusive",
+            )
+        elif delta <= max(spread, two_se):
             judged = "was ahead of"
             within = (
-                f"; the gap is within the seed spread (largest std {spread:.2f} points), so not conclusive"
+                f"; the gap is within the seed spread (largest std {spread:.2f} points, twice the standard error "
+                f"of the difference {two_se:.2f}), so not conclusive"
             )
         else:
-            judged, within = "beat", f", more than the seed spread (largest std {spread:.2f} points)"
+            judged = "beat"
+            within = (
+                f", more than the seed spread (largest std {spread:.2f} points, twice the standard error of the "
+                f"difference {two_se:.2f})"
+            )
+        gate = mean_gate_openness(groups[name])
+        closed = (
+            f" Its integration gates stayed nearly closed (mean |tanh β| {gate:.4f}): it still computes almost "
+            "exactly its backbone's function, so a difference cannot be credited to the streams."
+            if gate is not None and gate < NEARLY_CLOSED
+            else ""
+        )
         lines.append(
             f"**{name}** {judged} the single-stream backbone on test accuracy: {fmt_pct(acc)} vs "
-            f"{fmt_pct(base_acc)} ({delta:+.2f} points; macro-F1 {delta_f1:+.2f} points){within}."
+            f"{fmt_pct(base_acc)} ({delta:+.2f} points; macro-F1 {delta_f1:+.2f} points){within}.{closed}"
         )
     best = max(
         multi + [SINGLE_STREAM_BASELINE],
@@ -568,6 +592,27 @@ def piece_vs_word(groups: dict[str, list[dict]]) -> list[str]:
             + "."
         )
     return lines
+
+
+def mean_gate_openness(records: list[dict]) -> float | None:
+    """Mean |tanh(beta)| over the integration gates and the runs that recorded it (`gate_openness`); None if none."""
+    values = [statistics.fmean(r["gate_openness"]) for r in records if r.get("gate_openness")]
+    return statistics.fmean(values) if values else None
+
+
+def gates_line(groups: dict[str, list[dict]]) -> str:
+    """How far the closed-at-start gates opened in training, per run name (0: the model is still its backbone)."""
+    parts = [
+        f"{name} {value:.4f}"
+        for name in sorted(groups)
+        if (value := mean_gate_openness(groups[name])) is not None
+    ]
+    if not parts:
+        return ""
+    return (
+        "How far the integration gates opened (mean |tanh β| over the integration points, mean over seeds; 0 = "
+        "closed, the model computes its backbone's function; 1 = open): " + ", ".join(parts) + "."
+    )
 
 
 def grid_coverage(groups: dict[str, list[dict]]) -> str:
@@ -755,6 +800,7 @@ def build_report(
         "",
         *[f"- {line}" for line in verdict(groups)],
         *[f"- {line}" for line in piece_vs_word(groups)],
+        *([f"- {gates}"] if (gates := gates_line(groups)) else []),
         f"- {collapsed_count(groups)}",
         *[f"- {line}" for line in collapsed_runs(groups)],
         *([f"- {coverage}"] if grid and (coverage := grid_coverage(groups)) else []),
@@ -768,8 +814,8 @@ def build_report(
         "## Test and validation scores (mean ± std over seeds, %)",
         "",
         "| run | test accuracy | test macro-F1 | validation accuracy | validation macro-F1 | parameters | "
-        "extra vs backbone | step time (s, in-run) | step-time ratio (benchmark) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "extra vs backbone | gates open (mean \\|tanh β\\|) | step time (s, in-run) | step-time ratio (benchmark) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in order:
         records = groups[name]
@@ -785,6 +831,7 @@ def build_report(
             f"{fmt_pct(metric_values(records, 'test', 'macro_f1'))} | "
             f"{fmt_pct(metric_values(records, 'validation', 'accuracy'))} | "
             f"{fmt_pct(metric_values(records, 'validation', 'macro_f1'))} | {fmt_params(params)} | {extra} | "
+            f"{'–' if (gate := mean_gate_openness(records)) is None else f'{gate:.4f}'} | "
             f"{step_text} | {'–' if bench is None else f'{bench:.2f}x'} |"
         )
     out += [
