@@ -115,10 +115,13 @@ def test_run_clm_smoke_and_results_json(bpe, tmp_path):
         "--n_head", "2", "--n_positions", "32", "--stream_hidden_size", "8", "--stream_num_heads", "2",
         "--stream_intermediate_size", "16", "--block_size", "16", "--per_device_train_batch_size", "2",
         "--max_steps", "3", "--output_dir", str(out), "--do_train", "--do_eval", "--report_to", "none",
-        "--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true",
+        "--save_strategy", "no", "--use_cpu", "true", "--disable_tqdm", "true", "--gate_lr", "0.5",
     ])  # fmt: skip
     saved = json.loads((out / "results.json").read_text())
     assert saved["num_parameters"] == record["num_parameters"] > 0
+    # --gate_lr: the gates (closed at the start) open at their own rate: one per integration point, all moved
+    assert len(saved["gate_openness"]) == 2 and min(saved["gate_openness"]) > 0.1
+    assert saved["model_args"]["gate_lr"] == 0.5
     assert saved["global_steps"] == 3 and saved["tokens_trained"] == 3 * 2 * 16
     assert saved["config"]["integration_type"] == "dm" and saved["git_commit"]
     m = saved["metrics"]
@@ -498,7 +501,10 @@ def test_lm_report_lists_the_runs_a_budget_still_lacks(tmp_path):
     shutil.copy(committed, tmp_path / "cpu-tiny")
     text = lm.report(tmp_path, tmp_path / "out.md")
     assert "| gpt2 (seed 0) |" in text
-    assert "Not run yet at this budget: li-A, li-B, dm-A, dm-B, mlm-single, mlm-dm-B, mlm-dm-B-word (" in text
+    assert (
+        "Not run yet at this budget: li-A, li-B, dm-A, dm-B, mlm-single, mlm-dm-B, mlm-dm-B-word, mlm-dm-B-gate1e-2 ("
+        in text
+    )
 
 
 def test_causal_collator_trains_on_eos_that_doubles_as_pad():

