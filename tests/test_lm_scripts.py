@@ -254,7 +254,8 @@ def tiny_bert_config(processor, **overrides) -> MultiStreamBertConfig:
     return MultiStreamBertConfig(**values)
 
 
-def test_run_mlm_smoke(tiny_processor, tiny_processor_dir, tiny_corpus, tmp_path):
+def tiny_mlm_backbone_and_data(tiny_processor, tiny_corpus, tmp_path) -> tuple[Path, Path]:
+    """A random tiny BERT backbone with the tiny tokenizer, and train / test text files: `(backbone, data)`."""
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
@@ -268,6 +269,11 @@ def test_run_mlm_smoke(tiny_processor, tiny_processor_dir, tiny_corpus, tmp_path
     data.mkdir()
     (data / "train.txt").write_text("\n".join(tiny_corpus[:40]) + "\n")
     (data / "test.txt").write_text("\n".join(tiny_corpus[40:60]) + "\n")
+    return backbone, data
+
+
+def test_run_mlm_smoke(tiny_processor, tiny_processor_dir, tiny_corpus, tmp_path):
+    backbone, data = tiny_mlm_backbone_and_data(tiny_processor, tiny_corpus, tmp_path)
     out = tmp_path / "run"
     run_mlm.main([
         "--backbone", str(backbone), "--processor_name", tiny_processor_dir, "--dataset", "",
@@ -601,21 +607,9 @@ def test_word_aligned_mlm_collator_leaks_nothing_about_masked_words(word_tiny_pr
 def test_run_mlm_word_aligned_smoke_and_refusals(
     word_tiny_processor, tiny_processor, tiny_processor_dir, tiny_corpus, tmp_path
 ):
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    backbone = tmp_path / "bert"
-    cfg = tiny_bert_config(tiny_processor)
-    BertModel(
-        BertConfig(**{k: v for k, v in cfg.semantic_config().to_dict().items() if k != "model_type"})
-    ).save_pretrained(backbone)
-    tiny_processor.tokenizer.save_pretrained(backbone)
+    backbone, data = tiny_mlm_backbone_and_data(tiny_processor, tiny_corpus, tmp_path)
     word_dir = tmp_path / "word-processor"
     word_tiny_processor.save_pretrained(word_dir)
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "train.txt").write_text("\n".join(tiny_corpus[:40]) + "\n")
-    (data / "test.txt").write_text("\n".join(tiny_corpus[40:60]) + "\n")
 
     def args(processor, out, *extra):
         return [
