@@ -660,6 +660,16 @@ def test_runner_plan_dry_run_and_skip_finished(tmp_path, monkeypatch, capsys):
     default = sst5.plan(sst5.parse_args(common))
     assert len(default) == 12 + 4 * 2  # one seed of everything, two more seeds of backbone/early/li/dm-token
     assert {name for name, _ in default} == set(sst5.DEFAULT_GRID)
+    # gate-lr runs (and their ablations) are asked for by name, never part of the default grid
+    gated = [name for name in sst5.RUNS if "-gate" in name]
+    assert gated and not set(gated) & set(sst5.DEFAULT_GRID)
+    cmd = sst5.training_command(sst5.parse_args(common), "dm-token-gate1e-2-no-phonetic", 1)
+    assert (
+        cmd[cmd.index("--gate_lr") + 1] == "0.01"
+        and cmd[cmd.index("--streams") + 1] == "semantic,morphological"
+    )
+    assert cmd[cmd.index("--variant") + 1] == "dm-token"
+    assert "--gate_lr" not in sst5.training_command(sst5.parse_args(common), "dm-token", 1)
 
     results.mkdir()
     (results / "li-seed1.json").write_text(json.dumps(finished_record("li", 1)))

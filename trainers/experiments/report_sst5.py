@@ -52,6 +52,12 @@ MAIN_VARIANTS = ("backbone", "early", "late", "li", "dm-scalar", "dm-token", "co
 ABLATION_GROUPS = {
     "li": ("li", "li-no-phonetic", "li-no-morphological"),
     "dm-token": ("dm-token", "dm-token-no-phonetic", "dm-token-no-morphological"),
+    "li-gate1e-2": ("li-gate1e-2", "li-gate1e-2-no-phonetic", "li-gate1e-2-no-morphological"),
+    "dm-token-gate1e-2": (
+        "dm-token-gate1e-2",
+        "dm-token-gate1e-2-no-phonetic",
+        "dm-token-gate1e-2-no-morphological",
+    ),
 }
 SINGLE_STREAM_RUNS = ("backbone", "phonetic-only", "morphological-only")
 # issue 15's re-run: 3 seeds of each of these (`python trainers/experiments/sst5.py --all_seeds`)

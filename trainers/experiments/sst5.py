@@ -106,6 +106,17 @@ RUNS: dict[str, Run] = {
     "dm-token-gate1e-2": Run("dm-token", gate_lr=1e-2, description="DM-token, gates at lr 1e-2"),
     "li-gate1e-3": Run("li", gate_lr=1e-3, description="LI-BERT, gates at lr 1e-3"),
     "dm-token-gate1e-3": Run("dm-token", gate_lr=1e-3, description="DM-token, gates at lr 1e-3"),
+    # the ablations with gates that open (without open gates an ablation has nothing to remove)
+    **{
+        f"{variant}-gate1e-2-no-{stream}": Run(
+            variant,
+            streams="semantic," + ("morphological" if stream == "phonetic" else "phonetic"),
+            gate_lr=1e-2,
+            description=f"{variant}, gates at lr 1e-2, without the {stream} stream",
+        )
+        for variant in ("li", "dm-token")
+        for stream in ("phonetic", "morphological")
+    },
     "concat": Run("concat", description="streams without integration, concatenated before the head"),
     "dm-channel": Run("dm-channel", description="DM-BERT, one alpha per stream, layer and hidden unit"),
 }
