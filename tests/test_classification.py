@@ -913,10 +913,29 @@ def test_report_from_synthetic_results(tmp_path, trained_run, tiny_data_dir):
         analysis["streams"] == all3 and analysis["layers"] == [0, 1] and analysis["num_test_sentences"] == 32
     )
     assert {"other", "cmudict_has"} <= set(analysis["categories"]) and analysis["examples"]
+    # dm-token: the shares of the output and the mixing weights α each sum to 1 over the streams; the gates of a
+    # briefly trained model are nearly closed, so the shares of the new streams stay far below what α chose
+    assert analysis["weights"] == ["share", "mixing"] and len(analysis["gate_openness"]) == 2
+    assert max(analysis["gate_openness"]) < 0.1
     for entry in analysis["categories"].values():
-        assert sum(entry["mean"]) == pytest.approx(1.0, abs=1e-4)  # dm-token: softmax over streams
+        assert sum(entry["mean"]) == pytest.approx(1.0, abs=1e-4)
+        assert sum(entry["mixing_mean"]) == pytest.approx(1.0, abs=1e-4)
+        assert len(entry["mixing_per_layer"]) == 2
+        for stream in (1, 2):
+            assert entry["mean"][stream] < 0.2 * entry["mixing_mean"][stream]
     example = analysis["examples"][0]
-    assert len(example["weights"][0]) == len(example["tokens"])
+    assert len(example["weights"][0]) == len(example["tokens"]) == len(example["mixing"][0])
+    assert (
+        "| category | tokens | words | α semantic | α phonetic | α morphological | share semantic |" in text
+    )
+    assert "Gates (mean |tanh β| per integration layer): " in text and "signed mean tanh β: " in text
+    # the run's start, rebuilt from the backbone and the seed: within what 2 training steps can move a parameter
+    start = analysis["start"]
+    assert 0 < start["max_parameter_change"] < 3 * 4 * 5e-5  # 4 steps at the Trainer's default 5e-5
+    assert set(start["categories"]) == set(analysis["categories"])
+    assert sum(start["overall"]["mixing_mean"]) == pytest.approx(1.0, abs=1e-4)
+    assert start["overall"]["mixing_mean"] != pytest.approx(analysis["overall"]["mixing_mean"], abs=1e-7)
+    assert "Mean α over all test tokens at the run's start" in text
 
     assert doc.read_text() == text
     assert "| li | 54.20 ± 0.20 (n=3) |" in text and "| backbone | 51.00 ± 1.00 (n=3) |" in text
@@ -941,6 +960,24 @@ def test_report_from_synthetic_results(tmp_path, trained_run, tiny_data_dir):
     ):
         assert (figures / f"{name}.png").stat().st_size > 1000
     assert "](figures/sst5_variants.png)" in text
+
+
+def test_a_start_that_is_not_the_runs_is_refused(tmp_path, trained_run):
+    """`start_model` rebuilds a run's step 0 from its record; with another seed the random draws differ, and the
+    distance check says so instead of reporting a wrong start."""
+    import report_sst5
+    from transformers import AutoModelForSequenceClassification
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy, ignore=shutil.ignore_patterns("checkpoint-*"))
+    results = json.loads((copy / "all_results.json").read_text())
+    trained = AutoModelForSequenceClassification.from_pretrained(copy)
+    _, moved = report_sst5.start_model(str(copy), trained)
+    assert moved < 3 * 4 * 5e-5
+    results["record"]["seed"] += 1
+    (copy / "all_results.json").write_text(json.dumps(results))
+    with pytest.raises(RuntimeError, match="not the run's start"):
+        report_sst5.start_model(str(copy), trained)
 
 
 def test_report_shows_the_old_and_the_new_start_side_by_side(tmp_path):
@@ -1223,3 +1260,44 @@ def test_gate_openness_is_filled_from_the_saved_model_only_where_missing(tmp_pat
     assert "sst5_gates.py" in filled["gate_openness_source"]
     assert json.loads((results / "dm-seed42.json").read_text())["gate_openness"] == [0.7]  # kept
     assert "gate_openness" not in json.loads((results / "gone-seed42.json").read_text())
+
+
+def test_category_summary_over_seeds_says_whether_the_categories_are_told_apart():
+    import report_sst5
+
+    def analysis(seed, negation, other):
+        def entry(phonetic, morph):
+            mixing = [1 - phonetic - morph, phonetic, morph]
+            return {"tokens": 500, "words": 400, "mean": [1.0, 0.0, 0.0], "mixing_mean": mixing}
+
+        return {
+            "name": f"dm-token-gate1e-2-seed{seed}", "run": "dm-token-gate1e-2", "seed": seed,
+            "streams": ["semantic", "phonetic", "morphological"], "weights": ["share", "mixing"],
+            "categories": {"negation": entry(*negation), "other": entry(*other)},
+        }  # fmt: skip
+
+    # phonetic: 0.20 vs 0.10 on every seed (told apart); morphological: the seeds disagree more than the categories
+    group = [analysis(42, (0.20, 0.10), (0.10, 0.14)), analysis(43, (0.21, 0.30), (0.11, 0.24))]
+    text = "\n".join(report_sst5.category_seed_summary(group))
+    assert "**dm-token-gate1e-2**, 2 seeds (42, 43): each stream's mixing weight α per category" in text
+    assert "| negations | 0.205 ± 0.007 | 0.200 ± 0.141 |" in text
+    assert (
+        "- phonetic (mixing weight α): highest on negations (+0.205), lowest on other words (+0.105)" in text
+    )
+    assert "larger than the seeds' largest std (0.007): the ranking is consistent." in text
+    assert "not larger than the seeds' largest std (0.141): the categories are not told apart." in text
+    assert report_sst5.category_seed_summary(group[:1]) == []  # one seed: nothing to summarise
+
+    # with each run's start: the table shows the change, and the verdict judges the change
+    for a, shift in zip(group, (0.0, 0.01)):
+        a["start"] = {
+            "categories": {
+                c: {"mixing_mean": [v - d for v, d in zip(e["mixing_mean"], (0.0, 0.05 + shift, 0.0))]}
+                for c, e in a["categories"].items()
+            }
+        }
+    text = "\n".join(report_sst5.category_seed_summary(group))
+    assert "; Δ: trained minus the same run's start" in text
+    assert "| negations | 0.205 ± 0.007 (Δ +0.055 ± 0.007) | 0.200 ± 0.141 (Δ +0.000 ± 0.000) |" in text
+    assert "- phonetic (change from the start): highest on" in text
+    assert "the spread over categories (0.000) is not larger than the seeds' largest std (0.007)" in text

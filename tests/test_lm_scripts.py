@@ -508,8 +508,8 @@ def test_lm_report_lists_the_runs_a_budget_still_lacks(tmp_path):
     text = lm.report(tmp_path, tmp_path / "out.md")
     assert "| gpt2 (seed 0) |" in text
     assert (
-        "Not run yet at this budget: li-A, li-B, dm-A, dm-B, mlm-single, mlm-dm-B, mlm-dm-B-word, mlm-dm-B-gate1e-2 ("
-        in text
+        "Not run yet at this budget: li-A, li-B, dm-A, dm-B, mlm-single, mlm-dm-B, mlm-dm-B-word, mlm-dm-B-gate1e-2, "
+        "mlm-dm-B-word-gate1e-2 (" in text
     )
 
 
@@ -635,3 +635,52 @@ def test_run_mlm_word_aligned_smoke_and_refusals(
         )
     with pytest.raises(ValueError, match="alignment='word', but --stream_alignment is 'piece'"):
         run_mlm.main(args(word_dir, "bad3", "--whole_word_mask", "true"))
+
+
+def test_lm_seed_summaries_pair_seeds_and_judge_beyond_the_spread():
+    """The over-seeds tables: paired differences to the single-stream model of the same seed, per word category for
+    MLM, and a verdict that needs 3 paired seeds, every one lower, and a gap above the spread and 2 SE."""
+    lm = _lm_runner()
+
+    def mlm(variant, seed, ppl, rare, gates=None):
+        metrics = {
+            "test_masked_token_perplexity": ppl,
+            "test_masked_ppl_rare": rare,
+            "test_masked_tokens_rare": 10,
+        }
+        return {"variant": variant, "seed": seed, "metrics": metrics, "gate_openness": gates}
+
+    records = [mlm("mlm-single", k, 100.0 + k, 1000.0 + k) for k in range(3)]
+    records += [mlm("mlm-dm-B-gate1e-2", k, 90.0 + k, 900.0 + 2 * k, gates=[0.1, 0.3]) for k in range(3)]
+    records += [mlm("mlm-dm-B", k, 100.5 + k, 1000.0) for k in range(2)]
+    text = "\n".join(lm.mlm_seed_summary(records))
+    assert (
+        "| mlm-single | 0, 1, 2 | - | 101.00 ± 1.00 (n=3) | - | 1,001.00 ± 1.00 (n=3) | - | - | - |" in text
+    )
+    assert (
+        "| mlm-dm-B-gate1e-2 | 0, 1, 2 | 0.200 | 91.00 ± 1.00 (n=3) | -10.00 ± 0.00 (n=3) | -99.00 ± 1.00 (n=3) |"
+        in text
+    )
+    assert (
+        "- **mlm-dm-B-gate1e-2** beat mlm-single beyond the seed spread: -10.00 masked-token ppl over 3"
+        in text
+    )
+    assert (
+        "- **mlm-dm-B** vs mlm-single: 2 paired seed(s), +0.50 masked-token ppl; too few seeds to judge"
+        in text
+    )
+
+    def clm(variant, seed, test):
+        return {"variant": variant, "seed": seed, "metrics": {"test_word_perplexity": test}}
+
+    records = [clm("gpt2", k, 380.0 + 3 * k) for k in range(3)] + [
+        clm("dm-A", k, 379.0 + 3 * k) for k in range(3)
+    ]
+    text = "\n".join(lm.seed_summary(records))
+    assert "| dm-A | 0, 1, 2 | - | 382.00 ± 3.00 (n=3) | -1.00 ± 0.00 (n=3) | 3 of 3 |" in text
+    assert "gates" not in text  # no record has gates: no column
+    # lower on every seed, but by less than the seeds' spread (3.00): not beyond it
+    assert (
+        "- **dm-A** did not beat gpt2 beyond the seed spread: -1.00 PTB test word ppl over 3 paired seeds"
+        in text
+    )

