@@ -1300,4 +1300,15 @@ def test_category_summary_over_seeds_says_whether_the_categories_are_told_apart(
     assert "; Δ: trained minus the same run's start" in text
     assert "| negations | 0.205 ± 0.007 (Δ +0.055 ± 0.007) | 0.200 ± 0.141 (Δ +0.000 ± 0.000) |" in text
     assert "- phonetic (change from the start): highest on" in text
+    assert "Over all test tokens" not in text  # the synthetic analyses have no overall means yet
+    for a, (before, after) in zip(
+        group, (((0.8, 0.1, 0.1), (0.7, 0.2, 0.1)), ((0.8, 0.1, 0.1), (0.6, 0.2, 0.2)))
+    ):
+        a["overall"], a["start"]["overall"] = {"mixing_mean": list(after)}, {"mixing_mean": list(before)}
+    text = "\n".join(report_sst5.category_seed_summary(group))
+    assert (
+        "Over all test tokens, trained minus start: semantic -0.150 ± 0.071 (down in every seed); phonetic "
+        "+0.100 ± 0.000 (up in every seed); morphological +0.050 ± 0.071 (not the same direction in every seed)."
+        in text
+    )
     assert "the spread over categories (0.000) is not larger than the seeds' largest std (0.007)" in text

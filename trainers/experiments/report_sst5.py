@@ -638,6 +638,24 @@ def category_seed_summary(analyses: list[dict]) -> list[str]:
                 cells = [f"{cell} (Δ {m:+.3f} ± {sd:.3f})" for cell, (m, sd) in zip(cells, delta_row)]
             out.append(f"| {CATEGORY_LABELS[c]} | " + " | ".join(cells) + " |")
         out.append("")
+        overall = [(a.get("start") or {}).get("overall") and a.get("overall") for a in group]
+        if with_start and all(overall):
+            parts = []
+            for index, stream in enumerate(streams):
+                moved = [
+                    a["overall"][key][index] - a["start"]["overall"][key][index] for a in group
+                ]  # fmt: skip
+                sign = (
+                    "up in every seed"
+                    if all(m > 0 for m in moved)
+                    else "down in every seed"
+                    if all(m < 0 for m in moved)
+                    else "not the same direction in every seed"
+                )
+                parts.append(
+                    f"{stream} {statistics.mean(moved):+.3f} ± {statistics.stdev(moved):.3f} ({sign})"
+                )
+            out += ["Over all test tokens, trained minus start: " + "; ".join(parts) + ".", ""]
         judged = deltas if with_start else stats
         noun = "change from the start" if with_start else what
         for index, stream in enumerate(streams[1:]):
