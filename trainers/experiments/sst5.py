@@ -104,6 +104,17 @@ RUNS: dict[str, Run] = {
     # steps |tanh(beta)| is ~0.001 (results/sst5-v0.2/*.json `gate_openness`) and the model stays its backbone
     "li-gate1e-2": Run("li", gate_lr=1e-2, description="LI-BERT, gates at lr 1e-2"),
     "dm-token-gate1e-2": Run("dm-token", gate_lr=1e-2, description="DM-token, gates at lr 1e-2"),
+    "dm-scalar-gate1e-2": Run("dm-scalar", gate_lr=1e-2, description="DM-scalar, gates at lr 1e-2"),
+    # per-piece vs word-level alignment with gates that open (the report pairs `<run>-word` with `<run>`)
+    "li-gate1e-2-word": Run(
+        "li", alignment="word", gate_lr=1e-2, description="LI-BERT, gates at 1e-2, word-aligned"
+    ),
+    "dm-token-gate1e-2-word": Run(
+        "dm-token",
+        alignment="word",
+        gate_lr=1e-2,
+        description="DM-token, gates at 1e-2, word-aligned streams",
+    ),
     "li-gate1e-3": Run("li", gate_lr=1e-3, description="LI-BERT, gates at lr 1e-3"),
     "dm-token-gate1e-3": Run("dm-token", gate_lr=1e-3, description="DM-token, gates at lr 1e-3"),
     # the ablations with gates that open (without open gates an ablation has nothing to remove)
