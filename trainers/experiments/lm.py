@@ -9,6 +9,8 @@ Causal LM (`run_clm.py`), PTB, byte-level BPE trained on PTB train (`train_bpe_t
   model trained from scratch has no function to preserve;
 * ``dm-A-half``: ``dm-A`` sized to half the baseline's parameters (the roadmap's strong criterion: does it match
   the full-size GPT-2 on the same tokens?);
+* ``dm-A-gate1e-2``: ``dm-A`` with its integration gate trained at 1e-2 (`--gate_lr`), so that the closed start
+  can open within the budget;
 * ``dm-A-blank``: a control, ``dm-A`` with all-padding stream tables (`run_clm.py --blank_streams`): the same
   architecture, parameters and DM read-out, but the phonetic and morphological streams see positions only. What
   ``dm-A`` gains over it comes from the streams' content; what it shares comes from the read-out itself.
@@ -90,9 +92,13 @@ CLM_VARIANTS: dict[str, dict[str, Any]] = {
     "dm-A-half": dict(
         integration_type="dm", alpha_granularity="scalar", integration_layers="last", param_fraction=0.5
     ),
+    # the closed start with a gate that can open in 300 steps (at the preset's 1e-3 dm-A's gate ends near 0.02)
+    "dm-A-gate1e-2": dict(
+        integration_type="dm", alpha_granularity="scalar", integration_layers="last", gate_lr=1e-2
+    ),
 }
 PARAM_FRACTION = "param_fraction"  # share of the baseline's parameters a variant is sized to (default 1)
-RUN_FLAGS = ("blank_streams",)  # variant settings that are `run_clm.py` options, not config fields
+RUN_FLAGS = ("blank_streams", "gate_lr")  # variant settings that are `run_clm.py` options, not config fields
 MLM_VARIANTS: dict[str, dict[str, Any]] = {
     "mlm-single": dict(streams="semantic", integration_type="none"),
     "mlm-dm-B": dict(integration_type="dm", alpha_granularity="scalar", integration_layers="all"),
@@ -137,7 +143,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         mlm=dict(max_steps=300, batch=16, max_seq_length=64, learning_rate=1e-4, max_eval_lines=None, save_steps=50),
         stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
         threads=1,
-        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B", "dm-A-blank", "dm-A-mix", "dm-A-half"),
+        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B", "dm-A-blank", "dm-A-mix", "dm-A-half", "dm-A-gate1e-2"),
     ),
     "gpu": dict(
         clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=256, block_size=256, batch=32, max_steps=20000,
