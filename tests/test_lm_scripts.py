@@ -684,3 +684,26 @@ def test_lm_seed_summaries_pair_seeds_and_judge_beyond_the_spread():
         "- **dm-A** did not beat gpt2 beyond the seed spread: -1.00 PTB test word ppl over 3 paired seeds"
         in text
     )
+
+
+def test_lm_report_puts_both_versions_side_by_side(tmp_path):
+    lm = _lm_runner()
+    new, old = tmp_path / "lm-v0.2", tmp_path / "lm"
+    for root, runs in (
+        (new, {"gpt2": [380.0, 384.0], "dm-A": [394.5]}),
+        (old, {"gpt2": [388.0], "dm-B": [378.0]}),
+    ):
+        (root / "cpu").mkdir(parents=True)
+        for variant, values in runs.items():
+            for seed, value in enumerate(values):
+                record = {
+                    "variant": variant,
+                    "seed": seed,
+                    "preset": "cpu",
+                    "metrics": {"test_word_perplexity": value},
+                }
+                (root / "cpu" / f"{variant}-seed{seed}.json").write_text(json.dumps(record))
+    text = "\n".join(lm.side_by_side(new, old))
+    assert "#### Both versions side by side, budget `cpu`" in text
+    assert "| gpt2 | 388.00 (n=1) | 382.00 ± 2.83 (n=2) |" in text
+    assert "| dm-A | - | 394.50 (n=1) |" in text and "| dm-B | 378.00 (n=1) | - |" in text

@@ -727,10 +727,7 @@ VERSIONS = (
 
 def preset_sections(results_dir: Path, missing_list: bool) -> list[str]:
     """One section per budget (the largest first) of the records in `results_dir/<preset>/*.json`."""
-    by_preset: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(results_dir.glob("*/*.json")):
-        record = json.loads(path.read_text())
-        by_preset.setdefault(record.get("preset", path.parent.name), []).append(record)
+    by_preset = load_by_preset(results_dir)
     rank = {name: i for i, name in enumerate(reversed(list(PRESETS)))}
     lines: list[str] = []
     for preset in sorted(by_preset, key=lambda name: (rank.get(name, len(rank)), name)):
@@ -754,6 +751,53 @@ def preset_sections(results_dir: Path, missing_list: bool) -> list[str]:
     return lines
 
 
+def load_by_preset(results_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    by_preset: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(results_dir.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        by_preset.setdefault(record.get("preset", path.parent.name), []).append(record)
+    return by_preset
+
+
+def side_by_side(new_dir: Path, old_dir: Path) -> list[str]:
+    """Per budget both versions ran, every variant's headline number (CLM: PTB test word perplexity; MLM:
+    masked-token perplexity) at msnn_hf 0.1 and 0.2 in one table, mean ± std over each version's seeds."""
+    new, old = load_by_preset(new_dir), load_by_preset(old_dir)
+    order = {v: i for i, v in enumerate([*CLM_VARIANTS, *MLM_VARIANTS])}
+    lines: list[str] = []
+    for preset in [p for p in new if p in old and p != "cpu-tiny"]:
+
+        def values(records: list[dict[str, Any]], variant: str) -> list[float]:
+            out = []
+            for r in records:
+                if r.get("variant") == variant:
+                    m = r["metrics"]
+                    value = m.get("test_word_perplexity", m.get("test_masked_token_perplexity"))
+                    if value is not None:
+                        out.append(value)
+            return out
+
+        variants = {r["variant"] for r in [*new[preset], *old[preset]]}
+        lines += [
+            f"#### Both versions side by side, budget `{preset}`",
+            "",
+            "PTB test word perplexity (causal LM) / masked-token perplexity (masked LM), mean ± std over the seeds "
+            "each version ran (`-`: not run at that version). 0.1 started the integration as a mix of the streams, "
+            "0.2 starts every multi-stream model as its single-stream model (`dm-A-mix` is 0.1's start on 0.2's "
+            "code).",
+            "",
+            "| variant | msnn_hf 0.1 | msnn_hf 0.2 |",
+            "| --- | ---: | ---: |",
+        ]
+        for variant in sorted(variants, key=lambda v: (order.get(v, 99), v)):
+            before, after = values(old[preset], variant), values(new[preset], variant)
+            lines.append(
+                f"| {variant} | {mean_std(before) if before else '-'} | {mean_std(after) if after else '-'} |"
+            )
+        lines.append("")
+    return lines
+
+
 def report(results_dir: Path, out: Path, earlier: Path | None = None) -> str:
     """docs/results_lm.md from `results_dir/<preset>/*.json` (the current version: one section per budget, the
     largest first), then the records of the earlier version in `earlier/<preset>/*.json` (when given and there),
@@ -774,6 +818,8 @@ def report(results_dir: Path, out: Path, earlier: Path | None = None) -> str:
             "No runs at this version yet (`python trainers/experiments/lm.py --preset cpu` runs them).",
             "",
         ]
+    if len(roots) > 1:
+        lines += side_by_side(results_dir, earlier)
     lines += speed_section(REPO / "benchmarks" / "results")
     lines += [
         "Published anchors (not comparable to tiny-budget runs):",
