@@ -1312,3 +1312,21 @@ def test_category_summary_over_seeds_says_whether_the_categories_are_told_apart(
         in text
     )
     assert "the spread over categories (0.000) is not larger than the seeds' largest std (0.007)" in text
+
+
+def test_max_train_samples_draws_a_seeded_subset_not_the_first_rows():
+    """SST-5's train file is ordered by polarity: the first N rows would lose classes."""
+    import datasets
+
+    rows = datasets.Dataset.from_dict(
+        {"text": [f"s{i}" for i in range(100)], "label": [i // 20 for i in range(100)]}
+    )
+    subset = run_classification.training_subset(rows, 25, seed=42)
+    assert len(subset) == 25 and set(subset["label"]) == {0, 1, 2, 3, 4}
+    assert (
+        subset["text"] == run_classification.training_subset(rows, 25, seed=42)["text"]
+    )  # same seed, same rows
+    assert subset["text"] != run_classification.training_subset(rows, 25, seed=43)["text"]
+    indices = [int(t[1:]) for t in subset["text"]]
+    assert indices == sorted(indices)  # file order kept
+    assert run_classification.training_subset(rows, 500, seed=42) is rows

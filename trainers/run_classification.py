@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import platform
+import random
 import shutil
 import signal
 import sys
@@ -216,7 +217,10 @@ class DataArguments:
     )
     max_train_samples: int | None = field(
         default=None,
-        metadata={"help": "Truncate the training set (debugging; with phrases: the phrase set)."},
+        metadata={
+            "help": "Train on a seeded random subset of this many training rows (seed: --data_seed, else --seed; "
+            "not the first rows: SST-5's train file is ordered by polarity). With phrases: of the phrase set."
+        },
     )
     validation_split_percentage: float | None = field(
         default=None,
@@ -349,6 +353,18 @@ def load_or_build_processor(model_args: ModelArguments, training_args: TrainingA
             except OSError:  # another run finished first: keep theirs
                 pass
     return processor
+
+
+def training_subset(dataset, size: int, seed: int):
+    """`size` rows of `dataset` drawn at random with `seed` (kept in file order), or all of them if it has no more.
+    Not the first rows: a file sorted by label (SST-5's train is ordered by polarity) would lose classes."""
+    if size >= len(dataset):
+        return dataset
+    indices = sorted(random.Random(seed).sample(range(len(dataset)), size))
+    logger.info(
+        "--max_train_samples %d: a random subset of the %d training rows (seed %d)", size, len(dataset), seed
+    )
+    return dataset.select(indices)
 
 
 def is_multistream_checkpoint(path: str | os.PathLike) -> bool:
@@ -701,7 +717,8 @@ def main(argv: list[str] | None = None) -> dict:
                 )
             )
     if data_args.max_train_samples and "train" in raw:
-        raw["train"] = raw["train"].select(range(min(data_args.max_train_samples, len(raw["train"]))))
+        subset_seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+        raw["train"] = training_subset(raw["train"], data_args.max_train_samples, subset_seed)
     if data_args.max_eval_samples and "validation" in raw:
         raw["validation"] = raw["validation"].select(
             range(min(data_args.max_eval_samples, len(raw["validation"])))
@@ -866,6 +883,12 @@ def main(argv: list[str] | None = None) -> dict:
                 "optim": str(training_args.optim.value),
                 "metric_for_best_model": training_args.metric_for_best_model,
                 "max_train_samples": data_args.max_train_samples,
+                # the seed of that random subset (`training_subset`)
+                "max_train_samples_seed": (
+                    (training_args.data_seed if training_args.data_seed is not None else training_args.seed)
+                    if data_args.max_train_samples
+                    else None
+                ),
             },
             "data": {
                 "source": data_args.dataset_name

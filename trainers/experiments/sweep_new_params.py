@@ -17,8 +17,8 @@ on test (<= 2 is "collapsed"), the train-loss history, wall time, git commit and
     python trainers/experiments/sweep_new_params.py                     # the sweep (resumable)
     python trainers/experiments/sweep_new_params.py --summary_only      # results/sweeps/new_params/SUMMARY.md
 
-Training data: `max_train_samples` of run_classification.py takes the FIRST rows, and SST-5's train.jsonl is
-ordered by polarity (its first 480 sentences: 239 of label 3, 149 of label 4, 4 of label 0), so the sweep trains on
+Training data: when this sweep ran, `max_train_samples` of run_classification.py took the FIRST rows (it now takes a
+seeded random subset), and SST-5's train.jsonl is ordered by polarity (its first 480 sentences: 239 of label 3, 149 of label 4, 4 of label 0), so the sweep trains on
 a seeded random subset of the training file written under `outputs/sweep-data/` (validation and test complete).
 """
 
