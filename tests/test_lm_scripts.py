@@ -669,6 +669,10 @@ def test_lm_seed_summaries_pair_seeds_and_judge_beyond_the_spread():
         "- **mlm-dm-B** vs mlm-single: 2 paired seed(s), +0.50 masked-token ppl; too few seeds to judge"
         in text
     )
+    worse = lm.paired_verdict("mlm-dm-B", "mlm-single", [5.0, 6.0, 4.0], 2.0, "masked-token ppl")
+    assert worse.startswith(
+        "**mlm-dm-B** was worse than mlm-single beyond the seed spread: +5.00 masked-token ppl"
+    )
 
     def clm(variant, seed, test):
         return {"variant": variant, "seed": seed, "metrics": {"test_word_perplexity": test}}

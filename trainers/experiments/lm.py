@@ -554,8 +554,10 @@ def paired_verdict(variant: str, baseline: str, deltas: list[float], spread: flo
         return f"**{variant}** vs {baseline}: {n} paired seed(s), {mean:+.2f} {what}; too few seeds to judge (3 needed)."
     se = statistics.stdev(deltas) / n**0.5
     beyond = all(d < 0 for d in deltas) and -mean > max(spread, 2 * se)
+    worse = all(d > 0 for d in deltas) and mean > max(spread, 2 * se)
+    verb = "beat" if beyond else "was worse than" if worse else "did not beat"
     return (
-        f"**{variant}** {'beat' if beyond else 'did not beat'} {baseline} beyond the seed spread: {mean:+.2f} {what} "
+        f"**{variant}** {verb} {baseline} beyond the seed spread: {mean:+.2f} {what} "
         f"over {n} paired seeds ({sum(d < 0 for d in deltas)} of {n} lower; largest std {spread:.2f}, 2 SE "
         f"{2 * se:.2f})."
     )
