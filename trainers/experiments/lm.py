@@ -9,6 +9,7 @@ Causal LM (`run_clm.py`), PTB, byte-level BPE trained on PTB train (`train_bpe_t
   model trained from scratch has no function to preserve;
 * ``dm-A-half``: ``dm-A`` sized to half the baseline's parameters (the roadmap's strong criterion: does it match
   the full-size GPT-2 on the same tokens?);
+* ``dm-A-mix-half``: ``dm-A-mix`` at half the baseline's parameters (the strong criterion at the mix start);
 * ``dm-A-gate1e-2``: ``dm-A`` with its integration gate trained at 1e-2 (`--gate_lr`), so that the closed start
   can open within the budget;
 * ``dm-A-blank``: a control, ``dm-A`` with all-padding stream tables (`run_clm.py --blank_streams`): the same
@@ -92,6 +93,14 @@ CLM_VARIANTS: dict[str, dict[str, Any]] = {
     "dm-A-half": dict(
         integration_type="dm", alpha_granularity="scalar", integration_layers="last", param_fraction=0.5
     ),
+    # the strong criterion at the start that works from scratch (dm-A-mix beats gpt2; the closed dm-A does not)
+    "dm-A-mix-half": dict(
+        integration_type="dm",
+        alpha_granularity="scalar",
+        integration_layers="last",
+        integration_init="mix",
+        param_fraction=0.5,
+    ),
     # the closed start with a gate that can open in 300 steps (at the preset's 1e-3 dm-A's gate ends near 0.02)
     "dm-A-gate1e-2": dict(
         integration_type="dm", alpha_granularity="scalar", integration_layers="last", gate_lr=1e-2
@@ -143,7 +152,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         mlm=dict(max_steps=300, batch=16, max_seq_length=64, learning_rate=1e-4, max_eval_lines=None, save_steps=50),
         stream=dict(stream_hidden_size=128, stream_num_heads=4, stream_intermediate_size=256),
         threads=1,
-        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B", "dm-A-blank", "dm-A-mix", "dm-A-half", "dm-A-gate1e-2"),
+        clm_variants=("gpt2", "li-A", "li-B", "dm-A", "dm-B", "dm-A-blank", "dm-A-mix", "dm-A-half", "dm-A-gate1e-2", "dm-A-mix-half"),
     ),
     "gpu": dict(
         clm=dict(n_embd=384, n_layer=4, n_head=4, n_positions=256, block_size=256, batch=32, max_steps=20000,
