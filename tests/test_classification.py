@@ -658,11 +658,20 @@ def test_runner_plan_dry_run_and_skip_finished(tmp_path, monkeypatch, capsys):
         ("backbone", 1), ("phonetic-only", 1), ("morphological-only", 1), ("late", 1), ("li", 1), ("li", 2)
     ]  # fmt: skip
     default = sst5.plan(sst5.parse_args(common))
-    assert len(default) == 12 + 4 * 2  # one seed of everything, two more seeds of backbone/early/li/dm-token
+    # one seed of everything, two more of backbone / early / li / dm-token / li-gate1e-2 / dm-token-gate1e-2
+    assert len(default) == 14 + 6 * 2
     assert {name for name, _ in default} == set(sst5.DEFAULT_GRID)
-    # gate-lr runs (and their ablations) are asked for by name, never part of the default grid
-    gated = [name for name in sst5.RUNS if "-gate" in name]
-    assert gated and not set(gated) & set(sst5.DEFAULT_GRID)
+    # the ablations and DM-scalar run with gates that open; closed-gate ablations only by name
+    assert {"dm-scalar-gate1e-2", "li-gate1e-2-no-phonetic", "dm-token-gate1e-2-no-morphological"} <= set(
+        sst5.DEFAULT_GRID
+    )
+    assert not {"dm-scalar", "li-no-phonetic", "dm-token-no-morphological", "dm-token-gate1e-3"} & set(
+        sst5.DEFAULT_GRID
+    )
+    assert all(sst5.is_known(name) for name in sst5.DEFAULT_GRID)
+    import report_sst5
+
+    assert list(report_sst5.GRID_RUNS) == sst5.GRID_RUNS  # the report asks for what the runner runs
     cmd = sst5.training_command(sst5.parse_args(common), "dm-token-gate1e-2-no-phonetic", 1)
     assert (
         cmd[cmd.index("--gate_lr") + 1] == "0.01"

@@ -688,6 +688,22 @@ def test_lm_seed_summaries_pair_seeds_and_judge_beyond_the_spread():
         "- **dm-A** did not beat gpt2 beyond the seed spread: -1.00 PTB test word ppl over 3 paired seeds"
         in text
     )
+    # the strong criterion: a half-size model "matches" unless it is worse beyond the spread
+    half = [{**clm("dm-A-mix-half", k, 381.0 + 3 * k), "parameter_ratio_to_baseline": 0.5} for k in range(3)]
+    text = "\n".join(lm.seed_summary(records + half))
+    assert (
+        "- Strong criterion, **dm-A-mix-half** at 50% of gpt2's parameters: matches the full-size gpt2 "
+        "(+1.00 PTB test word ppl over 3 paired seeds; not worse beyond the seed spread" in text
+    )
+    assert "Strong criterion, **dm-A**" not in text  # full-size variants are not judged by it
+    far = [{**clm("dm-A-half", k, 420.0 + k), "parameter_ratio_to_baseline": 0.5} for k in range(3)]
+    assert "at 50% of gpt2's parameters: does not match the full-size gpt2" in "\n".join(
+        lm.seed_summary(records + far)
+    )
+    two = [{**clm("dm-A-half", k, 420.0), "parameter_ratio_to_baseline": 0.5} for k in range(2)]
+    assert "dm-A-half** at 50% of gpt2's parameters: 2 paired seed(s)" in "\n".join(
+        lm.seed_summary(records + two)
+    )
 
 
 def test_lm_report_puts_both_versions_side_by_side(tmp_path):

@@ -532,6 +532,15 @@ def seed_summary(clm: list[dict[str, Any]], baseline: str = "gpt2") -> list[str]
             base_test = [base[k]["test_word_perplexity"] for k in shared]
             spread = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (test, base_test))
             verdicts.append(paired_verdict(variant, baseline, deltas, spread, "PTB test word ppl"))
+            ratios = [
+                r["parameter_ratio_to_baseline"]
+                for r in records[variant]
+                if r.get("parameter_ratio_to_baseline")
+            ]
+            if ratios and statistics.mean(ratios) < 0.75:  # the roadmap's strong criterion: a smaller model
+                verdicts.append(
+                    strong_criterion_verdict(variant, baseline, deltas, spread, statistics.mean(ratios))
+                )
         gates = f" {mean_gates(records[variant])} |" if gated else ""
         lines.append(
             f"| {variant} | {', '.join(map(str, seeds))} |{gates} {mean_std(valid) if valid else '-'} | "
@@ -569,6 +578,28 @@ def paired_verdict(variant: str, baseline: str, deltas: list[float], spread: flo
         f"**{variant}** {verb} {baseline} beyond the seed spread: {mean:+.2f} {what} "
         f"over {n} paired seeds ({sum(d < 0 for d in deltas)} of {n} lower; largest std {spread:.2f}, 2 SE "
         f"{2 * se:.2f})."
+    )
+
+
+def strong_criterion_verdict(
+    variant: str, baseline: str, deltas: list[float], spread: float, ratio: float
+) -> str:
+    """The roadmap's strong criterion for a model at `ratio` of the baseline's parameters: does it match the
+    full-size baseline, i.e. is it not worse beyond the seed spread (3+ paired seeds, the test as `paired_verdict`)?"""
+    n = len(deltas)
+    mean = statistics.mean(deltas)
+    head = f"Strong criterion, **{variant}** at {ratio:.0%} of {baseline}'s parameters"
+    if n < 3:
+        return (
+            f"{head}: {n} paired seed(s), {mean:+.2f} PTB test word ppl; too few seeds to judge (3 needed)."
+        )
+    se = statistics.stdev(deltas) / n**0.5
+    worse = all(d > 0 for d in deltas) and mean > max(spread, 2 * se)
+    return (
+        f"{head}: {'does not match' if worse else 'matches'} the full-size {baseline} "
+        f"({mean:+.2f} PTB test word ppl over {n} paired seeds; "
+        + ("worse beyond the seed spread" if worse else "not worse beyond the seed spread")
+        + f": largest std {spread:.2f}, 2 SE {2 * se:.2f})."
     )
 
 

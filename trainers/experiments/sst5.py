@@ -102,8 +102,10 @@ RUNS: dict[str, Run] = {
     "dm-scalar-word": Run("dm-scalar", alignment="word", description="DM-scalar, word-aligned streams"),
     # gates that can open (issue 15): at the default 5e-5 an Adam step moves a closed gate by ~5e-5, so after 534
     # steps |tanh(beta)| is ~0.001 (results/sst5-v0.2/*.json `gate_openness`) and the model stays its backbone
-    "li-gate1e-2": Run("li", gate_lr=1e-2, description="LI-BERT, gates at lr 1e-2"),
-    "dm-token-gate1e-2": Run("dm-token", gate_lr=1e-2, description="DM-token, gates at lr 1e-2"),
+    "li-gate1e-2": Run("li", gate_lr=1e-2, multi_seed=True, description="LI-BERT, gates at lr 1e-2"),
+    "dm-token-gate1e-2": Run(
+        "dm-token", gate_lr=1e-2, multi_seed=True, description="DM-token, gates at lr 1e-2"
+    ),
     "dm-scalar-gate1e-2": Run("dm-scalar", gate_lr=1e-2, description="DM-scalar, gates at lr 1e-2"),
     # per-piece vs word-level alignment with gates that open (the report pairs `<run>-word` with `<run>`)
     "li-gate1e-2-word": Run(
@@ -131,11 +133,19 @@ RUNS: dict[str, Run] = {
     "concat": Run("concat", description="streams without integration, concatenated before the head"),
     "dm-channel": Run("dm-channel", description="DM-BERT, one alpha per stream, layer and hidden unit"),
 }
+# Issue 15's grid (3 seeds each with --all_seeds). At the default gate learning rate (5e-5) the integration stays
+# closed (mean |tanh beta| ~0.001 after training, results/sst5-v0.2/): li and dm-token at the default gates are
+# kept as the record of that finding, while dm-scalar and every ablation run with gates at 1e-2 -- an ablation of a
+# model that still computes its backbone's function has nothing to remove. The closed-gate dm-scalar and ablations
+# stay entries of RUNS, run by name.
 DEFAULT_GRID = [
-    name
-    for name in RUNS
-    if name not in ("concat", "dm-channel") and RUNS[name].alignment == "piece" and RUNS[name].gate_lr is None
-]
+    "backbone", "early", "phonetic-only", "morphological-only", "late", "li", "dm-token",
+    "li-gate1e-2", "dm-scalar-gate1e-2", "dm-token-gate1e-2",
+    "li-gate1e-2-no-phonetic", "li-gate1e-2-no-morphological",
+    "dm-token-gate1e-2-no-phonetic", "dm-token-gate1e-2-no-morphological",
+]  # fmt: skip
+# the runs the report asks 3 seeds of (late fusion counts for its members)
+GRID_RUNS = [name for name in DEFAULT_GRID if name not in ("phonetic-only", "morphological-only")]
 PHRASES_SUFFIX = "-phrases"  # <run>-phrases: <run> trained on every labelled phrase of the training trees
 
 
