@@ -144,7 +144,7 @@ DEFAULT_GRID = [
     "li-gate1e-2-no-phonetic", "li-gate1e-2-no-morphological",
     "dm-token-gate1e-2-no-phonetic", "dm-token-gate1e-2-no-morphological",
 ]  # fmt: skip
-# the runs the report asks 3 seeds of (late fusion counts for its members)
+# the runs the report asks 3 seeds of (the late-fusion members are counted through late)
 GRID_RUNS = [name for name in DEFAULT_GRID if name not in ("phonetic-only", "morphological-only")]
 PHRASES_SUFFIX = "-phrases"  # <run>-phrases: <run> trained on every labelled phrase of the training trees
 
