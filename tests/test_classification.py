@@ -1218,7 +1218,11 @@ def test_report_pages_per_version_and_the_grid_lines(tmp_path):
         "Per-piece vs word-level alignment, **li**: word-aligned 53.50 (n=1) vs per-piece 52.00 (n=1)" in text
     )
     assert "+1.50 points; one seed, no conclusion." in text
-    assert "Not complete yet: early 0 of 3 seeds, late 0 of 3 seeds, dm-scalar 0 of 3 seeds" in text
+    assert (
+        "Not complete yet: early 0 of 3 seeds, late 0 of 3 seeds, dm-token 0 of 3 seeds, li-gate1e-2 1 of 3 "
+        "seeds, dm-scalar-gate1e-2 0 of 3 seeds, dm-token-gate1e-2 0 of 3 seeds, li-gate1e-2-no-phonetic 0 of 3"
+        in text
+    )
     assert "backbone 3 of 3" not in text and "li 3 of 3" not in text
     assert (
         "## msnn_hf 0.1 beside 0.2" in text and "| backbone | 0.460 ± 0.010 (3) | 0.510 ± 0.010 (3) |" in text
