@@ -123,9 +123,9 @@ def test_card_metadata_comes_from_the_result_file(tmp_path):
 
 def test_dm_card_and_seed_table(tmp_path):
     spec = hub.load_card_spec("dm-bert-sst5")
-    # the grid's run name (sst5.py writes it), msnn_hf 0.2's grid
-    assert spec.results == "results/sst5-v0.2/dm-token-seed42.json"
-    assert spec.seed_results == "results/sst5-v0.2/dm-token-seed*.json"
+    # the grid's run name (sst5.py writes it), msnn_hf 0.2's grid: the DM-token run whose gates opened
+    assert spec.results == "results/sst5-v0.2/dm-token-gate1e-2-seed42.json"
+    assert spec.seed_results == "results/sst5-v0.2/dm-token-gate1e-2-seed*.json"
     spec.root = tmp_path
     spec.figure = "docs/figures/none.png"
     (tmp_path / "results/sst5-v0.2").mkdir(parents=True)
@@ -133,11 +133,23 @@ def test_dm_card_and_seed_table(tmp_path):
     for seed, acc in ((42, 0.40), (43, 0.42), (44, 0.44)):
         test = {"accuracy": acc, "macro_f1": acc - 0.02}
         synthetic_result(
-            tmp_path / f"results/sst5-v0.2/dm-token-seed{seed}.json", seed=seed, model_config=dm, test=test
+            tmp_path / f"results/sst5-v0.2/dm-token-gate1e-2-seed{seed}.json",
+            seed=seed,
+            model_config=dm,
+            test=test,
+            gate_openness=[0.1, 0.25],
         )
     card = hub.render_card(spec)
     text = str(card)
     assert "Direct Mixing (DM) (α granularity: token)" in text and "Direct Mixing weights α_s" in text
+    # msnn_hf 0.2 records (integration_init "backbone") report shares in z, and the card says so
+    gated = {**dm, "integration_init": "backbone"}
+    v02 = synthetic_result(tmp_path / "v02.json", model_config=gated)
+    assert "streams' shares in the integrated state z (the Direct Mixing weights α_s inside the mix" in str(
+        hub.render_card(spec, v02)
+    )
+    # how far the gates opened, from the record (0 = the backbone's function)
+    assert "per integration layer: 0.100, 0.250 (mean 0.175)." in text and "nearly closed" not in text
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in text  # the local copy's Hub id
     assert "| mean ± std | 42.0 ± 2.0 | 40.0 ± 2.0 |" in text
     assert "| 43 | 42.0 | 40.0 |" in text
@@ -168,6 +180,18 @@ def test_missing_or_incomplete_results_fail_clearly(tmp_path, checkpoint):
     assert "- someone/reviews" in card and "SetFit/sst5" not in card
 
 
+def test_card_says_when_the_gates_stayed_closed(tmp_path):
+    closed = synthetic_result(tmp_path / "li-seed42.json", gate_openness=[0.0012, 0.0009])
+    text = str(hub.render_card("li-bert-sst5", closed))
+    assert "0.001, 0.001 (mean 0.001). They stayed nearly closed" in text
+    # a record without the field (older runs) renders without the sentence, never with an invented one
+    assert "|tanh β| after training" not in str(
+        hub.render_card("li-bert-sst5", synthetic_result(tmp_path / "a.json"))
+    )
+    with pytest.raises(hub.ResultsError, match=r"gate_openness must be numbers in \[0, 1\]"):
+        hub.render_card("li-bert-sst5", synthetic_result(tmp_path / "b.json", gate_openness=[0.1, 1.5]))
+
+
 @pytest.mark.parametrize("name", ["li-bert-sst5", "dm-bert-sst5"])
 def test_released_card_specs(name):
     """Both released cards have a spec; they render from the real results once those exist, never before."""
@@ -178,7 +202,11 @@ def test_released_card_specs(name):
         with pytest.raises(hub.ResultsError, match="does not exist"):
             hub.render_card(spec)
         return
-    hub.validate_card(str(hub.render_card(spec)), hub.load_result(spec.path(spec.results)))
+    result = hub.load_result(spec.path(spec.results))
+    text = str(hub.render_card(spec))
+    hub.validate_card(text, result)
+    # the released checkpoints are runs whose integration gates opened (a closed one would be its backbone)
+    assert "nearly closed" not in text and "|tanh β| after training" in text
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints

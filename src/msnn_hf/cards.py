@@ -10,13 +10,14 @@ Example::
 
     from msnn_hf.cards import render_card
 
-    card = render_card("li-bert-sst5", "results/sst5-v0.2/li-seed42.json", out_dir="/tmp/card")
+    card = render_card("li-bert-sst5", "results/sst5-v0.2/li-gate1e-2-seed42.json", out_dir="/tmp/card")
     print(str(card))
 """
 
 from __future__ import annotations
 
 import glob
+import math
 import shutil
 import statistics
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from typing import Any
 from .records import (
     DEFAULT_DATASET,
     SST5_LABELS,
+    ResultsError,
     alpha_means,
     command_line,
     hub_base_model,
@@ -162,6 +164,13 @@ def alpha_sentence(result: dict) -> str | None:
         if kind.startswith("li")
         else "Direct Mixing weights α_s"
     )
+    if result_value(result, "integration_init") == "backbone":
+        # msnn_hf >= 0.2: the model reports each stream's share in z, i.e. the mechanism's weight scaled by the gate
+        # (docs/architecture.md, "How α relates to the gate")
+        what = (
+            f"streams' shares in the integrated state z (the {what} inside the mix, scaled by the gate "
+            "τ = mean tanh β: stream s ≠ semantic gets τ·w_s, the semantic stream (1 − τ) + τ·w_semantic)"
+        )
     ranked = sorted(means.items(), key=lambda kv: -kv[1])
     parts = ", ".join(f"{s} {v:.2f}" for s, v in ranked)
     # trainers/run_classification.py measures them on the validation split (its `stream_weights`)
@@ -176,6 +185,26 @@ def alpha_sentence(result: dict) -> str | None:
                 f" The {top} stream's weight goes from {first[1][top]:.2f} at layer {first[0]} "
                 f"to {last[1][top]:.2f} at layer {last[0]}."
             )
+    return text
+
+
+def gate_sentence(result: dict) -> str | None:
+    """How far the run's integration gates opened (its `gate_openness`), or None when the record has none."""
+    values = result_value(result, "gate_openness")
+    if not isinstance(values, list) or not values:
+        return None
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v <= 1 for v in values):
+        raise ResultsError(f"gate_openness must be numbers in [0, 1], got {values!r}")
+    mean = statistics.fmean(values)
+    per_layer = ", ".join(f"{v:.3f}" for v in values)
+    text = (
+        f"The integration gates |tanh β| after training (0 = closed: the model computes its backbone's function; "
+        f"1 = open), per integration layer: {per_layer} (mean {mean:.3f})."
+    )
+    if mean < 0.01:
+        text += (
+            " They stayed nearly closed: this model still computes almost exactly its backbone's function."
+        )
     return text
 
 
@@ -322,6 +351,7 @@ def render_card(
         labels=labels,
         seeds=seed_table(spec),
         alpha_text=alpha_sentence(result),
+        gate_text=gate_sentence(result),
         figure=figure,
         space=spec.space,
     )

@@ -58,8 +58,11 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
         "integration_type",
         "variant",
     ),
+    "integration_init": ("model_config.integration_init", "config.integration_init"),
     "alpha_granularity": ("model_config.alpha_granularity", "config.alpha_granularity", "alpha_granularity"),
     "variant": ("variant",),
+    # mean |tanh(beta)| of each integration gate after training (trainers/trainer_groups.py); 0 = closed
+    "gate_openness": ("gate_openness",),
     "seed": ("seed", "config.seed"),
     "labels": ("labels", "label_names"),
     "dataset": ("data.source", "dataset", "config.dataset_name"),
