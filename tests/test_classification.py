@@ -1007,6 +1007,63 @@ def test_report_shows_the_old_and_the_new_start_side_by_side(tmp_path):
     assert report_sst5.side_by_side(report_sst5.load_results(old), {}, new) == ""
 
 
+def test_report_has_the_phrase_level_runs_beside_their_sentence_runs(tmp_path):
+    import report_sst5
+
+    all3 = ["semantic", "phonetic", "morphological"]
+    results = tmp_path / "results" / "sst5-v0.2"
+    phrases = tmp_path / "results" / "sst5-v0.2-phrases"  # sst5.py's folder for <run>-phrases
+    results.mkdir(parents=True)
+    phrases.mkdir(parents=True)
+    for name, streams, accs in (
+        ("backbone", ["semantic"], (0.49, 0.50, 0.51)),
+        ("dm-token-gate1e-2", all3, (0.50, 0.51, 0.52)),
+    ):
+        for seed, acc in zip((42, 43, 44), accs):
+            (results / f"{name}-seed{seed}.json").write_text(
+                json.dumps(synthetic_record(name, seed, acc, streams))
+            )
+    groups = report_sst5.load_results(results)
+    assert report_sst5.best_multi_stream(groups) == "dm-token-gate1e-2"
+    # nothing trained on phrases yet: the grid page says which phrase runs the issue still needs
+    assert report_sst5.phrase_coverage({}, groups).startswith(
+        "Phrase-level runs (the backbone and the best sentence-level variant; at least 1 seed each, 3 where time "
+        "allows): backbone-phrases 0 of 3 seeds, dm-token-gate1e-2-phrases 0 of 3 seeds"
+    )
+    record = synthetic_record("dm-token-gate1e-2-phrases", 42, 0.525, all3)
+    record.update(data={"sizes": {"train": 159268}}, wall_time_s=5400.0, resumed_from=None)
+    (phrases / "dm-token-gate1e-2-phrases-seed42.json").write_text(json.dumps(record))
+    found = report_sst5.load_results(phrases)
+    lines = report_sst5.phrase_verdict(found, groups)
+    assert lines == [
+        "Phrase-level **dm-token-gate1e-2-phrases** (trained on 159,268 SST training phrases, validation and test on "
+        "sentences): 52.50 (n=1) test accuracy, 0.70 points below the 53.2% of BERT-base; against "
+        "**dm-token-gate1e-2** trained on the sentences, same seed (42): +2.50 points (one seed, no conclusion)."
+    ]
+    table = "\n".join(report_sst5.phrase_table(found, groups))
+    # paired with the sentence run of the same seed (50.00), not the 3-seed mean (51.00)
+    assert (
+        "| dm-token-gate1e-2-phrases | 42 | 52.50 (n=1) | 47.50 (n=1) | 52.50 (n=1) | 50.00 (n=1) | +2.50 | -0.70 | 1.50 |"
+        in table
+    )
+    # with the backbone at phrase level too: multi- vs single-stream at that level, paired by seed
+    base = synthetic_record("backbone-phrases", 42, 0.52, ["semantic"])
+    (phrases / "backbone-phrases-seed42.json").write_text(json.dumps(base))
+    lines = report_sst5.phrase_verdict(report_sst5.load_results(phrases), groups)
+    assert lines[-1] == (
+        "At phrase level, **dm-token-gate1e-2-phrases** against **backbone-phrases** on the same seed (42): "
+        "+0.50 points, ahead of (fewer than 3 paired seeds: no conclusion)."
+    )
+    # the page: the section, the summary lines and the commands that made them
+    text = report_sst5.main(
+        ["--results_dir", str(results), "--earlier_results_dir", "", "--doc", str(tmp_path / "docs" / "results.md"),
+         "--figures_dir", str(tmp_path / "docs" / "figures"), "--benchmark", str(tmp_path / "none.json")]
+    )  # fmt: skip
+    assert "## Phrase-level training (the anchor's recipe)" in text
+    assert "- Phrase-level **dm-token-gate1e-2-phrases**" in text and "- At phrase level," in text
+    assert "python trainers/experiments/sst5.py --only backbone-phrases --seeds 42   # ->" in text
+
+
 def test_report_says_what_the_ablations_suggest_when_the_target_is_missed():
     import report_sst5
 

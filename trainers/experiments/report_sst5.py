@@ -74,6 +74,9 @@ GRID_RUNS = (
 )  # fmt: skip
 GRID_SEEDS = 3
 WORD_SUFFIX = "-word"  # <run>-word: <run> over word-aligned streams
+PHRASES_SUFFIX = (
+    "-phrases"  # <run>-phrases: <run> trained on every labelled phrase (records in <results_dir>-phrases)
+)
 NEARLY_CLOSED = 0.01  # mean |tanh beta| below this: the model is within ~1 % of its backbone's function
 GATE_MARK = "-gate"  # <run>-gate<lr>: <run> with its integration gates trained at <lr> (sst5.py)
 MIN_CATEGORY_TOKENS = 20  # categories with fewer test tokens are tabulated but not ranked in the text
@@ -877,6 +880,140 @@ def paired_ablation(groups: dict[str, list[dict]], full: str, ablation: str) -> 
     )
 
 
+def best_multi_stream(groups: dict[str, list[dict]]) -> str | None:
+    """The multi-stream run with the highest mean test accuracy among those `verdict` compares (None if none)."""
+    names = [n for n in MAIN_VARIANTS if n in groups and n not in SINGLE_STREAM_RUNS]
+    names += [n for n in groups if GATE_MARK in n and "-no-" not in n and not n.endswith(WORD_SUFFIX)]
+    if not names:
+        return None
+    return max(names, key=lambda n: mean_std(metric_values(groups[n], "test", "accuracy"))[0])
+
+
+def _paired_delta(runs: list[dict], others: list[dict]) -> tuple[list[float], list[int]]:
+    """Test-accuracy differences (points) of `runs` against `others` on the seeds both have."""
+    by_seed = {r.get("seed"): r for r in others}
+    pairs = [(r, by_seed[r.get("seed")]) for r in runs if r.get("seed") in by_seed]
+    deltas = [100 * (a["test"]["accuracy"] - b["test"]["accuracy"]) for a, b in pairs]
+    return deltas, [a.get("seed") for a, _ in pairs]
+
+
+def phrase_verdict(phrases: dict[str, list[dict]], groups: dict[str, list[dict]]) -> list[str]:
+    """What phrase-level training (the anchor's recipe) did, from the `-phrases` records: each run against the same
+    run trained on sentences (same seeds), multi- vs single-stream at phrase level, and the distance from 53.2 %."""
+    lines = []
+    for name in sorted(phrases, key=lambda n: -mean_std(metric_values(phrases[n], "test", "accuracy"))[0]):
+        records = phrases[name]
+        acc = metric_values(records, "test", "accuracy")
+        mean = mean_std(acc)[0]
+        examples = (records[0].get("data") or {}).get("sizes", {}).get("train")
+        text = (
+            f"Phrase-level **{name}** (trained on {examples:,} "
+            if examples
+            else f"Phrase-level **{name}** (trained on "
+        ) + (
+            f"SST training phrases, validation and test on sentences): {fmt_pct(acc)} test accuracy, "
+            f"{abs(100 * (mean - BERT_BASE_ACCURACY)):.2f} points {'above' if mean > BERT_BASE_ACCURACY else 'below'} "
+            "the 53.2% of BERT-base"
+        )
+        base = name.removesuffix(PHRASES_SUFFIX)
+        deltas, seeds = _paired_delta(records, groups.get(base, []))
+        if deltas:
+            text += (
+                f"; against **{base}** trained on the sentences, same seed{'s' if len(seeds) > 1 else ''} "
+                f"({', '.join(map(str, seeds))}): {statistics.fmean(deltas):+.2f} points"
+                + ("" if len(deltas) > 1 else " (one seed, no conclusion)")
+            )
+        lines.append(text + ".")
+    multi = [n for n in phrases if n != SINGLE_STREAM_BASELINE + PHRASES_SUFFIX]
+    base_name = SINGLE_STREAM_BASELINE + PHRASES_SUFFIX
+    if base_name in phrases:
+        for name in sorted(multi):
+            deltas, seeds = _paired_delta(phrases[name], phrases[base_name])
+            if not deltas:
+                continue
+            spread = max(
+                0.0 if math.isnan(sd) else sd
+                for sd in (
+                    mean_std(metric_values(phrases[name], "test", "accuracy"))[1] * 100,
+                    mean_std(metric_values(phrases[base_name], "test", "accuracy"))[1] * 100,
+                )
+            )
+            delta = statistics.fmean(deltas)
+            if len(deltas) < 3:
+                judged = f"{'ahead of' if delta > 0 else 'not ahead of'} (fewer than 3 paired seeds: no conclusion)"
+            elif delta > spread:
+                judged = f"beats it beyond the seed spread (largest std {spread:.2f} points)"
+            else:
+                judged = f"does not beat it beyond the seed spread (largest std {spread:.2f} points)"
+            lines.append(
+                f"At phrase level, **{name}** against **{base_name}** on the same seed"
+                f"{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}): {delta:+.2f} points, {judged}."
+            )
+    return lines
+
+
+def phrase_coverage(phrases: dict[str, list[dict]], groups: dict[str, list[dict]]) -> str:
+    """The issue's phrase-level runs: the backbone and the best sentence-level multi-stream variant, 1-3 seeds."""
+    best = best_multi_stream(groups)
+    wanted = [SINGLE_STREAM_BASELINE, *([best] if best else [])]
+    parts = [
+        f"{n}{PHRASES_SUFFIX} {len(phrases.get(n + PHRASES_SUFFIX, []))} of {GRID_SEEDS} seeds"
+        for n in wanted
+    ]
+    if all(len(phrases.get(n + PHRASES_SUFFIX, [])) >= GRID_SEEDS for n in wanted):
+        return ""
+    return (
+        "Phrase-level runs (the backbone and the best sentence-level variant; at least 1 seed each, 3 where time "
+        "allows): "
+        + ", ".join(parts)
+        + " (`python trainers/experiments/sst5.py --only "
+        + ",".join(n + PHRASES_SUFFIX for n in wanted)
+        + " --seeds 42`; about 4.5x a sentence run each: docs/sst5_phrases.md)."
+    )
+
+
+def phrase_table(phrases: dict[str, list[dict]], groups: dict[str, list[dict]]) -> list[str]:
+    """The phrase-level runs beside the same runs trained on sentences."""
+    out = [
+        "## Phrase-level training (the anchor's recipe)",
+        "",
+        "Trained on every labelled phrase of the SST-5 training trees (`--train_granularity phrases`, batches "
+        "grouped by length; [sst5_phrases.md](sst5_phrases.md)), same budget otherwise (2 epochs, selection on "
+        "validation sentences), test on the 2,210 test sentences. The sentence-level column is the same run name "
+        "trained on the sentences, over the same seeds.",
+        "",
+        "| run | seeds | test accuracy | test macro-F1 | validation accuracy | same run on sentences (same seeds) | "
+        "Δ test accuracy | vs 53.2% | wall time (h) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in sorted(phrases):
+        records = phrases[name]
+        acc = metric_values(records, "test", "accuracy")
+        base = name.removesuffix(PHRASES_SUFFIX)
+        seeds = {r.get("seed") for r in records}
+        same = [r for r in groups.get(base, []) if r.get("seed") in seeds]
+        deltas, _ = _paired_delta(records, same)
+        walls = [
+            r["wall_time_s"] / 3600 for r in records if r.get("wall_time_s") and not r.get("resumed_from")
+        ]
+        out.append(
+            f"| {name} | {', '.join(str(r.get('seed')) for r in records)} | {fmt_pct(acc)} | "
+            f"{fmt_pct(metric_values(records, 'test', 'macro_f1'))} | "
+            f"{fmt_pct(metric_values(records, 'validation', 'accuracy'))} | "
+            f"{fmt_pct(metric_values(same, 'test', 'accuracy')) if same else '–'} | "
+            f"{f'{statistics.fmean(deltas):+.2f}' if deltas else '–'} | "
+            f"{100 * (mean_std(acc)[0] - BERT_BASE_ACCURACY):+.2f} | "
+            f"{f'{statistics.fmean(walls):.2f}' if walls else '–'} |"
+        )
+    out += [
+        "",
+        "Wall time: the run's own, evaluation included, on this 2-core machine with one run per core (– for a run "
+        "resumed from a checkpoint, whose record holds only its last part).",
+        "",
+    ]
+    return out
+
+
 def ablation_verdict(groups: dict[str, list[dict]]) -> list[str]:
     """What the ablations and the single-stream runs say about the streams (for the 53.2 % miss), from the numbers."""
 
@@ -954,9 +1091,12 @@ def build_report(
     title: str = "SST-5 results (roadmap step 1)",
     note: str = "",
     grid: bool = False,
+    phrases: dict[str, list[dict]] | None = None,
 ) -> str:
     """The page of one version's runs (`source`: the results folder as shown); `note`: a paragraph after the
-    introduction; `grid`: also say which runs of the issue's grid still lack seeds."""
+    introduction; `grid`: also say which runs of the issue's grid still lack seeds; `phrases`: the phrase-level
+    runs (`<source>-phrases/`), with their own section."""
+    phrases = phrases or {}
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     def rel(path: Path) -> str:
@@ -1027,7 +1167,9 @@ def build_report(
         *([f"- {gates}"] if (gates := gates_line(groups)) else []),
         f"- {collapsed_count(groups)}",
         *[f"- {line}" for line in collapsed_runs(groups)],
+        *[f"- {line}" for line in phrase_verdict(phrases, groups)],
         *([f"- {coverage}"] if grid and (coverage := grid_coverage(groups)) else []),
+        *([f"- {coverage}"] if grid and (coverage := phrase_coverage(phrases, groups)) else []),
         "",
     ]
     # ---- main table
@@ -1071,6 +1213,9 @@ def build_report(
     if main_names:
         plot_variants(groups, main_names, figures_dir / "sst5_variants.png", "SST-5 test scores by variant")
         out += [f"![test scores by variant]({rel(figures_dir / 'sst5_variants.png')})", ""]
+    # ---- phrase level
+    if phrases:
+        out += phrase_table(phrases, groups)
     # ---- per-class F1
     out += ["### Per-class test F1 (mean over seeds, %)", ""]
     labels = example.get("labels") or list(example["test"]["per_class_f1"])
@@ -1235,6 +1380,9 @@ def build_report(
     for name in order:
         for record in groups[name]:
             out.append(f"{reproduce_line(record)}   # -> {record['_file']}")
+    for name in sorted(phrases):
+        for record in phrases[name]:
+            out.append(f"{reproduce_line(record)}   # -> {record['_file']}")
     for analysis in analyses:
         out.append(
             f"python trainers/experiments/report_sst5.py --analyse --model_dir {analysis['model_dir']}"
@@ -1362,6 +1510,9 @@ def main(argv: list[str] | None = None) -> str:
         earlier_dir = None
     benchmark = load_benchmark(Path(args.benchmark))
     current = load_results(results_dir)
+    phrases_dir = results_dir.with_name(
+        results_dir.name + PHRASES_SUFFIX
+    )  # sst5.py's folder for -phrases runs
     text = build_report(
         current, load_analyses(analysis_dir), Path(args.figures_dir), doc, benchmark,
         source=_portable(results_dir),
@@ -1374,6 +1525,7 @@ def main(argv: list[str] | None = None) -> str:
             else ""
         ),
         grid=earlier_dir is not None,
+        phrases=load_results(phrases_dir) if phrases_dir.is_dir() else {},
     )  # fmt: skip
     if earlier_dir is not None:
         old = load_results(earlier_dir)
