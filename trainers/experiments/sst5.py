@@ -21,7 +21,7 @@ kept apart from the sentence-level grid: `<results_dir>-phrases/<run>-phrases-se
 `<outputs_dir>-phrases/<run>-phrases-seed<k>/`. Not in the default grid (an epoch holds 18.6x the examples of a
 sentence epoch and, grouped by length, takes ~4.5x its time: docs/sst5_phrases.md):
 
-    python trainers/experiments/sst5.py --only backbone-phrases,dm-scalar-phrases --seeds 42 --dry_run
+    python trainers/experiments/sst5.py --only backbone-phrases,dm-token-gate1e-2-phrases --seeds 42 --dry_run
 
 Several runners may share one grid (e.g. one per CPU core with `OMP_NUM_THREADS=1`, or one per GPU): a run being
 trained holds `outputs/sst5/<run>-seed<k>.lock` (the runner's PID), and other runners skip it; a lock whose process
