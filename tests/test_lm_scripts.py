@@ -458,6 +458,8 @@ def test_lm_report_is_generated_from_the_committed_results(tmp_path):
             ppl = record["metrics"].get("test_word_perplexity")
             if ppl is not None:
                 assert lm.fmt(ppl) in part
+            if record.get("resumed_from") and record.get("steps_before_resume"):  # its train s is only the last part
+                assert f" (resumed at step {record['steps_before_resume']}) |" in part
     bench = json.loads((results.parents[1] / "benchmarks" / "results" / "gpt2_bench.json").read_text())
     for variant, r in bench["results"].items():
         for key in ("generate_tokens_per_s_ratio", "generate_tokens_per_cpu_s_ratio"):

@@ -393,6 +393,14 @@ def mlm_runs(args: argparse.Namespace, preset: dict[str, Any], env: dict[str, st
                 print(f"done {name}: {record['metrics']}")
 
 
+def train_seconds_cell(record: dict) -> str:
+    """The `train s` cell: this run's training time, or what a resumed run's record holds (only its last part)."""
+    cell = fmt(record["train_seconds"], 0)
+    if record.get("resumed_from") and record.get("steps_before_resume"):
+        cell += f" (resumed at step {record['steps_before_resume']})"
+    return cell
+
+
 def fmt(value: Any, digits: int = 2) -> str:
     if value is None:
         return "-"
@@ -702,7 +710,7 @@ def run_tables(records: list[dict[str, Any]]) -> list[str]:
             )
             lines.append(
                 f"| {r['variant']} (seed {r['seed']}) | {integ} | {option} | {c['n_embd']} | {fmt(r['num_parameters'])} | "
-                f"{r['parameter_ratio_to_baseline']:.3f} | {fmt(r['tokens_trained'])} | {fmt(r['train_seconds'], 0)} | "
+                f"{r['parameter_ratio_to_baseline']:.3f} | {fmt(r['tokens_trained'])} | {train_seconds_cell(r)} | "
                 f"{r['data_args'].get('max_eval_lines') or 'all'} | {fmt(m.get('validation_word_perplexity'))} | {fmt(m.get('test_word_perplexity'))} | "
                 f"{fmt(m.get('test_token_perplexity'))} | {fmt(m.get('wikitext2_word_perplexity'))} |"
             )
@@ -731,7 +739,7 @@ def run_tables(records: list[dict[str, Any]]) -> list[str]:
             aligned = "-" if c["integration_type"] == "none" else f"per {c.get('stream_alignment', 'piece')}"
             lines.append(
                 f"| {r['variant']} (seed {r['seed']}) | {c['integration_type']} | {aligned} | {fmt(r['num_parameters'])} | "
-                f"{r['global_steps']} | {fmt(r.get('sequences_trained'))} | {fmt(r['train_seconds'], 0)} | "
+                f"{r['global_steps']} | {fmt(r.get('sequences_trained'))} | {train_seconds_cell(r)} | "
                 f"{fmt(m.get('test_masked_tokens'))} | {fmt(m.get('test_masked_token_perplexity'))} | "
                 + " | ".join(
                     fmt(m.get(f"test_masked_ppl_{k}"))
