@@ -458,7 +458,9 @@ def test_lm_report_is_generated_from_the_committed_results(tmp_path):
             ppl = record["metrics"].get("test_word_perplexity")
             if ppl is not None:
                 assert lm.fmt(ppl) in part
-            if record.get("resumed_from") and record.get("steps_before_resume"):  # its train s is only the last part
+            if record.get("resumed_from") and record.get(
+                "steps_before_resume"
+            ):  # its train s is only the last part
                 assert f" (resumed at step {record['steps_before_resume']}) |" in part
     bench = json.loads((results.parents[1] / "benchmarks" / "results" / "gpt2_bench.json").read_text())
     for variant, r in bench["results"].items():
