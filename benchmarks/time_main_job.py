@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
         "validation_accuracy": record["validation"]["accuracy"],
         "test_accuracy": record["test"]["accuracy"],
         "test_macro_f1": record["test"]["macro_f1"],
+        "gate_lr": record["hyperparameters"].get("gate_lr"),
+        "gate_openness": record.get("gate_openness"),
         "log_tail": log.read_text().splitlines()[-12:],
     }
     out = REPO / args.out
