@@ -1048,11 +1048,12 @@ def test_report_has_the_phrase_level_runs_beside_their_sentence_runs(tmp_path):
     )
     # with the backbone at phrase level too: multi- vs single-stream at that level, paired by seed
     base = synthetic_record("backbone-phrases", 42, 0.52, ["semantic"])
+    base["test"]["macro_f1"] = 0.4650  # its own macro-F1, so the line's second figure is macro-F1, not accuracy
     (phrases / "backbone-phrases-seed42.json").write_text(json.dumps(base))
     lines = report_sst5.phrase_verdict(report_sst5.load_results(phrases), groups)
     assert lines[-1] == (
         "At phrase level, **dm-token-gate1e-2-phrases** against **backbone-phrases** on the same seed (42): "
-        "+0.50 points, ahead of (fewer than 3 paired seeds: no conclusion)."
+        "test accuracy +0.50 points, macro-F1 +1.00; fewer than 3 paired seeds: no conclusion."
     )
     # the page: the section, the summary lines and the commands that made them
     text = report_sst5.main(

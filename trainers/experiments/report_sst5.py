@@ -889,11 +889,13 @@ def best_multi_stream(groups: dict[str, list[dict]]) -> str | None:
     return max(names, key=lambda n: mean_std(metric_values(groups[n], "test", "accuracy"))[0])
 
 
-def _paired_delta(runs: list[dict], others: list[dict]) -> tuple[list[float], list[int]]:
-    """Test-accuracy differences (points) of `runs` against `others` on the seeds both have."""
+def _paired_delta(
+    runs: list[dict], others: list[dict], metric: str = "accuracy"
+) -> tuple[list[float], list[int]]:
+    """Test-`metric` differences (points) of `runs` against `others` on the seeds both have."""
     by_seed = {r.get("seed"): r for r in others}
     pairs = [(r, by_seed[r.get("seed")]) for r in runs if r.get("seed") in by_seed]
-    deltas = [100 * (a["test"]["accuracy"] - b["test"]["accuracy"]) for a, b in pairs]
+    deltas = [100 * (a["test"][metric] - b["test"][metric]) for a, b in pairs]
     return deltas, [a.get("seed") for a, _ in pairs]
 
 
@@ -939,15 +941,17 @@ def phrase_verdict(phrases: dict[str, list[dict]], groups: dict[str, list[dict]]
                 )
             )
             delta = statistics.fmean(deltas)
+            f1_delta = statistics.fmean(_paired_delta(phrases[name], phrases[base_name], "macro_f1")[0])
             if len(deltas) < 3:
-                judged = f"{'ahead of' if delta > 0 else 'not ahead of'} (fewer than 3 paired seeds: no conclusion)"
+                judged = "fewer than 3 paired seeds: no conclusion"
             elif delta > spread:
                 judged = f"beats it beyond the seed spread (largest std {spread:.2f} points)"
             else:
                 judged = f"does not beat it beyond the seed spread (largest std {spread:.2f} points)"
             lines.append(
                 f"At phrase level, **{name}** against **{base_name}** on the same seed"
-                f"{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}): {delta:+.2f} points, {judged}."
+                f"{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}): test accuracy {delta:+.2f} points,"
+                f" macro-F1 {f1_delta:+.2f}; {judged}."
             )
     return lines
 
