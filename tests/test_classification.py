@@ -1048,7 +1048,9 @@ def test_report_has_the_phrase_level_runs_beside_their_sentence_runs(tmp_path):
     )
     # with the backbone at phrase level too: multi- vs single-stream at that level, paired by seed
     base = synthetic_record("backbone-phrases", 42, 0.52, ["semantic"])
-    base["test"]["macro_f1"] = 0.4650  # its own macro-F1, so the line's second figure is macro-F1, not accuracy
+    base["test"]["macro_f1"] = (
+        0.4650  # its own macro-F1, so the line's second figure is macro-F1, not accuracy
+    )
     (phrases / "backbone-phrases-seed42.json").write_text(json.dumps(base))
     lines = report_sst5.phrase_verdict(report_sst5.load_results(phrases), groups)
     assert lines[-1] == (
