@@ -1030,6 +1030,11 @@ def test_report_has_the_phrase_level_runs_beside_their_sentence_runs(tmp_path):
         "Phrase-level runs (the backbone and the best sentence-level variant; at least 1 seed each, 3 where time "
         "allows): backbone-phrases 0 of 3 seeds, dm-token-gate1e-2-phrases 0 of 3 seeds"
     )
+    # ... and the command it gives adds every missing seed (a `--seeds 42` would only redo the first)
+    assert (
+        "--only backbone-phrases,dm-token-gate1e-2-phrases --seeds 42,43,44 --all_seeds`"
+        in report_sst5.phrase_coverage({}, groups)
+    )
     record = synthetic_record("dm-token-gate1e-2-phrases", 42, 0.525, all3)
     record.update(data={"sizes": {"train": 159268}}, wall_time_s=5400.0, resumed_from=None)
     (phrases / "dm-token-gate1e-2-phrases-seed42.json").write_text(json.dumps(record))

@@ -972,7 +972,8 @@ def phrase_coverage(phrases: dict[str, list[dict]], groups: dict[str, list[dict]
         + ", ".join(parts)
         + " (`python trainers/experiments/sst5.py --only "
         + ",".join(n + PHRASES_SUFFIX for n in wanted)
-        + " --seeds 42`; about 4.5x a sentence run each: docs/sst5_phrases.md)."
+        + " --seeds 42,43,44 --all_seeds` adds the missing seeds, skipping finished runs; about 4.5x a sentence run "
+        "each: docs/sst5_phrases.md)."
     )
 
 
